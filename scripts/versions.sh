@@ -1,0 +1,11 @@
+# Pinned versions, sourced by the setup scripts. The runtime and the Python SDK (pyproject.toml)
+# move together on one release. 1.18.0 rather than 1.18.3: the module proxy this project builds
+# from serves every dependency of daprd 1.18.0, but not durabletask-go v0.12.4 nor the pulsar fork
+# that 1.18.3 needs.
+DAPR_RUNTIME_VERSION=1.18.0
+# The CLI is only a launcher (`dapr run -f`) and talks to daprd through command-line flags. The
+# proxy serves the source of no CLI release after 1.12.0 (1.13 to 1.18 answer 403), so the CLI
+# stays at 1.12.0; tests/integration proves it drives daprd 1.18.0.
+DAPR_CLI_VERSION=1.12.0
+# Expensive builds are cached outside the clone so a fresh clone on the same machine reuses them.
+JOBRELAY_CACHE="${JOBRELAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jobrelay}"
