@@ -1,0 +1,4 @@
+from apps.model.settings import get_settings
+from jobrelay.service import serve
+
+serve("apps.model.main:app", get_settings())

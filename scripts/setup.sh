@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Everything jobrelay needs on a fresh machine, idempotent and fast the second time:
+# Redis (Debian package), daprd + Dapr CLI (built from Go modules, cached outside the clone),
+# and the Python virtualenv (.venv, reinstalled only when pyproject.toml changes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  echo "setup: installing redis-server from Debian's packages"
+  sudo_=""
+  [[ $(id -u) -eq 0 ]] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq redis-server >/dev/null
+fi
+
+scripts/dapr-build.sh >/dev/null
+
+python=${PYTHON:-python3}
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [[ ! -f "$stamp" ]]; then
+  echo "setup: installing Python dependencies into .venv"
+  [[ -x .venv/bin/python ]] || "$python" -m venv .venv
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet -e '.[dev]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi

@@ -1,0 +1,33 @@
+"""Settings every jobrelay app shares; each app subclasses ServiceSettings with its own prefix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def port_field(env_prefix: str, default: int) -> Any:
+    """A `port` field read from `{env_prefix}PORT`, else from APP_PORT.
+
+    `dapr run` sets APP_PORT from the run file's appPort, so dapr.yaml is the one place a local
+    port is chosen; the prefixed variable wins where both are set.
+    """
+    return Field(
+        default=default,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices(f"{env_prefix}PORT", "APP_PORT"),
+        description="Port to bind.",
+    )
+
+
+class ServiceSettings(BaseSettings):
+    """Where an app listens and how much it logs."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Address to bind; loopback by default.")
+    port: int
+    log_level: str = Field(default="INFO", description="Python logging level.")
