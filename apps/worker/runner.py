@@ -18,7 +18,7 @@ from apps.worker.models import ModelClient
 from apps.worker.tasks import RUNNERS
 from jobrelay.constants import CLAIM_LEASE_SECONDS
 from jobrelay.contract import JobError, JobRecord, JobStatus, utcnow
-from jobrelay.store import JobStore, StaleRecord
+from jobrelay.store import JobRecords, StaleRecord
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Delivery(StrEnum):
 
 
 class Runner:
-    def __init__(self, store: JobStore, models: ModelClient) -> None:
+    def __init__(self, store: JobRecords, models: ModelClient) -> None:
         self._store = store
         self._models = models
 
@@ -91,8 +91,17 @@ class Runner:
 
     async def _run(self, claimed: JobRecord) -> Delivery:
         started = utcnow()
+        task = RUNNERS.get(claimed.task)
+        if task is None:
+            # Intake knows a task this worker does not (a rolling upgrade, a worker in another
+            # language): retrying here cannot help.
+            error = JobError(code="unknown_task", retryable=False,
+                             message=f"no worker here runs task {claimed.task!r}")
+            await self._finish(claimed, lambda r: r.moved_to(JobStatus.FAILED, error=error))
+            log.warning("job_id=%s task=%s status=failed: unknown task", claimed.id, claimed.task)
+            return Delivery.SUCCESS
         try:
-            result = await RUNNERS[claimed.task](claimed, self._models)
+            result = await task(claimed, self._models)
         except Exception as exc:  # every failure of a task ends in a stored outcome
             error = describe(exc)
             retry = error.retryable
@@ -162,7 +171,7 @@ def _past_deadline(record: JobRecord) -> JobRecord:
     )
 
 
-async def give_up(store: JobStore, job_id: str) -> None:
+async def give_up(store: JobRecords, job_id: str) -> None:
     """Mark a dead-lettered job failed, with the last error it recorded."""
     for _ in range(_WRITE_TRIES):
         versioned = await store.get(job_id)

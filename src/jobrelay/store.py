@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 from dapr.aio.clients import DaprClient
@@ -43,6 +44,14 @@ def _is_etag_conflict(exc: DaprInternalError) -> bool:
     # mismatch, including a first-write that finds the key already taken.
     cause = exc.__cause__
     return isinstance(cause, grpc.RpcError) and cause.code() == grpc.StatusCode.ABORTED
+
+
+class JobRecords(Protocol):
+    """What the services need of a job store; JobStore is the one backed by Dapr."""
+
+    async def get(self, job_id: str) -> Versioned | None: ...
+    async def create(self, record: JobRecord) -> None: ...
+    async def replace(self, record: JobRecord, etag: str) -> None: ...
 
 
 class JobStore:

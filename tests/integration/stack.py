@@ -1,0 +1,163 @@
+"""The real stack for integration tests: a private Redis, real daprd sidecars and the apps,
+launched by the real Dapr CLI (`dapr run -f`) from a run file written for this session.
+
+Nothing here stands in for Dapr, Redis or the model. Ports are picked free so a developer's
+`make run` on the default ports can keep running beside the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = ("model", "intake", "worker", "status")
+
+
+@dataclass(frozen=True)
+class Ports:
+    app: int
+    dapr_http: int
+    dapr_grpc: int
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    ports: dict[str, Ports]
+    redis_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    def url(self, app: str) -> str:
+        return f"http://127.0.0.1:{self.ports[app].app}"
+
+    def sidecar(self, app: str) -> str:
+        """The Dapr HTTP API of `app`'s sidecar."""
+        return f"http://127.0.0.1:{self.ports[app].dapr_http}"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "dapr-run.log"
+
+
+def dapr_runtime() -> Path:
+    """The cached daprd + CLI (built by scripts/dapr-build.sh; instant once built)."""
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "dapr-build.sh")], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def _run_file(stack: Stack) -> Path:
+    """A Multi-App Run file like dapr.yaml, with this session's ports and URLs."""
+    env = {
+        "JOBRELAY_INTAKE_STATUS_BASE_URL": stack.url("status"),
+        "JOBRELAY_STATUS_PUBLIC_BASE_URL": stack.url("status"),
+        "JOBRELAY_WORKER_MODEL_BASE_URL": f"{stack.url('model')}/v1",
+    }
+    apps = [
+        {
+            "appID": app,
+            "appDirPath": str(stack.workdir / app),
+            "appPort": ports.app,
+            "daprHTTPPort": ports.dapr_http,
+            "daprGRPCPort": ports.dapr_grpc,
+            "command": [sys.executable, "-m", f"apps.{app}"],
+            "env": env,
+        }
+        for app, ports in stack.ports.items()
+    ]
+    run = {
+        "version": 1,
+        "common": {
+            "resourcesPaths": [str(ROOT / "components" / "redis"),
+                               str(ROOT / "components" / "common")],
+            "configFilePath": str(ROOT / "components" / "config.yaml"),
+            "placementHostAddress": "",
+            "logLevel": "info",
+        },
+        "apps": apps,
+    }
+    path = stack.workdir / "dapr.yaml"
+    path.write_text(json.dumps(run, indent=2))  # JSON is YAML
+    return path
+
+
+def start(workdir: Path, timeout: float = 120.0) -> Stack:
+    stack = Stack(
+        workdir=workdir,
+        ports={app: Ports(free_port(), free_port(), free_port()) for app in APPS},
+        redis_port=free_port(),
+    )
+    for app in APPS:
+        (workdir / app).mkdir()  # the CLI writes each app's logs under its appDirPath
+    redis = subprocess.run(
+        [str(ROOT / "scripts" / "redis.sh"), "start", str(stack.redis_port),
+         str(workdir / "redis")],
+        check=True, capture_output=True, text=True,
+    )
+    assert redis.stdout.strip() == "started", "a fresh port must get a fresh Redis"
+    runtime = dapr_runtime()
+    env = {
+        **os.environ,
+        "DAPR_RUNTIME_PATH": str(runtime),
+        "JOBRELAY_REDIS_HOST": f"127.0.0.1:{stack.redis_port}",
+    }
+    with stack.log.open("wb") as log:
+        stack.process = subprocess.Popen(
+            [str(runtime / ".dapr" / "bin" / "dapr"), "run", "-f", str(_run_file(stack))],
+            cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so teardown reaches every child
+        )
+    _wait_healthy(stack, timeout)
+    return stack
+
+
+def _wait_healthy(stack: Stack, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = set(APPS)
+    with httpx.Client(timeout=2) as client:
+        while waiting:
+            assert stack.process is not None
+            if stack.process.poll() is not None:
+                raise RuntimeError(f"dapr run exited early:\n{stack.log.read_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not healthy in {timeout:.0f}s: {sorted(waiting)}\n"
+                                   f"{stack.log.read_text()[-4000:]}")
+            for app in list(waiting):
+                try:
+                    if client.get(f"{stack.url(app)}/healthz").status_code == 200:
+                        waiting.discard(app)
+                except httpx.TransportError:
+                    pass
+            time.sleep(0.2)
+
+
+def stop(stack: Stack) -> None:
+    """Ctrl-C for the CLI (it stops apps and sidecars), then SIGKILL whatever is left."""
+    if stack.process is not None and stack.process.poll() is None:
+        pgid = os.getpgid(stack.process.pid)
+        stack.process.send_signal(signal.SIGINT)
+        try:
+            stack.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    subprocess.run(
+        [str(ROOT / "scripts" / "redis.sh"), "stop", str(stack.redis_port),
+         str(stack.workdir / "redis")],
+        check=False,
+    )

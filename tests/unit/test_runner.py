@@ -1,0 +1,281 @@
+"""The worker's claim protocol, against an in-memory fake of the job store.
+
+FakeJobRecords keeps Dapr's ETag rules (first-write insert, ETag-checked replace); the
+integration tests run the same code on real daprd and Redis. Tasks are fakes too, so these
+tests say nothing about models, only about who runs what and what gets stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import cast
+
+import anyio
+import httpx2
+import openai
+import pytest
+
+from apps.worker import runner as runner_module
+from apps.worker.models import ModelClient
+from apps.worker.runner import Delivery, Runner, give_up
+from jobrelay.contract import JobError, JobInput, JobRecord, JobResult, JobStatus, Usage, utcnow
+from jobrelay.store import StaleRecord, Versioned
+
+pytestmark = pytest.mark.anyio
+
+_NO_MODELS = cast(ModelClient, None)  # the fake tasks never touch a model
+TaskFn = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
+InstallTask = Callable[[TaskFn], None]
+
+
+class FakeJobRecords:
+    """In-memory stand-in for JobStore with the same ETag semantics."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[JobRecord, int]] = {}
+        self.writes = 0
+
+    async def get(self, job_id: str) -> Versioned | None:
+        await anyio.lowlevel.checkpoint()  # a real store call yields to other deliveries
+        row = self.rows.get(job_id)
+        return Versioned(row[0], str(row[1])) if row else None
+
+    async def create(self, record: JobRecord) -> None:
+        if record.id in self.rows:
+            raise StaleRecord(record.id)
+        self.rows[record.id] = (record, 1)
+
+    async def replace(self, record: JobRecord, etag: str) -> None:
+        await anyio.lowlevel.checkpoint()
+        current = self.rows.get(record.id)
+        if current is None or str(current[1]) != etag:
+            raise StaleRecord(record.id)
+        self.writes += 1
+        self.rows[record.id] = (record, current[1] + 1)
+
+    def record(self, job_id: str) -> JobRecord:
+        return self.rows[job_id][0]
+
+
+class CountingTask:
+    """A fake task that counts its calls and can wait, fail or run a hook mid-call."""
+
+    def __init__(self, error: Exception | None = None, seconds: float = 0.0) -> None:
+        self.calls = 0
+        self.error = error
+        self.seconds = seconds
+        self.during: Callable[[JobRecord], Awaitable[None]] | None = None
+
+    async def __call__(self, record: JobRecord, _: ModelClient) -> JobResult:
+        self.calls += 1
+        if self.during:
+            await self.during(record)
+        await anyio.sleep(self.seconds)
+        if self.error:
+            raise self.error
+        usage = Usage(prompt_tokens=1, total_tokens=1)
+        return JobResult(output={"echo": record.input.text}, model="fake", usage=usage)
+
+
+@pytest.fixture
+def store() -> FakeJobRecords:
+    return FakeJobRecords()
+
+
+@pytest.fixture
+def use_task(monkeypatch: pytest.MonkeyPatch) -> InstallTask:
+    def install(fn: TaskFn) -> None:
+        monkeypatch.setitem(runner_module.RUNNERS, "classify", fn)
+
+    return install
+
+
+async def _stored(store: FakeJobRecords, **changes: object) -> JobRecord:
+    record = JobRecord.new("classify", JobInput(text="hello"), {}, {}).model_copy(update=changes)
+    await store.create(record)
+    return record
+
+
+async def test_a_queued_job_runs_once_and_succeeds(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    task = CountingTask()
+    use_task(task)
+    record = await _stored(store)
+
+    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+
+    done = store.record(record.id)
+    assert (done.status, done.attempts, task.calls) == (JobStatus.SUCCEEDED, 1, 1)
+    assert done.result is not None and done.result.output == {"echo": "hello"}
+    assert done.started_at is not None and done.finished_at is not None
+
+
+async def test_a_duplicate_of_a_finished_job_is_acknowledged_without_running(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    task = CountingTask()
+    use_task(task)
+    record = await _stored(store)
+    runner = Runner(store, _NO_MODELS)
+    await runner.deliver(record.id)
+    writes = store.writes
+
+    assert await runner.deliver(record.id) is Delivery.SUCCESS
+    assert task.calls == 1
+    assert store.writes == writes
+
+
+async def test_concurrent_deliveries_of_one_job_call_the_model_once(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    task = CountingTask(seconds=0.05)
+    use_task(task)
+    record = await _stored(store)
+    runner = Runner(store, _NO_MODELS)
+    outcomes: list[Delivery] = []
+
+    async def deliver() -> None:
+        outcomes.append(await runner.deliver(record.id))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(5):
+            group.start_soon(deliver)
+
+    assert task.calls == 1
+    assert outcomes == [Delivery.SUCCESS] * 5
+    assert store.record(record.id).status is JobStatus.SUCCEEDED
+
+
+async def test_a_live_claim_is_left_to_its_worker(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    task = CountingTask()
+    use_task(task)
+    now = utcnow()
+    record = await _stored(
+        store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=now + timedelta(minutes=1)
+    )
+
+    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    assert task.calls == 0
+    assert store.record(record.id).status is JobStatus.RUNNING
+
+
+async def test_a_dead_workers_claim_is_taken_over_after_its_lease(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    task = CountingTask()
+    use_task(task)
+    record = await _stored(
+        store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=utcnow() - timedelta(1)
+    )
+
+    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    done = store.record(record.id)
+    assert (done.status, done.attempts, task.calls) == (JobStatus.SUCCEEDED, 2, 1)
+
+
+async def test_a_job_past_its_deadline_before_starting_expires_without_a_model_call(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    task = CountingTask()
+    use_task(task)
+    record = await _stored(store, deadline=utcnow() - timedelta(seconds=1))
+
+    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    assert store.record(record.id).status is JobStatus.EXPIRED
+    assert task.calls == 0
+
+
+async def test_a_retried_job_past_its_deadline_fails_with_deadline_exceeded(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    use_task(CountingTask())
+    record = await _stored(store, attempts=1, deadline=utcnow() - timedelta(seconds=1))
+
+    await Runner(store, _NO_MODELS).deliver(record.id)
+    failed = store.record(record.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error.code == "deadline_exceeded"
+
+
+def _unreachable() -> openai.APIConnectionError:
+    return openai.APIConnectionError(request=httpx2.Request("POST", "http://model.test/v1"))
+
+
+async def test_a_transient_failure_hands_the_job_back_and_asks_for_redelivery(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    use_task(CountingTask(error=_unreachable()))
+    record = await _stored(store)
+
+    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.RETRY
+    back = store.record(record.id)
+    assert (back.status, back.attempts) == (JobStatus.QUEUED, 1)
+    assert back.error is not None and back.error.code == "model_unavailable"
+    assert back.lease_expires_at is None
+
+
+async def test_a_fatal_failure_fails_the_job_at_once_with_the_reason(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    use_task(CountingTask(error=ValueError("bad vector")))
+    record = await _stored(store)
+
+    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    failed = store.record(record.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None
+    assert (failed.error.code, failed.error.retryable) == ("internal_error", False)
+    assert "bad vector" in failed.error.message
+
+
+async def test_a_result_from_a_lost_claim_is_discarded(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    task = CountingTask()
+
+    async def taken_over(record: JobRecord) -> None:
+        # Another worker takes the job over while this one is still calling the model.
+        versioned = await store.get(record.id)
+        assert versioned is not None
+        newer = versioned.record.moved_to(JobStatus.RUNNING, attempts=record.attempts + 1)
+        await store.replace(newer, versioned.etag)
+
+    task.during = taken_over
+    use_task(task)
+    record = await _stored(store)
+
+    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    current = store.record(record.id)
+    assert (current.status, current.attempts, current.result) == (JobStatus.RUNNING, 2, None)
+
+
+async def test_a_message_without_a_record_is_acknowledged(store: FakeJobRecords) -> None:
+    assert await Runner(store, _NO_MODELS).deliver("0" * 32) is Delivery.SUCCESS
+
+
+async def test_a_dead_letter_fails_the_job_with_its_last_error(store: FakeJobRecords) -> None:
+    last = JobError(code="model_error", message="model answered 500", retryable=True)
+    record = await _stored(store, attempts=9, error=last)
+
+    await give_up(store, record.id)
+
+    failed = store.record(record.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.code == "model_error"
+    assert "9 attempt" in failed.error.message and "model answered 500" in failed.error.message
+
+
+async def test_a_dead_letter_for_a_finished_job_changes_nothing(
+    store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    use_task(CountingTask())
+    record = await _stored(store)
+    await Runner(store, _NO_MODELS).deliver(record.id)
+
+    await give_up(store, record.id)
+    assert store.record(record.id).status is JobStatus.SUCCEEDED
