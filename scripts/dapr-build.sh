@@ -28,13 +28,16 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/jobrelay-dapr-build.XXXXXX")
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/.dapr/bin"
 
-# go build -v names each package as it is compiled; counting them against the total turns the
-# silent multi-minute build into a progress line.
+# go build -v names each package as it is compiled, and go list names each module as it is
+# downloaded; counting those lines turns a silent multi-minute build into a progress line.
 progress() {
-  local label=$1 total=$2
+  local label=$1 total=${2:-0}
   awk -v label="$label" -v total="$total" '
-    { n++; if (n % 10 == 0 || n == total) printf "\r  %s: %d/%d packages (%d%%)", label, n, total, (n*100/total) > "/dev/stderr" }
-    END { printf "\n" > "/dev/stderr" }'
+    /^go: downloading / { d++; printf "\r  %s: downloaded %d modules", label, d > "/dev/stderr"; next }
+    total > 0 { n++; if (n % 10 == 0) printf "\r  %s: %d/%d packages (%d%%)", label, n, total, n * 100 / total > "/dev/stderr"; next }
+    { print > "/dev/stderr" }
+    END { if (total > 0) printf "\r  %s: done, %d packages compiled%20s\n", label, n, "" > "/dev/stderr"
+          else if (d > 0) printf "\n" > "/dev/stderr" }'
 }
 
 # `go install pkg@version` refuses modules with replace directives (dapr) and asks the proxy for a
@@ -61,7 +64,7 @@ build_daprd() {
   # also wants modules of tests and tools that the proxy may not serve).
   echo "dapr-build: resolving dependencies (the first time downloads several hundred MB)" >&2
   local total
-  total=$(go list -deps -tags stablecomponents ./cmd/daprd | wc -l)
+  total=$(go list -deps -tags stablecomponents ./cmd/daprd 2> >(progress daprd) | wc -l)
   echo "dapr-build: compiling daprd v$DAPR_RUNTIME_VERSION" >&2
   go build -v -tags stablecomponents \
     -ldflags "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_RUNTIME_VERSION" \
@@ -73,7 +76,7 @@ build_cli() {
   echo "dapr-build: downloading github.com/dapr/cli@v$DAPR_CLI_VERSION" >&2
   cd "$(module_copy github.com/dapr/cli "$DAPR_CLI_VERSION")"
   local total
-  total=$(go list -deps . | wc -l)
+  total=$(go list -deps . 2> >(progress dapr) | wc -l)
   echo "dapr-build: compiling the Dapr CLI v$DAPR_CLI_VERSION" >&2
   go build -v -ldflags "-s -w -X main.version=$DAPR_CLI_VERSION -X main.runtimeVersion=$DAPR_RUNTIME_VERSION" \
     -o "$work/.dapr/bin/dapr" . 2>&1 >/dev/null | progress dapr "$total"

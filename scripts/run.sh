@@ -22,4 +22,14 @@ cleanup() {
 }
 trap cleanup EXIT
 echo "run: Redis on 127.0.0.1:$redis_port ($redis); intake http://127.0.0.1:8000, status http://127.0.0.1:8001"
-"$runtime/.dapr/bin/dapr" run -f .
+
+"$runtime/.dapr/bin/dapr" run -f . &
+cli=$!
+# The CLI moves itself into a process group of its own (to stop its children as one), so a
+# terminal's Ctrl-C reaches this script but never the CLI: pass it on, then wait until the
+# CLI has stopped every app and sidecar before the EXIT trap stops Redis.
+trap 'kill -INT "$cli" 2>/dev/null' INT TERM
+set +e
+while kill -0 "$cli" 2>/dev/null; do
+  wait "$cli"
+done
