@@ -95,8 +95,11 @@ class Runner:
         if task is None:
             # Intake knows a task this worker does not (a rolling upgrade, a worker in another
             # language): retrying here cannot help.
-            error = JobError(code="unknown_task", retryable=False,
-                             message=f"no worker here runs task {claimed.task!r}")
+            error = JobError(
+                code="unknown_task",
+                retryable=False,
+                message=f"no worker here runs task {claimed.task!r}",
+            )
             await self._finish(claimed, lambda r: r.moved_to(JobStatus.FAILED, error=error))
             log.warning("job_id=%s task=%s status=failed: unknown task", claimed.id, claimed.task)
             return Delivery.SUCCESS

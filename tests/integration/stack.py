@@ -7,6 +7,7 @@ Nothing here stands in for Dapr, Redis or the model. Ports are picked free so a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -80,8 +81,10 @@ def _run_file(stack: Stack) -> Path:
     run = {
         "version": 1,
         "common": {
-            "resourcesPaths": [str(ROOT / "components" / "redis"),
-                               str(ROOT / "components" / "common")],
+            "resourcesPaths": [
+                str(ROOT / "components" / "redis"),
+                str(ROOT / "components" / "common"),
+            ],
             "configFilePath": str(ROOT / "components" / "config.yaml"),
             "placementHostAddress": "",
             "logLevel": "info",
@@ -102,9 +105,15 @@ def start(workdir: Path, timeout: float = 120.0) -> Stack:
     for app in APPS:
         (workdir / app).mkdir()  # the CLI writes each app's logs under its appDirPath
     redis = subprocess.run(
-        [str(ROOT / "scripts" / "redis.sh"), "start", str(stack.redis_port),
-         str(workdir / "redis")],
-        check=True, capture_output=True, text=True,
+        [
+            str(ROOT / "scripts" / "redis.sh"),
+            "start",
+            str(stack.redis_port),
+            str(workdir / "redis"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert redis.stdout.strip() == "started", "a fresh port must get a fresh Redis"
     runtime = dapr_runtime()
@@ -116,7 +125,10 @@ def start(workdir: Path, timeout: float = 120.0) -> Stack:
     with stack.log.open("wb") as log:
         stack.process = subprocess.Popen(
             [str(runtime / ".dapr" / "bin" / "dapr"), "run", "-f", str(_run_file(stack))],
-            cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so teardown reaches every child
         )
     _wait_healthy(stack, timeout)
@@ -132,8 +144,10 @@ def _wait_healthy(stack: Stack, timeout: float) -> None:
             if stack.process.poll() is not None:
                 raise RuntimeError(f"dapr run exited early:\n{stack.log.read_text()[-4000:]}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"not healthy in {timeout:.0f}s: {sorted(waiting)}\n"
-                                   f"{stack.log.read_text()[-4000:]}")
+                raise RuntimeError(
+                    f"not healthy in {timeout:.0f}s: {sorted(waiting)}\n"
+                    f"{stack.log.read_text()[-4000:]}"
+                )
             for app in list(waiting):
                 try:
                     if client.get(f"{stack.url(app)}/healthz").status_code == 200:
@@ -148,16 +162,16 @@ def stop(stack: Stack) -> None:
     if stack.process is not None and stack.process.poll() is None:
         pgid = os.getpgid(stack.process.pid)
         stack.process.send_signal(signal.SIGINT)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             stack.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     subprocess.run(
-        [str(ROOT / "scripts" / "redis.sh"), "stop", str(stack.redis_port),
-         str(stack.workdir / "redis")],
+        [
+            str(ROOT / "scripts" / "redis.sh"),
+            "stop",
+            str(stack.redis_port),
+            str(stack.workdir / "redis"),
+        ],
         check=False,
     )

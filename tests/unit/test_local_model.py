@@ -3,9 +3,9 @@ calls it. No fakes: these are the model's own answers."""
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
-import base64
 from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
@@ -26,8 +26,9 @@ SENTIMENT = ["positive", "negative", "neutral"]
 @pytest.fixture(scope="module")
 def model_url() -> Iterator[str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(model_app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(model_app, host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -16,7 +16,7 @@ import httpx2
 import openai
 import pytest
 
-from apps.worker import runner as runner_module
+from apps.worker import tasks as worker_tasks
 from apps.worker.models import ModelClient
 from apps.worker.runner import Delivery, Runner, give_up
 from jobrelay.contract import JobError, JobInput, JobRecord, JobResult, JobStatus, Usage, utcnow
@@ -86,7 +86,7 @@ def store() -> FakeJobRecords:
 @pytest.fixture
 def use_task(monkeypatch: pytest.MonkeyPatch) -> InstallTask:
     def install(fn: TaskFn) -> None:
-        monkeypatch.setitem(runner_module.RUNNERS, "classify", fn)
+        monkeypatch.setitem(worker_tasks.RUNNERS, "classify", fn)
 
     return install
 
@@ -108,8 +108,10 @@ async def test_a_queued_job_runs_once_and_succeeds(
 
     done = store.record(record.id)
     assert (done.status, done.attempts, task.calls) == (JobStatus.SUCCEEDED, 1, 1)
-    assert done.result is not None and done.result.output == {"echo": "hello"}
-    assert done.started_at is not None and done.finished_at is not None
+    assert done.result is not None
+    assert done.result.output == {"echo": "hello"}
+    assert done.started_at is not None
+    assert done.finished_at is not None
 
 
 async def test_a_duplicate_of_a_finished_job_is_acknowledged_without_running(
@@ -198,7 +200,8 @@ async def test_a_retried_job_past_its_deadline_fails_with_deadline_exceeded(
     await Runner(store, _NO_MODELS).deliver(record.id)
     failed = store.record(record.id)
     assert failed.status is JobStatus.FAILED
-    assert failed.error is not None and failed.error.code == "deadline_exceeded"
+    assert failed.error is not None
+    assert failed.error.code == "deadline_exceeded"
 
 
 def _unreachable() -> openai.APIConnectionError:
@@ -214,7 +217,8 @@ async def test_a_transient_failure_hands_the_job_back_and_asks_for_redelivery(
     assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.RETRY
     back = store.record(record.id)
     assert (back.status, back.attempts) == (JobStatus.QUEUED, 1)
-    assert back.error is not None and back.error.code == "model_unavailable"
+    assert back.error is not None
+    assert back.error.code == "model_unavailable"
     assert back.lease_expires_at is None
 
 
@@ -267,7 +271,8 @@ async def test_a_dead_letter_fails_the_job_with_its_last_error(store: FakeJobRec
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None
     assert failed.error.code == "model_error"
-    assert "9 attempt" in failed.error.message and "model answered 500" in failed.error.message
+    assert "9 attempt" in failed.error.message
+    assert "model answered 500" in failed.error.message
 
 
 async def test_a_dead_letter_for_a_finished_job_changes_nothing(
