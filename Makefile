@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup run test lint unit
+.PHONY: setup run test lint unit k8s-generate k8s-validate
 
 setup:
 	@scripts/setup.sh
@@ -18,5 +18,14 @@ lint: setup
 unit: setup
 	$(VENV)/pytest tests/unit
 
-test: lint
+# k8s/dapr/ is generated from components/; k8s-validate fails until it is regenerated.
+k8s-generate: setup
+	$(VENV)/python -m scripts.k8s.dapr_resources
+
+# Render every k8s/overlays/* with kustomize and check it against the Kubernetes, Dapr and KEDA
+# schemas (scripts/k8s/validate.py); offline after the first run.
+k8s-validate: setup
+	$(VENV)/python -m scripts.k8s.validate
+
+test: lint k8s-validate
 	$(VENV)/pytest

@@ -1,0 +1,1 @@
+"""Tooling for k8s/: Dapr resources generated from components/, and offline validation."""

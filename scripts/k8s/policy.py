@@ -1,0 +1,190 @@
+"""What a schema cannot see: the rules jobrelay's manifests promise (k8s/README.md, issue 8).
+
+Each check takes the whole rendered overlay, because most rules relate two resources: a Dapr
+annotation to the Configuration it names, a Component's `envRef` to the sidecar environment
+that must supply it, an autoscaler to the Deployment it scales.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from scripts.k8s.schemas import Resource, describe
+
+DAPR_REQUIRED = (
+    "dapr.io/app-id",
+    "dapr.io/app-port",
+    "dapr.io/config",
+    "dapr.io/api-token-secret",
+    "dapr.io/sidecar-cpu-request",
+    "dapr.io/sidecar-cpu-limit",
+    "dapr.io/sidecar-memory-request",
+    "dapr.io/sidecar-memory-limit",
+)
+# Apps reachable from outside the cluster; every other pod must be closed to ingress.
+PUBLIC_APPS = {"intake", "status"}
+
+
+def _of_kind(resources: list[Resource], kind: str) -> list[Resource]:
+    return [r for r in resources if r.get("kind") == kind]
+
+
+def _pod(deployment: Resource) -> dict[str, Any]:
+    template: dict[str, Any] = deployment["spec"]["template"]
+    return template
+
+
+def _annotations(deployment: Resource) -> dict[str, str]:
+    annotations: dict[str, str] = _pod(deployment).get("metadata", {}).get("annotations", {})
+    return annotations
+
+
+def _dapr_apps(resources: list[Resource]) -> list[Resource]:
+    return [
+        d
+        for d in _of_kind(resources, "Deployment")
+        if _annotations(d).get("dapr.io/enabled") == "true"
+    ]
+
+
+def _container_problems(container: dict[str, Any]) -> Iterator[str]:
+    for probe in ("readinessProbe", "livenessProbe"):
+        if probe not in container:
+            yield f"no {probe}"
+    for bound in ("requests", "limits"):
+        for name in ("cpu", "memory"):
+            if name not in container.get("resources", {}).get(bound, {}):
+                yield f"no {bound}.{name}"
+    context = container.get("securityContext", {})
+    if context.get("readOnlyRootFilesystem") is not True:
+        yield "root filesystem is writable"
+    if context.get("allowPrivilegeEscalation") is not False:
+        yield "allowPrivilegeEscalation is not false"
+
+
+def containers_are_hardened(resources: list[Resource]) -> Iterator[str]:
+    """Probes, requests and limits, non-root and read-only root for every container."""
+    for deployment in _of_kind(resources, "Deployment"):
+        spec = _pod(deployment)["spec"]
+        if spec.get("securityContext", {}).get("runAsNonRoot") is not True:
+            yield f"{describe(deployment)}: pod securityContext.runAsNonRoot is not true"
+        for container in spec["containers"]:
+            for problem in _container_problems(container):
+                yield f"{describe(deployment)} container {container['name']}: {problem}"
+
+
+def dapr_annotations_are_complete(resources: list[Resource]) -> Iterator[str]:
+    """The sidecar settings every Dapr app needs, pointing at things that exist."""
+    configurations = {c["metadata"]["name"] for c in _of_kind(resources, "Configuration")}
+    for deployment in _dapr_apps(resources):
+        annotations = _annotations(deployment)
+        for key in DAPR_REQUIRED:
+            if key not in annotations:
+                yield f"{describe(deployment)}: no {key} annotation"
+        config = annotations.get("dapr.io/config")
+        if config is not None and config not in configurations:
+            yield f"{describe(deployment)}: dapr.io/config names no Configuration ({config})"
+        ports = {
+            str(port["containerPort"])
+            for container in _pod(deployment)["spec"]["containers"]
+            for port in container.get("ports", [])
+        }
+        if annotations.get("dapr.io/app-port") not in ports:
+            yield f"{describe(deployment)}: dapr.io/app-port is no container port"
+
+
+def _sidecar_env(annotations: dict[str, str]) -> set[str]:
+    names: set[str] = set()
+    for key in ("dapr.io/env", "dapr.io/env-from-secret"):
+        for pair in annotations.get(key, "").split(","):
+            name, _, _ = pair.strip().partition("=")
+            if name:
+                names.add(name)
+    return names
+
+
+def env_refs_reach_the_sidecars(resources: list[Resource]) -> Iterator[str]:
+    """Every `envRef` a component reads is in the environment of each sidecar that loads it.
+
+    daprd in Kubernetes resolves envRef only for names the injector put in its environment
+    (the `dapr.io/env` annotations), so a missing one would start the component with an empty
+    value, not fail the deployment.
+    """
+    components = _of_kind(resources, "Component")
+    for deployment in _dapr_apps(resources):
+        annotations = _annotations(deployment)
+        app_id = annotations.get("dapr.io/app-id")
+        supplied = _sidecar_env(annotations)
+        for component in components:
+            scopes = component.get("scopes")
+            if scopes and app_id not in scopes:
+                continue
+            for item in component["spec"].get("metadata", []):
+                ref = item.get("envRef")
+                if ref and ref not in supplied:
+                    yield (
+                        f"{describe(deployment)}: {describe(component)} reads envRef {ref}, "
+                        "which its dapr.io/env annotation does not set"
+                    )
+
+
+def component_scopes_name_apps(resources: list[Resource]) -> Iterator[str]:
+    """Components are scoped, and only to app-ids that exist (a typo would hide them)."""
+    app_ids = {_annotations(d).get("dapr.io/app-id") for d in _dapr_apps(resources)}
+    for resource in resources:
+        if resource.get("kind") not in {"Component", "Resiliency"}:
+            continue
+        scopes = resource.get("scopes")
+        if not scopes:
+            yield f"{describe(resource)}: no scopes, so every sidecar in the namespace loads it"
+            continue
+        for scope in scopes:
+            if scope not in app_ids:
+                yield f"{describe(resource)}: scope {scope} is no app-id of this overlay"
+
+
+def autoscalers_target_deployments(resources: list[Resource]) -> Iterator[str]:
+    """The worker scales on backlog (KEDA), intake and status on CPU (HPA)."""
+    deployments = {d["metadata"]["name"] for d in _of_kind(resources, "Deployment")}
+    targets: dict[str, str] = {}
+    for kind in ("ScaledObject", "HorizontalPodAutoscaler"):
+        for scaler in _of_kind(resources, kind):
+            name = scaler["spec"]["scaleTargetRef"]["name"]
+            if name not in deployments:
+                yield f"{describe(scaler)}: scales {name}, which is no Deployment here"
+            targets[name] = kind
+    wanted = {"worker": "ScaledObject", "intake": "HorizontalPodAutoscaler"}
+    wanted["status"] = "HorizontalPodAutoscaler"
+    for name, kind in wanted.items():
+        if targets.get(name) != kind:
+            yield f"Deployment/{name}: not scaled by a {kind}"
+
+
+def only_public_apps_take_ingress(resources: list[Resource]) -> Iterator[str]:
+    """A default-deny ingress policy, and no policy opening a non-public app to all."""
+    policies = _of_kind(resources, "NetworkPolicy")
+    if not any(
+        p["spec"].get("podSelector") == {} and not p["spec"].get("ingress") for p in policies
+    ):
+        yield "no default-deny ingress NetworkPolicy"
+    for policy in policies:
+        selected = policy["spec"].get("podSelector", {}).get("matchLabels", {})
+        app = selected.get("app.kubernetes.io/name")
+        for rule in policy["spec"].get("ingress", []):
+            if "from" not in rule and app not in PUBLIC_APPS:
+                yield f"{describe(policy)}: admits any source to {app or 'every pod'}"
+
+
+CHECKS: tuple[Callable[[list[Resource]], Iterator[str]], ...] = (
+    containers_are_hardened,
+    dapr_annotations_are_complete,
+    env_refs_reach_the_sidecars,
+    component_scopes_name_apps,
+    autoscalers_target_deployments,
+    only_public_apps_take_ingress,
+)
+
+
+def check(resources: list[Resource]) -> list[str]:
+    return [problem for rule in CHECKS for problem in rule(resources)]
