@@ -1,51 +1,154 @@
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Header, Request, Response
 
+from apps.intake import idempotency
+from apps.intake.requests import from_form, from_json
 from apps.intake.settings import IntakeSettings, get_settings
-from apps.intake.submission import submit
-from jobrelay.constants import RETRY_AFTER_SECONDS
+from apps.intake.submission import Intake
+from jobrelay.constants import MAX_WAIT_SECONDS, RETRY_AFTER_SECONDS
 from jobrelay.contract import JobRecord, JobView, SubmitRequest
-from jobrelay.errors import ApiError, ErrorBody
+from jobrelay.errors import ErrorBody
 from jobrelay.service import DaprDep, StoreDep
-from jobrelay.tasks import UnknownTask, parse_params
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+router = APIRouter(tags=["jobs"])
 SettingsDep = Annotated[IntakeSettings, Depends(get_settings)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Same key, same request: the same job back."),
+]
+Prefer = Annotated[
+    str | None,
+    Header(
+        description=f"`wait=N` (N <= {MAX_WAIT_SECONDS}): hold the answer until the job "
+        "is done, then answer 200; 202 as usual if it is not done by then."
+    ),
+]
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorBody, "description": "Unknown task."},
+
+def get_intake(request: Request, dapr: DaprDep, store: StoreDep, settings: SettingsDep) -> Intake:
+    return Intake(dapr, store, settings, request.app.state.hub)
+
+
+IntakeDep = Annotated[Intake, Depends(get_intake)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {"model": JobView, "description": "Done within `Prefer: wait`."},
+    400: {"model": ErrorBody, "description": "Unknown task, or a malformed form."},
+    409: {"model": ErrorBody, "description": "Idempotency-Key used for a different request."},
+    413: {"model": ErrorBody, "description": "Body or file too large."},
+    415: {"model": ErrorBody, "description": "A file type the task cannot take."},
     422: {"model": ErrorBody, "description": "Invalid body or task parameters."},
     503: {"model": ErrorBody, "description": "Store or broker unreachable; retry later."},
 }
 
+_SUBMIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": SubmitRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["task", "file"],
+                    "properties": {
+                        "task": {"type": "string"},
+                        "file": {"type": "string", "format": "binary"},
+                        "params": {"type": "string", "description": "JSON object"},
+                        "metadata": {"type": "string", "description": "JSON object"},
+                        "deadline_seconds": {"type": "number"},
+                        "webhook": {"type": "string", "description": "JSON WebhookSpec"},
+                    },
+                }
+            },
+        },
+    }
+}
 
-@router.post("/jobs", status_code=202, responses=_ERRORS)
-async def create_job(
-    body: SubmitRequest, response: Response, dapr: DaprDep, store: StoreDep, settings: SettingsDep
+
+def _wait_seconds(prefer: str | None) -> float:
+    match = re.search(r"(?:^|[,;\s])wait=(\d+)", prefer or "")
+    return min(float(match.group(1)), MAX_WAIT_SECONDS) if match else 0.0
+
+
+async def _answer(
+    intake: Intake, record: JobRecord, prefer: str | None, response: Response
 ) -> JobView:
-    """Accept a job and answer at once; the result arrives later at `status_url`."""
-    try:
-        params = parse_params(body.task, body.params)
-    except UnknownTask as exc:
-        raise ApiError(400, "unknown_task", str(exc)) from exc
-    except ValidationError as exc:
-        detail = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        raise ApiError(422, "invalid_params", f"params for {body.task!r}: {detail}") from exc
-    record = JobRecord.new(
-        body.task,
-        body.input,
-        params.model_dump(),
-        body.metadata,
-        body.deadline_seconds,
-    )
-    await submit(dapr, store, record)
-    view = JobView.of(record, settings.status_base_url)
+    wait = _wait_seconds(prefer)
+    if wait and not record.status.terminal:
+        record = await intake.wait(record, wait)
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+    view = JobView.of(record, intake.settings.status_base_url)
     response.headers["Location"] = view.status_url
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if record.status.terminal:
+        response.status_code = 200
+    else:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return view
+
+
+@router.post("/v1/jobs", status_code=202, responses=_ERRORS, openapi_extra=_SUBMIT_BODY)
+async def create_job(
+    request: Request,
+    response: Response,
+    intake: IntakeDep,
+    idempotency_key: IdempotencyKey = None,
+    prefer: Prefer = None,
+) -> JobView:
+    """Accept a job (JSON, or multipart with a file) and answer at once: 202 with the job's
+    `status_url`. The result arrives later there, on its event stream, or by webhook."""
+    if idempotency_key is not None:
+        idempotency.check_key(idempotency_key)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        record, fingerprint = await from_form(
+            request, intake.settings, intake.store.files, intake.store.retention_seconds
+        )
+    else:
+        record, fingerprint = await from_json(request, intake.settings)
+    job = await intake.accept(record, idempotency_key, fingerprint)
+    return await _answer(intake, job, prefer, response)
+
+
+@router.post(
+    "/api/process",
+    status_code=202,
+    responses=_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def process(
+    request: Request, response: Response, intake: IntakeDep, idempotency_key: IdempotencyKey = None
+) -> dict[str, str]:
+    """The reference async client's route: a multipart `file`, run through the configured
+    task; answers `{"id", "results_url"}`, and `results_url` answers like a status URL."""
+    if idempotency_key is not None:
+        idempotency.check_key(idempotency_key)
+    settings = intake.settings
+    record, fingerprint = await from_form(
+        request,
+        settings,
+        intake.store.files,
+        intake.store.retention_seconds,
+        task=settings.compat_task,
+        params=settings.compat_params,
+    )
+    job = await intake.accept(record, idempotency_key, fingerprint)
+    results_url = f"{settings.status_base_url.rstrip('/')}/api/results/{job.id}"
+    response.headers["Location"] = results_url
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return {"id": job.id, "results_url": results_url}

@@ -1,4 +1,5 @@
 from functools import lru_cache
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -15,6 +16,19 @@ class IntakeSettings(ServiceSettings):
     status_base_url: str = Field(
         default="http://127.0.0.1:8001",
         description="Public base URL of the status app; status_url and Location point there.",
+    )
+    max_upload_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, description="Largest file a job may upload (413 above)."
+    )
+    max_json_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest JSON body of a submit (413 above)."
+    )
+    compat_task: str = Field(
+        default="describe_image",
+        description="Task run for uploads to POST /api/process (the reference client's route).",
+    )
+    compat_params: dict[str, Any] = Field(
+        default_factory=dict, description="Parameters of that task, as JSON."
     )
 
 

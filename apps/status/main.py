@@ -1,12 +1,57 @@
-"""status: where clients collect results: 202 + Retry-After while pending, 200 when done."""
+"""status: where clients collect results: polling, a live event stream, and webhooks."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+from dapr.ext.fastapi import DaprApp
+from fastapi import FastAPI, Request
 
 from apps.status.routes import router
+from apps.status.settings import get_settings
+from apps.status.webhooks import WebhookSender
+from jobrelay.constants import JOB_EVENTS_TOPIC, PUBSUB
+from jobrelay.contract import JobEvent
+from jobrelay.hub import EventHub
+from jobrelay.messages import BadMessage, read_message
 from jobrelay.service import build_app, dapr_lifespan
+from jobrelay.subscriptions import SUCCESS, feed_hub, subscribe
+
+log = logging.getLogger(__name__)
+
+
+async def _start(app: FastAPI) -> None:
+    app.state.http = httpx.AsyncClient(follow_redirects=False)
+    app.state.webhooks = WebhookSender(app.state.store, get_settings(), app.state.http)
+    if get_settings().webhook_secret is None:
+        log.warning("JOBRELAY_STATUS_WEBHOOK_SECRET is not set: webhooks will not be sent")
+
+
+async def _stop(app: FastAPI) -> None:
+    await app.state.http.aclose()
+
 
 app = build_app(
     "jobrelay status",
     "0.1.0",
-    dapr_lifespan(),
-    "Read a job's status and result.",
+    dapr_lifespan(on_start=_start, on_stop=_stop),
+    "Read a job's status and result, follow it live, or cancel it.",
 )
+app.state.hub = EventHub()
 app.include_router(router)
+dapr_app = DaprApp(app)
+# Every replica sees every event (its own consumer group): its live streams need them all.
+feed_hub(dapr_app, app.state.hub)
+
+
+# Webhooks subscribe through the shared consumer group: one delivery per event in all.
+@subscribe(dapr_app, PUBSUB, JOB_EVENTS_TOPIC)
+async def on_job_event(request: Request) -> dict[str, str]:
+    try:
+        event = await read_message(request, JobEvent)
+    except BadMessage as exc:
+        log.error("job event discarded: %s", exc)
+        return SUCCESS
+    await request.app.state.webhooks.on_change(event.record)
+    return SUCCESS

@@ -1,40 +1,105 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from apps.status import stream
+from apps.status.cancel import cancel
 from apps.status.settings import StatusSettings, get_settings
 from jobrelay.constants import RETRY_AFTER_SECONDS
-from jobrelay.contract import JobView
+from jobrelay.contract import JobRecord, JobView
 from jobrelay.errors import ApiError, ErrorBody
-from jobrelay.service import StoreDep
+from jobrelay.hub import EventHub
+from jobrelay.messages import publish_job_event
+from jobrelay.service import DaprDep, StoreDep
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+router = APIRouter(tags=["jobs"])
 SettingsDep = Annotated[StatusSettings, Depends(get_settings)]
+
 # Ids are uuid4 hex. Anything else cannot name a job, so it is answered 404 like any unknown
 # id (not 422: to a client both mean "no such job") without a store round trip.
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such job (or it expired)."},
+    503: {"model": ErrorBody, "description": "Store unreachable; retry later."},
+}
+_POLL: dict[int | str, dict[str, Any]] = {
+    202: {"model": JobView, "description": "Queued or running; poll again after Retry-After."},
+    **_NOT_FOUND,
+}
 
-@router.get(
-    "/jobs/{job_id}",
-    responses={
-        202: {"model": JobView, "description": "Queued or running; poll again after Retry-After."},
-        404: {"model": ErrorBody, "description": "No such job (or it expired)."},
-        503: {"model": ErrorBody, "description": "Store unreachable; retry later."},
-    },
-)
-async def get_job(
-    job_id: str, response: Response, store: StoreDep, settings: SettingsDep
-) -> JobView:
-    """The job: 200 once terminal (whatever the outcome), 202 + Retry-After before."""
+
+async def existing_job(job_id: str, store: StoreDep) -> JobRecord:
     versioned = await store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
     if versioned is None:
         raise ApiError(404, "job_not_found", f"no job with id {job_id}")
-    record = versioned.record
+    return versioned.record
+
+
+JobDep = Annotated[JobRecord, Depends(existing_job)]
+
+
+def get_hub(request: Request) -> EventHub:
+    hub: EventHub = request.app.state.hub
+    return hub
+
+
+def _poll_answer(record: JobRecord, response: Response, settings: StatusSettings) -> JobView:
     if not record.status.terminal:
         response.status_code = 202
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return JobView.of(record, settings.public_base_url)
+
+
+@router.get("/v1/jobs/{job_id}", responses=_POLL)
+async def get_job(record: JobDep, response: Response, settings: SettingsDep) -> JobView:
+    """The job: 200 once terminal (whatever the outcome), 202 + Retry-After before."""
+    return _poll_answer(record, response, settings)
+
+
+@router.get("/api/results/{job_id}", responses=_POLL)
+async def get_result(record: JobDep, response: Response, settings: SettingsDep) -> JobView:
+    """`results_url` of POST /api/process: the same answers as GET /v1/jobs/{id}."""
+    return _poll_answer(record, response, settings)
+
+
+@router.delete(
+    "/v1/jobs/{job_id}",
+    responses={409: {"model": ErrorBody, "description": "Already finished."}, **_NOT_FOUND},
+)
+async def cancel_job(job_id: str, store: StoreDep, dapr: DaprDep, settings: SettingsDep) -> JobView:
+    """Cancel a job: a queued one never runs; a running one's result is discarded."""
+    if not _JOB_ID.fullmatch(job_id):
+        raise ApiError(404, "job_not_found", f"no job with id {job_id}")
+    cancelled = await cancel(store, job_id)
+    await publish_job_event(dapr, cancelled)
+    return JobView.of(cancelled, settings.public_base_url)
+
+
+@router.get(
+    "/v1/jobs/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"description": "A stream of the job's states, ending at a terminal one."},
+        **_NOT_FOUND,
+    },
+)
+async def job_events(
+    record: JobDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    hub: Annotated[EventHub, Depends(get_hub)],
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events: the job now, then each change; `id` is the record's `seq`, so a
+    reconnect with `Last-Event-ID` resumes after what the client has seen."""
+    last_seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else -1
+    async for event in stream.job_events(
+        hub, store, record.id, last_seen, settings.public_base_url
+    ):
+        yield event

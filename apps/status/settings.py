@@ -1,6 +1,6 @@
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from jobrelay.settings import ServiceSettings, port_field
@@ -16,6 +16,13 @@ class StatusSettings(ServiceSettings):
         default="http://127.0.0.1:8001",
         description="Public base URL of this app, used in the status_url of answers.",
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Standard Webhooks signing secret (`whsec_` + base64). Without one, "
+        "webhook deliveries are recorded as failed: jobrelay never sends unsigned webhooks.",
+    )
+    webhook_attempts: int = Field(default=5, ge=1, le=20, description="Tries per delivery.")
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="Per try.")
 
 
 @lru_cache

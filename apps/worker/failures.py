@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import openai
 
+from apps.worker.inputs import UnreadableInput
+from apps.worker.models import CapabilityUnavailable
 from jobrelay.contract import JobError
 
 
@@ -29,6 +31,10 @@ def describe(exc: BaseException) -> JobError:
             return JobError(code="model_error", message=_reason(exc), retryable=True)
         case openai.APIStatusError():
             return JobError(code="model_rejected", message=_reason(exc), retryable=False)
+        case CapabilityUnavailable():
+            return JobError(code="capability_unavailable", message=str(exc), retryable=False)
+        case UnreadableInput():
+            return JobError(code="invalid_input", message=str(exc), retryable=False)
     return JobError(code="internal_error", message=f"{type(exc).__name__}: {exc}", retryable=False)
 
 

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from functools import partial
 
 from dapr.ext.fastapi import DaprApp
 from fastapi import FastAPI, Request
 
-from apps.worker.events import BadMessage, job_message
 from apps.worker.models import ModelClient
-from apps.worker.runner import Delivery, Runner, give_up
+from apps.worker.runner import Runner, give_up
 from apps.worker.settings import get_settings
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
+from jobrelay.contract import JobMessage
 from jobrelay.errors import DAPR_ERRORS
+from jobrelay.messages import BadMessage, publish_job_event, read_message
 from jobrelay.service import build_app, dapr_lifespan
+from jobrelay.subscriptions import DROP, RETRY, SUCCESS, subscribe
 
 log = logging.getLogger(__name__)
 
 
 async def _start(app: FastAPI) -> None:
     app.state.models = ModelClient(get_settings())
-    app.state.runner = Runner(app.state.store, app.state.models)
+    app.state.publish = partial(publish_job_event, app.state.dapr)
+    app.state.runner = Runner(
+        app.state.store, app.state.store.files, app.state.models, app.state.publish
+    )
 
 
 async def _stop(app: FastAPI) -> None:
@@ -36,48 +41,33 @@ app = build_app(
 )
 dapr_app = DaprApp(app)
 
-Handler = Callable[[Request], Awaitable[dict[str, str]]]
 
-
-def subscribe(topic: str, dead_letter_topic: str | None = None) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        dapr_app.subscribe(
-            pubsub=PUBSUB,
-            topic=topic,
-            route=f"/events/{topic}",
-            dead_letter_topic=dead_letter_topic,
-        )(handler)
-        return handler
-
-    return register
-
-
-@subscribe(JOBS_TOPIC, dead_letter_topic=DEAD_LETTER_TOPIC)
+@subscribe(dapr_app, PUBSUB, JOBS_TOPIC, dead_letter_topic=DEAD_LETTER_TOPIC)
 async def on_job(request: Request) -> dict[str, str]:
     try:
-        message = await job_message(request)
+        message = await read_message(request, JobMessage)
     except BadMessage as exc:
         log.error("dropping undeliverable message to the dead-letter topic: %s", exc)
-        return {"status": Delivery.DROP}
+        return DROP
     try:
         outcome = await request.app.state.runner.deliver(message.job_id)
     except DAPR_ERRORS as exc:
         # The store is unreachable: nothing was decided, so the broker should try again.
         log.warning("job_id=%s store unavailable, asking for redelivery: %s", message.job_id, exc)
-        outcome = Delivery.RETRY
+        return RETRY
     return {"status": outcome}
 
 
-@subscribe(DEAD_LETTER_TOPIC)
+@subscribe(dapr_app, PUBSUB, DEAD_LETTER_TOPIC)
 async def on_dead_letter(request: Request) -> dict[str, str]:
     try:
-        message = await job_message(request)
+        message = await read_message(request, JobMessage)
     except BadMessage as exc:
         log.error("dead letter that is not a job message, discarded: %s", exc)
-        return {"status": Delivery.SUCCESS}
+        return SUCCESS
     try:
-        await give_up(request.app.state.store, message.job_id)
+        await give_up(request.app.state.store, message.job_id, request.app.state.publish)
     except DAPR_ERRORS as exc:
         log.warning("job_id=%s store unavailable for a dead letter: %s", message.job_id, exc)
-        return {"status": Delivery.RETRY}
-    return {"status": Delivery.SUCCESS}
+        return RETRY
+    return SUCCESS

@@ -32,6 +32,10 @@ def _unit(vectors: Vectors) -> Vectors:
     return unit
 
 
+class CapabilityUnavailable(Exception):
+    """No configured model can do what the task needs (see, say, an image)."""
+
+
 class ModelClient:
     def __init__(self, settings: WorkerSettings) -> None:
         # max_retries=0: retries belong to one policy (Dapr resiliency for now), not to two
@@ -43,6 +47,7 @@ class ModelClient:
             max_retries=0,
         )
         self.embedding_model = settings.embedding_model
+        self.vision_model = settings.vision_model
         self._labels: dict[str, npt.NDArray[np.float32]] = {}
 
     async def close(self) -> None:
@@ -54,6 +59,35 @@ class ModelClient:
         vectors = np.array([d.embedding for d in ordered], dtype=np.float32)
         usage = Usage(prompt_tokens=resp.usage.prompt_tokens, total_tokens=resp.usage.total_tokens)
         return EmbeddingCall(_unit(vectors), usage, resp.model)
+
+    async def describe_image(self, prompt: str, data_url: str) -> tuple[str, Usage, str]:
+        """The vision model's answer about the image at `data_url`: (text, usage, model)."""
+        if not self.vision_model:
+            raise CapabilityUnavailable(
+                "describe_image needs a model that can see images, and none is configured: "
+                "set JOBRELAY_WORKER_VISION_MODEL (e.g. gpt-4o-mini) and "
+                "JOBRELAY_WORKER_MODEL_BASE_URL / JOBRELAY_WORKER_MODEL_API_KEY to an "
+                "endpoint that serves it"
+            )
+        resp = await self._client.chat.completions.create(
+            model=self.vision_model,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": prompt},
+                        {"type": "image_url", "image_url": {"url": data_url}},
+                    ],
+                }
+            ],
+        )
+        usage = resp.usage
+        counted = Usage(
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            total_tokens=usage.total_tokens if usage else 0,
+        )
+        return resp.choices[0].message.content or "", counted, resp.model
 
     async def embed_labels(self, labels: list[str]) -> EmbeddingCall:
         """Vectors for `labels`, calling the model only for labels not seen before."""

@@ -2,22 +2,25 @@
 
 The claim is an ETag-guarded write of `running` with `attempts` raised by one; `attempts` is
 then the claim's token. Every later write rereads the record and goes through only if it
-still shows this claim, so a duplicate delivery, a takeover after a dead worker or a late
-result can never overwrite a newer state.
+still shows this claim, so a duplicate delivery, a takeover after a dead worker, a cancel or
+a late result can never overwrite a newer state.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from enum import StrEnum
 
 from apps.worker.failures import describe
+from apps.worker.inputs import materialize
 from apps.worker.models import ModelClient
 from apps.worker.tasks import RUNNERS
 from jobrelay.constants import CLAIM_LEASE_SECONDS
-from jobrelay.contract import JobError, JobRecord, JobStatus, utcnow
+from jobrelay.contract import JobError, JobRecord, JobResult, JobStatus, utcnow
+from jobrelay.files import FileStore
 from jobrelay.store import JobRecords, StaleRecord
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 # A write that loses an ETag race rereads and decides again; more losses than this in a row
 # mean something else is hammering the record, and the broker's redelivery takes over.
 _WRITE_TRIES = 3
+
+OnChange = Callable[[JobRecord], Awaitable[None]]
 
 
 class Delivery(StrEnum):
@@ -35,10 +40,18 @@ class Delivery(StrEnum):
     DROP = "DROP"  # unusable; goes to the dead-letter topic
 
 
+class DeadlinePassed(Exception):
+    """The job's deadline came while its model call was running."""
+
+
 class Runner:
-    def __init__(self, store: JobRecords, models: ModelClient) -> None:
+    def __init__(
+        self, store: JobRecords, files: FileStore, models: ModelClient, on_change: OnChange
+    ) -> None:
         self._store = store
+        self._files = files
         self._models = models
+        self._on_change = on_change  # publishes the job event of every status this writes
 
     async def deliver(self, job_id: str) -> Delivery:
         for _ in range(_WRITE_TRIES):
@@ -48,6 +61,7 @@ class Runner:
                 continue
             if claimed is None:
                 return Delivery.SUCCESS
+            await self._on_change(claimed)
             return await self._run(claimed)
         return Delivery.RETRY
 
@@ -64,18 +78,21 @@ class Runner:
         if (
             record.status is JobStatus.RUNNING
             and record.lease_expires_at
-            and (record.lease_expires_at > now)
+            and record.lease_expires_at > now
         ):
             log.info("job_id=%s is held by a live claim; duplicate delivery acknowledged", job_id)
             return None
         if record.deadline and now >= record.deadline:
-            await self._store.replace(_past_deadline(record), versioned.etag)
+            ended = _past_deadline(record)
+            await self._store.replace(ended, versioned.etag)
             log.info(
-                "job_id=%s task=%s status=expired deadline=%s",
+                "job_id=%s task=%s status=%s deadline=%s",
                 job_id,
                 record.task,
+                ended.status,
                 record.deadline.isoformat(),
             )
+            await self._on_change(ended)
             return None
         claimed = record.moved_to(
             JobStatus.RUNNING,
@@ -85,12 +102,15 @@ class Runner:
         )
         await self._store.replace(claimed, versioned.etag)
         log.info(
-            "job_id=%s task=%s status=running attempt=%d", job_id, record.task, claimed.attempts
+            "job_id=%s task=%s status=running attempt=%d queue_wait_seconds=%.3f",
+            job_id,
+            record.task,
+            claimed.attempts,
+            (now - record.created_at).total_seconds(),
         )
         return claimed
 
     async def _run(self, claimed: JobRecord) -> Delivery:
-        started = utcnow()
         task = RUNNERS.get(claimed.task)
         if task is None:
             # Intake knows a task this worker does not (a rolling upgrade, a worker in another
@@ -101,29 +121,12 @@ class Runner:
                 message=f"no worker here runs task {claimed.task!r}",
             )
             await self._finish(claimed, lambda r: r.moved_to(JobStatus.FAILED, error=error))
-            log.warning("job_id=%s task=%s status=failed: unknown task", claimed.id, claimed.task)
             return Delivery.SUCCESS
+        started = utcnow()
         try:
-            result = await task(claimed, self._models)
+            result = await self._call(task, claimed)
         except Exception as exc:  # every failure of a task ends in a stored outcome
-            error = describe(exc)
-            retry = error.retryable
-            log.warning(
-                "job_id=%s task=%s attempt=%d failed (%s, retryable=%s): %s",
-                claimed.id,
-                claimed.task,
-                claimed.attempts,
-                error.code,
-                retry,
-                error.message,
-            )
-            status = JobStatus.QUEUED if retry else JobStatus.FAILED
-            # Back to queued with the error kept, so the redelivery can claim it again and a
-            # dead-lettered job still says what went wrong last.
-            await self._finish(
-                claimed, lambda r: r.moved_to(status, error=error, lease_expires_at=None)
-            )
-            return Delivery.RETRY if retry else Delivery.SUCCESS
+            return await self._failed(claimed, exc)
         seconds = (utcnow() - started).total_seconds()
         stored = await self._finish(
             claimed, lambda r: r.moved_to(JobStatus.SUCCEEDED, result=result, error=None)
@@ -138,21 +141,61 @@ class Runner:
         )
         return Delivery.SUCCESS
 
+    async def _call(
+        self, task: Callable[[JobRecord, ModelClient], Awaitable[JobResult]], claimed: JobRecord
+    ) -> JobResult:
+        """Run the task, cut off at the job's deadline."""
+        remaining = (claimed.deadline - utcnow()).total_seconds() if claimed.deadline else None
+        try:
+            async with asyncio.timeout(remaining):
+                return await task(await materialize(claimed, self._files), self._models)
+        except TimeoutError as exc:
+            if remaining is not None:
+                raise DeadlinePassed(f"deadline {claimed.deadline} passed during the call") from exc
+            raise
+
+    async def _failed(self, claimed: JobRecord, exc: Exception) -> Delivery:
+        if isinstance(exc, DeadlinePassed):
+            error = JobError(code="deadline_exceeded", message=str(exc), retryable=False)
+        else:
+            error = describe(exc)
+        retry = error.retryable
+        log.warning(
+            "job_id=%s task=%s attempt=%d failed (%s, retryable=%s): %s",
+            claimed.id,
+            claimed.task,
+            claimed.attempts,
+            error.code,
+            retry,
+            error.message,
+        )
+        status = JobStatus.QUEUED if retry else JobStatus.FAILED
+        # Back to queued with the error kept, so the redelivery can claim it again and a
+        # dead-lettered job still says what went wrong last.
+        await self._finish(
+            claimed, lambda r: r.moved_to(status, error=error, lease_expires_at=None)
+        )
+        return Delivery.RETRY if retry else Delivery.SUCCESS
+
     async def _finish(self, claimed: JobRecord, change: Callable[[JobRecord], JobRecord]) -> bool:
-        """Apply `change` if the record still shows this claim; False if the claim was lost."""
+        """Apply `change` if the record still shows this claim; False if the claim was lost
+        (taken over, or cancelled while the model ran: the outcome is then discarded)."""
         for _ in range(_WRITE_TRIES):
             versioned = await self._store.get(claimed.id)
             if versioned is None or not _same_claim(versioned.record, claimed):
                 log.warning(
-                    "job_id=%s attempt=%d lost its claim; outcome discarded",
+                    "job_id=%s attempt=%d lost its claim (%s); outcome discarded",
                     claimed.id,
                     claimed.attempts,
+                    versioned.record.status if versioned else "gone",
                 )
                 return False
+            changed = change(versioned.record)
             try:
-                await self._store.replace(change(versioned.record), versioned.etag)
+                await self._store.replace(changed, versioned.etag)
             except StaleRecord:
                 continue
+            await self._on_change(changed)
             return True
         raise StaleRecord(claimed.id)
 
@@ -174,7 +217,7 @@ def _past_deadline(record: JobRecord) -> JobRecord:
     )
 
 
-async def give_up(store: JobRecords, job_id: str) -> None:
+async def give_up(store: JobRecords, job_id: str, on_change: OnChange) -> None:
     """Mark a dead-lettered job failed, with the last error it recorded."""
     for _ in range(_WRITE_TRIES):
         versioned = await store.get(job_id)
@@ -188,11 +231,13 @@ async def give_up(store: JobRecords, job_id: str) -> None:
             + (f"; last error: {last.message}" if last else ""),
             retryable=True,
         )
+        failed = record.moved_to(JobStatus.FAILED, error=error)
         try:
-            await store.replace(record.moved_to(JobStatus.FAILED, error=error), versioned.etag)
+            await store.replace(failed, versioned.etag)
         except StaleRecord:
             continue
         log.warning(
             "job_id=%s task=%s status=failed dead-lettered: %s", job_id, record.task, error.message
         )
+        await on_change(failed)
         return

@@ -19,6 +19,10 @@ class WorkerSettings(ServiceSettings):
     # The local model ignores the key; the SDK insists on one, so a harmless placeholder.
     model_api_key: SecretStr = Field(default=SecretStr("local"), description="API key.")
     embedding_model: str = Field(default="all-MiniLM-L6-v2", description="Embeddings model id.")
+    vision_model: str | None = Field(
+        default=None,
+        description="Chat model that takes images (e.g. gpt-4o-mini); describe_image needs one.",
+    )
     model_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Longest one model call may take before it is retried."
     )

@@ -9,14 +9,27 @@ from typing import Final
 # Dapr component names (the `metadata.name` of the component files).
 PUBSUB: Final = "pubsub"
 STATESTORE: Final = "statestore"
+# The same broker as PUBSUB, but every subscribing sidecar gets its own consumer group, so
+# every replica of status (live streams) and intake (Prefer: wait) sees every job event.
+# Webhooks subscribe through PUBSUB instead: one delivery per event, whatever the replicas.
+EVENTS_PUBSUB: Final = "events"
 
 # Topics. The dead-letter topic receives what the worker gave up on after the resiliency
 # policy's retries, so a job can be marked failed instead of staying "queued" forever.
 JOBS_TOPIC: Final = "jobs"
 DEAD_LETTER_TOPIC: Final = "jobs-dead"
+# A job's record after each status change (JobEvent), for live streams, waits and webhooks.
+JOB_EVENTS_TOPIC: Final = "job-events"
 
 # State keys. The state component uses `keyPrefix: name`, so every app sees the same key space.
 JOB_KEY_PREFIX: Final = "job:"
+FILE_KEY_PREFIX: Final = "file:"
+IDEMPOTENCY_KEY_PREFIX: Final = "idem:"
+
+# Uploads are stored in chunks of this size: big enough that a 10 MiB file is ten writes,
+# small enough to stay far below the sidecar's 4 MiB gRPC message limit and to bound the
+# memory one upload holds at a time.
+FILE_CHUNK_BYTES: Final = 1024 * 1024
 
 # Seconds a client is asked to wait before polling again. One second keeps a classify or embed
 # job (tens of milliseconds on the local model) from feeling slow without flooding status.
@@ -28,6 +41,14 @@ RETRY_AFTER_SECONDS: Final = 1
 # the dead claim expired and runs the job instead of acknowledging it away.
 CLAIM_LEASE_SECONDS: Final = 240
 
-# Terminal records expire from the state store after a day (state TTL), so the store does not
-# grow without bound; a client has that long to collect a result.
-RESULT_TTL_SECONDS: Final = 24 * 3600
+# Longest `Prefer: wait=N` honoured: past a minute a client is better off with the stream.
+MAX_WAIT_SECONDS: Final = 60
+
+# Idle live streams send a comment this often, so proxies do not cut them, and reread the
+# record, so an event the broker lost still reaches the client.
+STREAM_KEEPALIVE_SECONDS: Final = 15.0
+
+# A queued job, its upload and its idempotency key live at most this long when the job has
+# no deadline: long enough to outlast any sane backlog, short enough that a lost job's file
+# does not sit in the store forever.
+MAX_JOB_LIFETIME_SECONDS: Final = 7 * 24 * 3600

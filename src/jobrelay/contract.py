@@ -13,11 +13,15 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
 
 
 class JobStatus(StrEnum):
@@ -63,10 +67,80 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class JobInput(_Model):
-    """What the model works on."""
+class FileRef(_Model):
+    """An uploaded file, kept in the state store beside its job (claim check).
 
-    text: str = Field(min_length=1, description="The text to classify, embed or summarise.")
+    Stored in chunks under `file:{job_id}:{n}`, so neither an upload nor a message ever
+    holds the whole file, and no single state value outgrows the sidecar's message limit.
+    """
+
+    key: str = Field(description="Key prefix of the chunks: `file:{job_id}`.")
+    filename: str | None = Field(default=None, description="Name the client gave the file.")
+    content_type: str = Field(description="Media type, e.g. `image/png`.")
+    size: int = Field(ge=0, description="Bytes.")
+    chunks: int = Field(ge=0, description="Number of stored chunks.")
+    sha256: str = Field(description="Hex SHA-256 of the whole file.")
+
+
+class JobInput(_Model):
+    """What the model works on: text, or an uploaded file (exactly one)."""
+
+    text: str | None = Field(
+        default=None, min_length=1, description="The text to classify, embed or summarise."
+    )
+    file: FileRef | None = Field(default=None, description="An uploaded file, by reference.")
+    # Internal: the file's bytes, loaded by the worker for a task that reads files; never
+    # stored, published or shown (exclude=True keeps it out of every dump).
+    content: bytes | None = Field(default=None, exclude=True, repr=False)
+
+    def require_text(self) -> str:
+        """The text; a text task only ever runs once the worker has read any file as text."""
+        if self.text is None:
+            raise ValueError("this input is a file that was not read as text")
+        return self.text
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.text is None) == (self.file is None):
+            raise ValueError("give exactly one of input.text and an uploaded file")
+        return self
+
+
+class WebhookEvent(StrEnum):
+    """Which status changes a webhook is told about."""
+
+    RUNNING = "running"  # a worker started the job
+    COMPLETED = "completed"  # the job became terminal, whatever the outcome
+
+    @classmethod
+    def of(cls, status: JobStatus) -> WebhookEvent | None:
+        if status.terminal:
+            return cls.COMPLETED
+        return cls.RUNNING if status is JobStatus.RUNNING else None
+
+
+class WebhookSpec(_Model):
+    """Where to POST the job when it changes."""
+
+    url: str = Field(
+        pattern=r"^https?://", max_length=2048, description="http(s) URL that receives the job."
+    )
+    events: list[WebhookEvent] = Field(
+        default_factory=lambda: [WebhookEvent.COMPLETED],
+        min_length=1,
+        description="Status changes to deliver; `completed` by default.",
+    )
+
+
+class WebhookDelivery(_Model):
+    """One attempt to deliver a webhook; recorded on the job, never changing its status."""
+
+    event: WebhookEvent = Field(description="What was delivered.")
+    attempt: int = Field(ge=1, description="1 for the first try.")
+    at: datetime = Field(description="When the attempt was made.")
+    status_code: int | None = Field(default=None, description="The receiver's answer, if any.")
+    error: str | None = Field(default=None, description="Why it failed, if it did.")
+    delivered: bool = Field(description="Whether the receiver answered 2xx.")
 
 
 class Usage(_Model):
@@ -103,6 +177,9 @@ class JobRecord(_Model):
     params: dict[str, Any] = Field(default_factory=dict, description="Task parameters.")
     metadata: dict[str, str] = Field(default_factory=dict, description="Client labels, echoed.")
     status: JobStatus = Field(description="Where the job is in its life.")
+    seq: int = Field(
+        default=0, ge=0, description="Bumped on every status change; the event id of streams."
+    )
     attempts: int = Field(default=0, ge=0, description="Times a worker has started the job.")
     created_at: datetime = Field(description="When intake accepted the job.")
     started_at: datetime | None = Field(default=None, description="When a worker last claimed it.")
@@ -113,6 +190,10 @@ class JobRecord(_Model):
     )
     result: JobResult | None = Field(default=None, description="Set when succeeded.")
     error: JobError | None = Field(default=None, description="Set when failed; last error else.")
+    webhook: WebhookSpec | None = Field(default=None, description="Where to deliver changes.")
+    webhook_deliveries: list[WebhookDelivery] = Field(
+        default_factory=list, description="Every delivery attempt, oldest first."
+    )
 
     @classmethod
     def new(
@@ -122,10 +203,12 @@ class JobRecord(_Model):
         params: dict[str, Any],
         metadata: dict[str, str],
         deadline_seconds: float | None = None,
+        webhook: WebhookSpec | None = None,
+        job_id: str | None = None,
     ) -> Self:
         now = utcnow()
         return cls(
-            id=uuid.uuid4().hex,
+            id=job_id or new_job_id(),
             task=task,
             input=input,
             params=params,
@@ -133,6 +216,7 @@ class JobRecord(_Model):
             status=JobStatus.QUEUED,
             created_at=now,
             deadline=now + timedelta(seconds=deadline_seconds) if deadline_seconds else None,
+            webhook=webhook,
         )
 
     def moved_to(self, status: JobStatus, **changes: Any) -> Self:
@@ -142,7 +226,7 @@ class JobRecord(_Model):
         if status.terminal:
             changes.setdefault("finished_at", utcnow())
             changes.setdefault("lease_expires_at", None)
-        return self.model_copy(update={"status": status, **changes})
+        return self.model_copy(update={"status": status, "seq": self.seq + 1, **changes})
 
 
 class JobMessage(_Model):
@@ -154,6 +238,23 @@ class JobMessage(_Model):
 
     job_id: str = Field(description="Key of the record, without the `job:` prefix.")
     task: str = Field(description="Task name, for routing and metrics before the record is read.")
+
+
+class JobEvent(_Model):
+    """The message on the `job-events` topic: a job's record right after a status change.
+
+    It carries the whole record so that live streams and webhooks need no store read; `seq`
+    orders events of one job, since brokers may deliver them out of order.
+    """
+
+    job_id: str = Field(description="The job.")
+    seq: int = Field(description="The record's `seq` after the change.")
+    status: JobStatus = Field(description="The status it changed to.")
+    record: JobRecord = Field(description="The whole record after the change.")
+
+    @classmethod
+    def of(cls, record: JobRecord) -> Self:
+        return cls(job_id=record.id, seq=record.seq, status=record.status, record=record)
 
 
 class SubmitRequest(_Model):
@@ -171,6 +272,28 @@ class SubmitRequest(_Model):
     deadline_seconds: float | None = Field(
         default=None, gt=0, le=7 * 24 * 3600, description="Expire the job if not started by then."
     )
+    webhook: WebhookSpec | None = Field(
+        default=None, description="POST the job here on the chosen status changes, signed."
+    )
+
+
+class JobInputView(_Model):
+    """The input as the API shows it: the text, or the file's name, type and size."""
+
+    text: str | None = Field(description="The text, if the input is text.")
+    filename: str | None = Field(description="The uploaded file's name, if any.")
+    content_type: str | None = Field(description="The uploaded file's media type, if any.")
+    size: int | None = Field(description="The uploaded file's size in bytes, if any.")
+
+    @classmethod
+    def of(cls, job_input: JobInput) -> Self:
+        file = job_input.file
+        return cls(
+            text=job_input.text,
+            filename=file.filename if file else None,
+            content_type=file.content_type if file else None,
+            size=file.size if file else None,
+        )
 
 
 class JobView(_Model):
@@ -188,8 +311,19 @@ class JobView(_Model):
     deadline: datetime | None = Field(description="Expires if not started by then.")
     result: JobResult | None = Field(description="The result, once succeeded.")
     error: JobError | None = Field(description="Why it failed, once failed.")
+    input: JobInputView = Field(description="What the job works on (a file by its metadata).")
+    webhook: WebhookSpec | None = Field(description="Where changes are delivered, if anywhere.")
+    webhook_deliveries: list[WebhookDelivery] = Field(description="Delivery attempts so far.")
 
     @classmethod
     def of(cls, record: JobRecord, status_base_url: str) -> Self:
-        fields = record.model_dump(include=set(cls.model_fields) - {"status_url"})
-        return cls(**fields, status_url=f"{status_base_url.rstrip('/')}/v1/jobs/{record.id}")
+        fields = record.model_dump(include=set(cls.model_fields) - {"status_url", "input"})
+        return cls(
+            **fields,
+            input=JobInputView.of(record.input),
+            status_url=job_url(status_base_url, record.id),
+        )
+
+
+def job_url(status_base_url: str, job_id: str) -> str:
+    return f"{status_base_url.rstrip('/')}/v1/jobs/{job_id}"

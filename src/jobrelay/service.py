@@ -13,7 +13,7 @@ from dapr.aio.clients import DaprClient
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from jobrelay.errors import DAPR_ERRORS, ApiError, ErrorBody, install_error_handlers
-from jobrelay.settings import ServiceSettings
+from jobrelay.settings import ServiceSettings, StoreSettings
 from jobrelay.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def dapr_lifespan(on_start: Hook | None = None, on_stop: Hook | None = None) -> 
         # The client reads DAPR_GRPC_PORT and DAPR_API_TOKEN, which `dapr run` sets.
         async with DaprClient() as dapr:
             app.state.dapr = dapr
-            app.state.store = JobStore(dapr)
+            app.state.store = JobStore(dapr, StoreSettings().retention_seconds)
             if on_start:
                 await on_start(app)
             try:

@@ -31,3 +31,15 @@ class ServiceSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address to bind; loopback by default.")
     port: int
     log_level: str = Field(default="INFO", description="Python logging level.")
+
+
+class StoreSettings(BaseSettings):
+    """How long finished jobs stay; shared by every app that writes job records."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBRELAY_", extra="ignore", frozen=True)
+
+    retention_seconds: int = Field(
+        default=24 * 3600,
+        ge=60,
+        description="Terminal records and their files expire this long after finishing.",
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import grpc
@@ -16,17 +17,22 @@ from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
 
-from jobrelay.constants import JOB_KEY_PREFIX, RESULT_TTL_SECONDS, STATESTORE
-from jobrelay.contract import JobRecord
+from jobrelay.constants import JOB_KEY_PREFIX, MAX_JOB_LIFETIME_SECONDS, STATESTORE
+from jobrelay.contract import JobRecord, utcnow
+from jobrelay.files import FileStore
 
 log = logging.getLogger(__name__)
 
 # Strong consistency: a claim must see the latest write, or two workers could both claim.
-_FIRST_WRITE = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
+GUARDED = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
 
 
 class StaleRecord(Exception):
     """The record changed (or appeared) since it was read; reread and decide again."""
+
+
+class KeyTaken(StaleRecord):
+    """An insert found its key already there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +45,37 @@ def job_key(job_id: str) -> str:
     return f"{JOB_KEY_PREFIX}{job_id}"
 
 
-def _is_etag_conflict(exc: DaprInternalError) -> bool:
+def is_etag_conflict(exc: DaprInternalError) -> bool:
     # The async SDK wraps the gRPC error of save_state; daprd answers ABORTED on an ETag
     # mismatch, including a first-write that finds the key already taken.
     cause = exc.__cause__
     return isinstance(cause, grpc.RpcError) and cause.code() == grpc.StatusCode.ABORTED
+
+
+async def insert(
+    dapr: DaprClient, key: str, value: str, ttl_seconds: int, store: str = STATESTORE
+) -> None:
+    """Write `key` only if it is absent; KeyTaken if it is there.
+
+    A first-write save without an ETag is Dapr's insert-if-absent, but stores refuse a taken
+    key differently (Redis answers a generic error, not ABORTED), so any refusal is checked
+    by reading the key: there means taken, absent means the write really failed.
+    """
+    try:
+        await dapr.save_state(
+            store, key, value, options=GUARDED, state_metadata={"ttlInSeconds": str(ttl_seconds)}
+        )
+    except DaprInternalError as exc:
+        if is_etag_conflict(exc) or (await dapr.get_state(store, key)).data:
+            raise KeyTaken(key) from exc
+        raise
+
+
+def lifetime_seconds(deadline: datetime | None, retention_seconds: int) -> int:
+    """How long things that live with a queued job (its file, its idempotency key) must last."""
+    if deadline is None:
+        return MAX_JOB_LIFETIME_SECONDS + retention_seconds
+    return max(int((deadline - utcnow()).total_seconds()), 0) + retention_seconds
 
 
 class JobRecords(Protocol):
@@ -55,9 +87,13 @@ class JobRecords(Protocol):
 
 
 class JobStore:
-    def __init__(self, dapr: DaprClient, store_name: str = STATESTORE) -> None:
+    def __init__(
+        self, dapr: DaprClient, retention_seconds: int, store_name: str = STATESTORE
+    ) -> None:
         self._dapr = dapr
         self._store = store_name
+        self.retention_seconds = retention_seconds
+        self.files = FileStore(dapr, store_name)
 
     async def get(self, job_id: str) -> Versioned | None:
         resp = await self._dapr.get_state(self._store, job_key(job_id))
@@ -66,27 +102,40 @@ class JobStore:
         return Versioned(JobRecord.model_validate_json(resp.data), resp.etag)
 
     async def create(self, record: JobRecord) -> None:
-        """Insert a new record; StaleRecord if the id is taken."""
-        await self._write(record, etag=None, options=_FIRST_WRITE)
+        """Insert a new record; KeyTaken if the id is taken."""
+        await insert(self._dapr, job_key(record.id), record.model_dump_json(), -1, self._store)
 
     async def replace(self, record: JobRecord, etag: str) -> None:
-        """Overwrite the version `etag` names; StaleRecord if another write came first."""
-        await self._write(record, etag=etag, options=_FIRST_WRITE)
+        """Overwrite the version `etag` names; StaleRecord if another write came first.
 
-    async def _write(self, record: JobRecord, etag: str | None, options: StateOptions) -> None:
-        # Terminal records expire after a retention period; live ones never do, since a queued
-        # job may wait behind a long backlog.
-        ttl = RESULT_TTL_SECONDS if record.status.terminal else -1
+        A record that becomes terminal takes its uploaded file with it: only a worker ever
+        reads the file, and no worker will run a finished job again.
+        """
+        await self._write(record, etag=etag)
+        if record.status.terminal and record.input.file is not None:
+            await self.files.delete(record.input.file)
+
+    async def note(self, record: JobRecord, etag: str) -> None:
+        """Write a change that is not a status change (a webhook delivery, say)."""
+        await self._write(record, etag=etag)
+
+    async def delete(self, job_id: str) -> None:
+        await self._dapr.delete_state(self._store, job_key(job_id))
+
+    async def _write(self, record: JobRecord, etag: str | None) -> None:
+        # Terminal records expire after the retention period; live ones never do, since a
+        # queued job may wait behind a long backlog.
+        ttl = self.retention_seconds if record.status.terminal else -1
         try:
             await self._dapr.save_state(
                 self._store,
                 job_key(record.id),
                 record.model_dump_json(),
                 etag=etag,
-                options=options,
+                options=GUARDED,
                 state_metadata={"ttlInSeconds": str(ttl), "contentType": "application/json"},
             )
         except DaprInternalError as exc:
-            if _is_etag_conflict(exc):
+            if is_etag_conflict(exc):
                 raise StaleRecord(record.id) from exc
             raise

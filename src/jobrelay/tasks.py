@@ -37,9 +37,21 @@ class EmbedParams(TaskParams):
     """A vector for the text, from the configured embedding model."""
 
 
+class DescribeImageParams(TaskParams):
+    """A description of an uploaded image, from a vision model."""
+
+    prompt: str = Field(
+        default="Describe this image in two or three sentences.",
+        min_length=1,
+        max_length=2000,
+        description="What to ask the vision model about the image.",
+    )
+
+
 TASKS: dict[str, type[TaskParams]] = {
     "classify": ClassifyParams,
     "embed": EmbedParams,
+    "describe_image": DescribeImageParams,
 }
 
 

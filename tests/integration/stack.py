@@ -23,6 +23,8 @@ from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("model", "intake", "worker", "status")
+# The development secret dapr.yaml gives the status app (README, "Webhooks").
+WEBHOOK_SECRET = "whsec_am9icmVsYXktbG9jYWwtZGV2ZWxvcG1lbnQtc2VjcmV0"  # noqa: S105 (public dev secret)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ def _run_file(stack: Stack) -> Path:
         "JOBRELAY_INTAKE_STATUS_BASE_URL": stack.url("status"),
         "JOBRELAY_STATUS_PUBLIC_BASE_URL": stack.url("status"),
         "JOBRELAY_WORKER_MODEL_BASE_URL": f"{stack.url('model')}/v1",
+        "JOBRELAY_STATUS_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
     apps = [
         {

@@ -4,43 +4,14 @@ model -> Dapr state (Redis) -> status. Every hop is the real thing."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from jobrelay.contract import JobInput, JobMessage, JobRecord
+from tests.integration.helpers import SENTIMENT, classify, submit, wait_done
 from tests.integration.stack import Stack
-
-SENTIMENT = ["positive", "negative", "neutral"]
-
-
-@pytest.fixture
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as c:
-        yield c
-
-
-def submit(client: httpx.Client, stack: Stack, body: dict[str, Any]) -> httpx.Response:
-    return client.post(f"{stack.url('intake')}/v1/jobs", json=body)
-
-
-def wait_done(client: httpx.Client, url: str, timeout: float = 30) -> dict[str, Any]:
-    """Poll as a client should: again after Retry-After while the answer is 202."""
-    deadline = time.monotonic() + timeout
-    while True:
-        resp = client.get(url)
-        if resp.status_code == 200:
-            body: dict[str, Any] = resp.json()
-            return body
-        assert resp.status_code == 202, resp.text
-        assert time.monotonic() < deadline, f"still pending after {timeout}s: {resp.text}"
-        time.sleep(float(resp.headers["Retry-After"]))
-
-
-def classify(text: str) -> dict[str, Any]:
-    return {"task": "classify", "input": {"text": text}, "params": {"labels": SENTIMENT}}
 
 
 def test_submit_answers_202_at_once_with_where_to_look(client: httpx.Client, stack: Stack) -> None:

@@ -20,11 +20,13 @@ from apps.worker import tasks as worker_tasks
 from apps.worker.models import ModelClient
 from apps.worker.runner import Delivery, Runner, give_up
 from jobrelay.contract import JobError, JobInput, JobRecord, JobResult, JobStatus, Usage, utcnow
+from jobrelay.files import FileStore
 from jobrelay.store import StaleRecord, Versioned
 
 pytestmark = pytest.mark.anyio
 
 _NO_MODELS = cast(ModelClient, None)  # the fake tasks never touch a model
+_NO_FILES = cast(FileStore, None)  # and these jobs have text inputs, never files
 TaskFn = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
 InstallTask = Callable[[TaskFn], None]
 
@@ -78,9 +80,32 @@ class CountingTask:
         return JobResult(output={"echo": record.input.text}, model="fake", usage=usage)
 
 
+class Events:
+    """Collects what the runner would publish on `job-events`."""
+
+    def __init__(self) -> None:
+        self.published: list[JobRecord] = []
+
+    async def __call__(self, record: JobRecord) -> None:
+        self.published.append(record)
+
+    def statuses(self) -> list[JobStatus]:
+        return [r.status for r in self.published]
+
+
 @pytest.fixture
 def store() -> FakeJobRecords:
     return FakeJobRecords()
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@pytest.fixture
+def runner(store: FakeJobRecords, events: Events) -> Runner:
+    return Runner(store, _NO_FILES, _NO_MODELS, events)
 
 
 @pytest.fixture
@@ -98,13 +123,13 @@ async def _stored(store: FakeJobRecords, **changes: object) -> JobRecord:
 
 
 async def test_a_queued_job_runs_once_and_succeeds(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     task = CountingTask()
     use_task(task)
     record = await _stored(store)
 
-    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(record.id) is Delivery.SUCCESS
 
     done = store.record(record.id)
     assert (done.status, done.attempts, task.calls) == (JobStatus.SUCCEEDED, 1, 1)
@@ -115,12 +140,11 @@ async def test_a_queued_job_runs_once_and_succeeds(
 
 
 async def test_a_duplicate_of_a_finished_job_is_acknowledged_without_running(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     task = CountingTask()
     use_task(task)
     record = await _stored(store)
-    runner = Runner(store, _NO_MODELS)
     await runner.deliver(record.id)
     writes = store.writes
 
@@ -130,12 +154,11 @@ async def test_a_duplicate_of_a_finished_job_is_acknowledged_without_running(
 
 
 async def test_concurrent_deliveries_of_one_job_call_the_model_once(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     task = CountingTask(seconds=0.05)
     use_task(task)
     record = await _stored(store)
-    runner = Runner(store, _NO_MODELS)
     outcomes: list[Delivery] = []
 
     async def deliver() -> None:
@@ -151,7 +174,7 @@ async def test_concurrent_deliveries_of_one_job_call_the_model_once(
 
 
 async def test_a_live_claim_is_left_to_its_worker(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     task = CountingTask()
     use_task(task)
@@ -160,13 +183,13 @@ async def test_a_live_claim_is_left_to_its_worker(
         store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=now + timedelta(minutes=1)
     )
 
-    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(record.id) is Delivery.SUCCESS
     assert task.calls == 0
     assert store.record(record.id).status is JobStatus.RUNNING
 
 
 async def test_a_dead_workers_claim_is_taken_over_after_its_lease(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     task = CountingTask()
     use_task(task)
@@ -174,30 +197,30 @@ async def test_a_dead_workers_claim_is_taken_over_after_its_lease(
         store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=utcnow() - timedelta(1)
     )
 
-    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(record.id) is Delivery.SUCCESS
     done = store.record(record.id)
     assert (done.status, done.attempts, task.calls) == (JobStatus.SUCCEEDED, 2, 1)
 
 
 async def test_a_job_past_its_deadline_before_starting_expires_without_a_model_call(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     task = CountingTask()
     use_task(task)
     record = await _stored(store, deadline=utcnow() - timedelta(seconds=1))
 
-    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(record.id) is Delivery.SUCCESS
     assert store.record(record.id).status is JobStatus.EXPIRED
     assert task.calls == 0
 
 
 async def test_a_retried_job_past_its_deadline_fails_with_deadline_exceeded(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     use_task(CountingTask())
     record = await _stored(store, attempts=1, deadline=utcnow() - timedelta(seconds=1))
 
-    await Runner(store, _NO_MODELS).deliver(record.id)
+    await runner.deliver(record.id)
     failed = store.record(record.id)
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None
@@ -209,12 +232,12 @@ def _unreachable() -> openai.APIConnectionError:
 
 
 async def test_a_transient_failure_hands_the_job_back_and_asks_for_redelivery(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     use_task(CountingTask(error=_unreachable()))
     record = await _stored(store)
 
-    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.RETRY
+    assert await runner.deliver(record.id) is Delivery.RETRY
     back = store.record(record.id)
     assert (back.status, back.attempts) == (JobStatus.QUEUED, 1)
     assert back.error is not None
@@ -223,12 +246,12 @@ async def test_a_transient_failure_hands_the_job_back_and_asks_for_redelivery(
 
 
 async def test_a_fatal_failure_fails_the_job_at_once_with_the_reason(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     use_task(CountingTask(error=ValueError("bad vector")))
     record = await _stored(store)
 
-    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(record.id) is Delivery.SUCCESS
     failed = store.record(record.id)
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None
@@ -237,7 +260,7 @@ async def test_a_fatal_failure_fails_the_job_at_once_with_the_reason(
 
 
 async def test_a_result_from_a_lost_claim_is_discarded(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     task = CountingTask()
 
@@ -252,20 +275,22 @@ async def test_a_result_from_a_lost_claim_is_discarded(
     use_task(task)
     record = await _stored(store)
 
-    assert await Runner(store, _NO_MODELS).deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(record.id) is Delivery.SUCCESS
     current = store.record(record.id)
     assert (current.status, current.attempts, current.result) == (JobStatus.RUNNING, 2, None)
 
 
-async def test_a_message_without_a_record_is_acknowledged(store: FakeJobRecords) -> None:
-    assert await Runner(store, _NO_MODELS).deliver("0" * 32) is Delivery.SUCCESS
+async def test_a_message_without_a_record_is_acknowledged(
+    runner: Runner, store: FakeJobRecords
+) -> None:
+    assert await runner.deliver("0" * 32) is Delivery.SUCCESS
 
 
 async def test_a_dead_letter_fails_the_job_with_its_last_error(store: FakeJobRecords) -> None:
     last = JobError(code="model_error", message="model answered 500", retryable=True)
     record = await _stored(store, attempts=9, error=last)
 
-    await give_up(store, record.id)
+    await give_up(store, record.id, Events())
 
     failed = store.record(record.id)
     assert failed.status is JobStatus.FAILED
@@ -276,11 +301,59 @@ async def test_a_dead_letter_fails_the_job_with_its_last_error(store: FakeJobRec
 
 
 async def test_a_dead_letter_for_a_finished_job_changes_nothing(
-    store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
 ) -> None:
     use_task(CountingTask())
     record = await _stored(store)
-    await Runner(store, _NO_MODELS).deliver(record.id)
+    await runner.deliver(record.id)
 
-    await give_up(store, record.id)
+    await give_up(store, record.id, Events())
     assert store.record(record.id).status is JobStatus.SUCCEEDED
+
+
+async def test_every_status_the_worker_writes_is_published(
+    runner: Runner, store: FakeJobRecords, events: Events, use_task: InstallTask
+) -> None:
+    use_task(CountingTask())
+    record = await _stored(store)
+
+    await runner.deliver(record.id)
+
+    assert events.statuses() == [JobStatus.RUNNING, JobStatus.SUCCEEDED]
+    assert [r.seq for r in events.published] == [1, 2]
+
+
+async def test_a_job_cancelled_during_its_model_call_stays_cancelled(
+    runner: Runner, store: FakeJobRecords, events: Events, use_task: InstallTask
+) -> None:
+    task = CountingTask()
+
+    async def cancelled_meanwhile(record: JobRecord) -> None:
+        versioned = await store.get(record.id)
+        assert versioned is not None
+        await store.replace(versioned.record.moved_to(JobStatus.CANCELLED), versioned.etag)
+
+    task.during = cancelled_meanwhile
+    use_task(task)
+    record = await _stored(store)
+
+    assert await runner.deliver(record.id) is Delivery.SUCCESS
+    final = store.record(record.id)
+    assert (final.status, final.result) == (JobStatus.CANCELLED, None)
+    assert JobStatus.SUCCEEDED not in events.statuses()
+
+
+async def test_a_model_call_is_cut_off_at_the_jobs_deadline(
+    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+) -> None:
+    task = CountingTask(seconds=5)
+    use_task(task)
+    record = await _stored(store, deadline=utcnow() + timedelta(seconds=0.2))
+
+    with anyio.fail_after(2):
+        assert await runner.deliver(record.id) is Delivery.SUCCESS
+
+    failed = store.record(record.id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None
+    assert (failed.error.code, failed.error.retryable) == ("deadline_exceeded", False)

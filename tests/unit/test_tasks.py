@@ -29,5 +29,5 @@ def test_embed_takes_no_params() -> None:
 
 
 def test_unknown_task_names_the_known_ones() -> None:
-    with pytest.raises(UnknownTask, match="classify, embed"):
+    with pytest.raises(UnknownTask, match="classify, describe_image, embed"):
         parse_params("dance", {})

@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable
 
 from apps.worker.models import ModelClient
-from apps.worker.tasks import classify, embed
+from apps.worker.tasks import classify, describe_image, embed
 from jobrelay.contract import JobRecord, JobResult
 
 TaskRunner = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
@@ -11,4 +11,5 @@ TaskRunner = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
 RUNNERS: dict[str, TaskRunner] = {
     "classify": classify.run,
     "embed": embed.run,
+    "describe_image": describe_image.run,
 }

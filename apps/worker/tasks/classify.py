@@ -19,7 +19,7 @@ _TEMPERATURE = 0.05
 
 async def run(record: JobRecord, models: ModelClient) -> JobResult:
     params = ClassifyParams.model_validate(record.params)
-    text = await models.embed([record.input.text])
+    text = await models.embed([record.input.require_text()])
     labels = await models.embed_labels(params.labels)
     similarity = labels.vectors @ text.vectors[0]
     weights = np.exp((similarity - similarity.max()) / _TEMPERATURE)

@@ -5,7 +5,7 @@ from jobrelay.contract import JobRecord, JobResult
 
 
 async def run(record: JobRecord, models: ModelClient) -> JobResult:
-    call = await models.embed([record.input.text])
+    call = await models.embed([record.input.require_text()])
     vector = call.vectors[0].tolist()
     return JobResult(
         output={"embedding": vector, "dimensions": len(vector)}, model=call.model, usage=call.usage

@@ -1,0 +1,71 @@
+"""`Idempotency-Key`: the same key with the same request returns the same job, never a second
+one, even when the two requests race; the same key with a different request is refused.
+
+The key is claimed with a first-write state save, so exactly one of two racing requests
+wins; the loser withdraws the job it had stored (never published) and answers with the
+winner's. Keys live as long as their job can.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from dapr.aio.clients import DaprClient
+from pydantic import BaseModel
+
+from jobrelay.constants import IDEMPOTENCY_KEY_PREFIX, STATESTORE
+from jobrelay.errors import ApiError
+from jobrelay.store import KeyTaken, insert
+
+MAX_KEY_LENGTH = 255
+
+
+class KeyClaim(BaseModel):
+    job_id: str
+    fingerprint: str
+
+
+def fingerprint(request: dict[str, Any]) -> str:
+    """A digest of what was asked, independent of JSON key order and spacing."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _key(tenant: str, key: str) -> str:
+    return f"{IDEMPOTENCY_KEY_PREFIX}{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def check_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+        )
+
+
+async def claim(
+    dapr: DaprClient, tenant: str, key: str, claim: KeyClaim, ttl_seconds: int
+) -> str | None:
+    """None if this request now owns `key`; else the job id of the request that owns it.
+
+    ApiError 409 if the key was used for a different request.
+    """
+    try:
+        await insert(dapr, _key(tenant, key), claim.model_dump_json(), ttl_seconds)
+        return None
+    except KeyTaken:
+        pass
+    resp = await dapr.get_state(STATESTORE, _key(tenant, key))
+    if not resp.data:  # expired between the two calls: rare enough to ask for a retry
+        raise ApiError(409, "idempotency_key_busy", "this Idempotency-Key is changing; retry")
+    owner = KeyClaim.model_validate_json(resp.data)
+    if owner.fingerprint != claim.fingerprint:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used for a different request",
+        )
+    return owner.job_id

@@ -1,0 +1,156 @@
+"""Turning a submit request (JSON or multipart) into a job record, refusing what the task
+cannot take."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from apps.intake.idempotency import fingerprint
+from apps.intake.settings import IntakeSettings
+from apps.intake.uploads import read_form
+from jobrelay.constants import MAX_JOB_LIFETIME_SECONDS
+from jobrelay.contract import JobInput, JobRecord, SubmitRequest, WebhookSpec, new_job_id
+from jobrelay.errors import ApiError
+from jobrelay.files import FileStore, file_key
+from jobrelay.inputs import accepts
+from jobrelay.tasks import UnknownTask, parse_params
+
+
+class FormFields(BaseModel):
+    """The non-file fields of a multipart submit; JSON-valued ones arrive as strings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, str] = Field(default_factory=dict)
+    deadline_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    webhook: WebhookSpec | None = None
+
+
+def check_type(task: str) -> Any:
+    def check(content_type: str) -> None:
+        allowed = accepts(task)
+        if content_type not in allowed.file_types:
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                f"task {task!r} takes {allowed.describe()}, not {content_type}",
+            )
+
+    return check
+
+
+def _validated_params(task: str, params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return parse_params(task, params).model_dump()
+    except UnknownTask as exc:
+        raise ApiError(400, "unknown_task", str(exc)) from exc
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise ApiError(422, "invalid_params", f"params for {task!r}: {detail}") from exc
+
+
+async def from_json(request: Request, settings: IntakeSettings) -> tuple[JobRecord, str]:
+    body = await _bounded_body(request, settings.max_json_bytes)
+    try:
+        submit = SubmitRequest.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    params = _validated_params(submit.task, submit.params)
+    if not accepts(submit.task).text:
+        raise ApiError(
+            422,
+            "file_required",
+            f"task {submit.task!r} takes {accepts(submit.task).describe()}; upload it "
+            "as multipart/form-data in the field 'file'",
+        )
+    record = JobRecord.new(
+        submit.task, submit.input, params, submit.metadata, submit.deadline_seconds, submit.webhook
+    )
+    return record, fingerprint(submit.model_dump(mode="json") | {"params": params})
+
+
+async def from_form(
+    request: Request,
+    settings: IntakeSettings,
+    files: FileStore,
+    retention: int,
+    task: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> tuple[JobRecord, str]:
+    """A job from a multipart upload; `task`/`params` fixed by the route, or from the form."""
+    job_id = new_job_id()
+    ttl = MAX_JOB_LIFETIME_SECONDS + retention
+    form = await read_form(
+        request,
+        files,
+        file_key(job_id),
+        settings.max_upload_bytes,
+        ttl,
+        check_type(task) if task else lambda _: None,
+    )
+    try:
+        fields = _form_fields(form.fields, task, params)
+        if form.file is None:
+            raise ApiError(422, "file_required", "the form has no file in the field 'file'")
+        check_type(fields.task)(form.file.content_type)
+        checked = _validated_params(fields.task, fields.params)
+    except Exception:
+        if form.file is not None:
+            await files.delete(form.file)
+        raise
+    record = JobRecord.new(
+        fields.task,
+        JobInput(file=form.file),
+        checked,
+        fields.metadata,
+        fields.deadline_seconds,
+        fields.webhook,
+        job_id=job_id,
+    )
+    asked = fields.model_dump(mode="json") | {
+        "params": checked,
+        "file": form.file.sha256,
+        "content_type": form.file.content_type,
+    }
+    return record, fingerprint(asked)
+
+
+def _form_fields(
+    raw: dict[str, str], task: str | None, params: dict[str, Any] | None
+) -> FormFields:
+    values: dict[str, Any] = {}
+    for name, text in raw.items():
+        if name in ("params", "metadata", "webhook"):
+            try:
+                values[name] = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ApiError(422, "validation_error", f"{name}: not valid JSON ({exc})") from exc
+        else:
+            values[name] = text
+    if task is not None:
+        values = {"task": task, "params": params or {}}
+    try:
+        return FormFields.model_validate(values)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "body_too_large", f"the body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise ApiError(413, "body_too_large", f"the body is larger than {limit} bytes")
+    return bytes(body)

@@ -1,0 +1,58 @@
+"""The live event stream of one job (Server-Sent Events).
+
+Each event is the job as the API shows it, with the record's `seq` as the event id. A stream
+first sends the job as it is now (unless `Last-Event-ID` says the client has seen it), then
+every change, and ends after the terminal one. Changes come from the `job-events` topic;
+when the stream is idle it rereads the record, so an event the broker lost, or one published
+before this replica subscribed, still arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from fastapi.sse import ServerSentEvent
+
+from jobrelay.constants import STREAM_KEEPALIVE_SECONDS
+from jobrelay.contract import JobRecord, JobView
+from jobrelay.hub import EventHub
+from jobrelay.store import JobRecords
+
+
+def _event(record: JobRecord, base_url: str) -> ServerSentEvent:
+    view = JobView.of(record, base_url)
+    return ServerSentEvent(
+        data=view.model_dump(mode="json"), event=record.status.value, id=str(record.seq)
+    )
+
+
+async def job_events(
+    hub: EventHub,
+    store: JobRecords,
+    job_id: str,
+    last_seen: int,
+    base_url: str,
+    keepalive: float = STREAM_KEEPALIVE_SECONDS,
+) -> AsyncIterator[ServerSentEvent]:
+    with hub.watch(job_id) as changes:
+        versioned = await store.get(job_id)
+        if versioned is None:
+            return
+        record = versioned.record
+        while True:
+            if record.seq > last_seen:
+                last_seen = record.seq
+                yield _event(record, base_url)
+            if record.status.terminal:
+                return
+            try:
+                newer = await asyncio.wait_for(changes.get(), keepalive)
+            except TimeoutError:
+                yield ServerSentEvent(comment="keepalive")
+                reread = await store.get(job_id)
+                if reread is None:
+                    return
+                newer = reread.record
+            if newer.seq > record.seq:
+                record = newer

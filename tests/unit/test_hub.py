@@ -1,0 +1,57 @@
+import anyio
+import pytest
+
+from jobrelay.contract import JobInput, JobRecord, JobStatus
+from jobrelay.hub import EventHub, until_terminal
+
+pytestmark = pytest.mark.anyio
+
+
+def _job() -> JobRecord:
+    return JobRecord.new("embed", JobInput(text="x"), {}, {})
+
+
+async def test_a_waiter_gets_the_terminal_record_published_after_it_started() -> None:
+    hub, queued = EventHub(), _job()
+    running = queued.moved_to(JobStatus.RUNNING)
+    done = running.moved_to(JobStatus.SUCCEEDED)
+
+    with hub.watch(queued.id) as events:
+        async with anyio.create_task_group() as group:
+
+            async def publish_later() -> None:
+                await anyio.sleep(0.05)
+                hub.publish(running)
+                hub.publish(done)
+
+            group.start_soon(publish_later)
+            final = await until_terminal(events, queued, seconds=5)
+
+    assert final.status is JobStatus.SUCCEEDED
+
+
+async def test_a_wait_that_runs_out_returns_the_newest_record_seen() -> None:
+    hub, queued = EventHub(), _job()
+    running = queued.moved_to(JobStatus.RUNNING)
+    with hub.watch(queued.id) as events:
+        hub.publish(running)
+        with anyio.fail_after(2):
+            final = await until_terminal(events, queued, seconds=0.1)
+    assert final.status is JobStatus.RUNNING
+
+
+async def test_an_older_event_never_replaces_a_newer_record() -> None:
+    hub, queued = EventHub(), _job()
+    done = queued.moved_to(JobStatus.RUNNING).moved_to(JobStatus.SUCCEEDED)
+    with hub.watch(queued.id) as events:
+        hub.publish(queued)  # a late duplicate of an older state
+        final = await until_terminal(events, done, seconds=0.1)
+    assert final is done
+
+
+async def test_events_of_other_jobs_and_unwatched_jobs_go_nowhere() -> None:
+    hub, mine, other = EventHub(), _job(), _job()
+    hub.publish(other)  # nobody watches it: dropped, no error
+    with hub.watch(mine.id) as events:
+        hub.publish(other)
+        assert events.empty()
