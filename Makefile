@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup run test lint unit k8s-generate k8s-validate
+.PHONY: setup run test lint unit contracts k8s-generate k8s-validate
 
 setup:
 	@scripts/setup.sh
@@ -17,6 +17,10 @@ lint: setup
 
 unit: setup
 	$(VENV)/pytest tests/unit
+
+# contracts/*.schema.json from the models in src/jobrelay (tests fail when they drift).
+contracts: setup
+	$(VENV)/python -m jobrelay.schemas contracts
 
 # k8s/dapr/ is generated from components/; k8s-validate fails until it is regenerated.
 k8s-generate: setup
