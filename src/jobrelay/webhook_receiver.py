@@ -1,0 +1,64 @@
+"""A webhook receiver for trying jobrelay locally: verifies each delivery's Standard Webhooks
+signature and prints the job it carries.
+
+    python -m jobrelay.webhook_receiver --port 9000 [--secret whsec_...]
+
+The default secret is the development one `make run` gives the status app (dapr.yaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+DEV_SECRET = "whsec_am9icmVsYXktbG9jYWwtZGV2ZWxvcG1lbnQtc2VjcmV0"  # noqa: S105 (public dev secret)
+
+log = logging.getLogger("webhook_receiver")
+
+
+def handler_for(verifier: Webhook) -> type[BaseHTTPRequestHandler]:
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            try:
+                job = verifier.verify(body, dict(self.headers))
+            except WebhookVerificationError as exc:
+                log.warning("REJECTED %s: %s", self.headers.get("webhook-id"), exc)
+                self.send_response(400)
+            else:
+                log.info(
+                    "verified webhook-id=%s status=%s\n%s",
+                    self.headers["webhook-id"],
+                    job["status"],
+                    json.dumps(job, indent=2),
+                )
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return  # one line per delivery above is enough
+
+    return Receiver
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--secret", default=DEV_SECRET)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(Webhook(args.secret)))
+    log.info("listening on http://127.0.0.1:%d/ (Ctrl-C to stop)", args.port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
