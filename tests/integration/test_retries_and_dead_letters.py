@@ -1,0 +1,88 @@
+"""A model that fails: retried under Dapr's resiliency policy, then dead-lettered, on every
+component profile. The failures come from the flaky model test double
+(tests/doubles/flaky_model.py) in front of the real local model; everything between intake
+and the model is the real broker, store and daprd."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.stack import Stack
+
+SENTIMENT = ["positive", "negative", "neutral"]
+# resiliency.yaml: 8 retries, exponential from 0.5 s capped at 15 s, about 25 s in all; the
+# dead letter then takes one more delivery. Twice that is a bound no healthy stack reaches.
+DEAD_LETTER_WITHIN_SECONDS = 60
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as c:
+        yield c
+
+
+def _submit_classify(client: httpx.Client, stack: Stack, text: str) -> str:
+    body = {"task": "classify", "input": {"text": text}, "params": {"labels": SENTIMENT}}
+    resp = client.post(f"{stack.url('intake')}/v1/jobs", json=body)
+    assert resp.status_code == 202, resp.text
+    url: str = resp.json()["status_url"]
+    return url
+
+
+def _wait_done(client: httpx.Client, url: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = client.get(url)
+        if resp.status_code == 200:
+            body: dict[str, Any] = resp.json()
+            return body
+        assert resp.status_code == 202, resp.text
+        assert time.monotonic() < deadline, f"still pending after {timeout}s: {resp.text}"
+        time.sleep(0.25)
+
+
+def _served_faults(stack: Stack, text: str) -> int:
+    assert stack.model_double is not None
+    return stack.model_double.double.faults_served(text)
+
+
+def test_a_job_whose_model_fails_twice_succeeds_on_the_third_delivery(
+    client: httpx.Client, stack: Stack
+) -> None:
+    # Unique per run and profile: the double counts failures per exact text.
+    text = f"I love this product! [fail:500:2] {uuid.uuid4().hex}"
+
+    job = _wait_done(client, _submit_classify(client, stack, text), timeout=30)
+
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 3, job  # one claim per delivery: two failed, one succeeded
+    assert job["result"]["output"]["label"] == "positive"  # the real model's answer
+    assert job["error"] is None
+    assert _served_faults(stack, text) == 2
+
+
+def test_a_job_whose_model_always_fails_is_dead_lettered_and_failed_with_its_last_error(
+    client: httpx.Client, stack: Stack
+) -> None:
+    text = f"This never works. [fail:500:always] {uuid.uuid4().hex}"
+    started = time.monotonic()
+
+    job = _wait_done(
+        client, _submit_classify(client, stack, text), timeout=DEAD_LETTER_WITHIN_SECONDS
+    )
+
+    assert job["status"] == "failed", job
+    # The first delivery plus resiliency.yaml's 8 retries, each one claim of the job.
+    assert job["attempts"] == 9, job
+    assert job["error"]["code"] == "model_error", job
+    assert "500" in job["error"]["message"], job
+    assert job["result"] is None
+    assert _served_faults(stack, text) == 9
+    # Not before the policy's retries had their time (0.5 s growing x1.5, jittered).
+    assert time.monotonic() - started > 5
