@@ -9,3 +9,7 @@ DAPR_RUNTIME_VERSION=1.18.0
 DAPR_CLI_VERSION=1.12.0
 # Expensive builds are cached outside the clone so a fresh clone on the same machine reuses them.
 JOBRELAY_CACHE="${JOBRELAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jobrelay}"
+# Apache Kafka for the `kafka` profile, from Maven Central. 3.9 is the last line that still
+# speaks the protocol versions Dapr's Kafka client (sarama, configured for Kafka 2.0 by
+# default) sends; Kafka 4 removed them.
+KAFKA_VERSION=3.9.1
