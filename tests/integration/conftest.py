@@ -3,18 +3,31 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.integration import profiles
 from tests.integration import stack as stack_module
 from tests.integration.stack import Stack
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One real stack for the whole session: starting daprd four times takes seconds."""
-    running = stack_module.start(tmp_path_factory.mktemp("stack"))
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """One real stack per component profile for the whole session: starting daprd four
+    times takes seconds. pytest runs every test on one profile, then tears it down before
+    the next (the profiles come from JOBRELAY_TEST_PROFILES; see pytest_generate_tests)."""
+    profile: str = request.param
+    running = stack_module.start(tmp_path_factory.mktemp(f"stack-{profile}"), profile)
     try:
         yield running
     finally:
         stack_module.stop(running)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test that uses the stack runs once per selected profile, with the same code and
+    # the same assertions: that a swap of components/ folder is all it takes.
+    if "stack" in metafunc.fixturenames:
+        metafunc.parametrize("stack", profiles.selected(), indirect=True, scope="session")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,8 +1,11 @@
-"""The real stack for integration tests: a private Redis, real daprd sidecars and the apps,
-launched by the real Dapr CLI (`dapr run -f`) from a run file written for this session.
+"""The real stack for integration tests: a component profile's broker and store (private
+instances, tests/integration/profiles.py), real daprd sidecars and the apps, launched by the
+real Dapr CLI (`dapr run -f`) from a run file written for this session.
 
-Nothing here stands in for Dapr, Redis or the model. Ports are picked free so a developer's
-`make run` on the default ports can keep running beside the tests.
+Nothing here stands in for Dapr, a broker, a store or the model. The worker reaches the real
+model through a fault-injecting proxy (tests/doubles/flaky_model.py, a test double) that
+passes everything through unless a job's text asks for a failure. Ports are picked free so a
+developer's `make run` on the default ports can keep running beside the tests.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.doubles import flaky_model
+from tests.integration import profiles
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +43,10 @@ class Ports:
 class Stack:
     workdir: Path
     ports: dict[str, Ports]
-    redis_port: int
+    profile: str  # the components/ folder the sidecars load
     process: subprocess.Popen[bytes] | None = None
+    servers: profiles.Servers | None = None
+    model_double: flaky_model.Running | None = None
 
     def url(self, app: str) -> str:
         return f"http://127.0.0.1:{self.ports[app].app}"
@@ -66,7 +73,9 @@ def _run_file(stack: Stack) -> Path:
     env = {
         "JOBRELAY_INTAKE_STATUS_BASE_URL": stack.url("status"),
         "JOBRELAY_STATUS_PUBLIC_BASE_URL": stack.url("status"),
-        "JOBRELAY_WORKER_MODEL_BASE_URL": f"{stack.url('model')}/v1",
+        "JOBRELAY_WORKER_MODEL_BASE_URL": stack.model_double.url
+        if stack.model_double
+        else f"{stack.url('model')}/v1",
         "JOBRELAY_STATUS_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
     apps = [
@@ -85,7 +94,7 @@ def _run_file(stack: Stack) -> Path:
         "version": 1,
         "common": {
             "resourcesPaths": [
-                str(ROOT / "components" / "redis"),
+                str(ROOT / "components" / stack.profile),
                 str(ROOT / "components" / "common"),
             ],
             "configFilePath": str(ROOT / "components" / "config.yaml"),
@@ -99,32 +108,20 @@ def _run_file(stack: Stack) -> Path:
     return path
 
 
-def start(workdir: Path, timeout: float = 120.0) -> Stack:
+def start(workdir: Path, profile: str = "redis", timeout: float = 120.0) -> Stack:
     stack = Stack(
         workdir=workdir,
         ports={app: Ports(free_port(), free_port(), free_port()) for app in APPS},
-        redis_port=free_port(),
+        profile=profile,
     )
     for app in APPS:
         (workdir / app).mkdir()  # the CLI writes each app's logs under its appDirPath
-    redis = subprocess.run(
-        [
-            str(ROOT / "scripts" / "redis.sh"),
-            "start",
-            str(stack.redis_port),
-            str(workdir / "redis"),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    assert redis.stdout.strip() == "started", "a fresh port must get a fresh Redis"
+    stack.servers = profiles.up(profile, workdir)
+    stack.model_double = flaky_model.start(f"{stack.url('model')}/v1")
     runtime = dapr_runtime()
-    env = {
-        **os.environ,
-        "DAPR_RUNTIME_PATH": str(runtime),
-        "JOBRELAY_REDIS_HOST": f"127.0.0.1:{stack.redis_port}",
-    }
+    # daprd inherits this environment (not the run file's env:), so the profile's server
+    # addresses, which its components read through envRef, go here.
+    env = {**os.environ, "DAPR_RUNTIME_PATH": str(runtime), **stack.servers.daprd_env}
     with stack.log.open("wb") as log:
         stack.process = subprocess.Popen(
             [str(runtime / ".dapr" / "bin" / "dapr"), "run", "-f", str(_run_file(stack))],
@@ -134,8 +131,29 @@ def start(workdir: Path, timeout: float = 120.0) -> Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so teardown reaches every child
         )
-    _wait_healthy(stack, timeout)
+    try:
+        _wait_healthy(stack, timeout)
+        _wait_flowing(stack, timeout)
+    except BaseException:
+        stop(stack)  # the fixture's teardown never runs for a stack that failed to start
+        raise
     return stack
+
+
+def _wait_flowing(stack: Stack, timeout: float) -> None:
+    """Until a job goes all the way through. A healthy sidecar may not have bound its
+    subscription at the broker yet (RabbitMQ drops what reaches an exchange with no queue
+    bound; a Kafka consumer group takes a rebalance to get its partitions)."""
+    deadline = time.monotonic() + timeout
+    body = {"task": "embed", "input": {"text": "warm-up"}}
+    with httpx.Client(timeout=10) as client:
+        while time.monotonic() < deadline:
+            url = client.post(f"{stack.url('intake')}/v1/jobs", json=body).json()["status_url"]
+            for _ in range(50):
+                if client.get(url).status_code == 200:
+                    return
+                time.sleep(0.1)
+    raise RuntimeError(f"no job went through in {timeout:.0f}s:\n{stack.log.read_text()[-4000:]}")
 
 
 def _wait_healthy(stack: Stack, timeout: float) -> None:
@@ -169,12 +187,7 @@ def stop(stack: Stack) -> None:
             stack.process.wait(timeout=20)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
-    subprocess.run(
-        [
-            str(ROOT / "scripts" / "redis.sh"),
-            "stop",
-            str(stack.redis_port),
-            str(stack.workdir / "redis"),
-        ],
-        check=False,
-    )
+    if stack.model_double is not None:
+        stack.model_double.stop()
+    if stack.servers is not None:
+        profiles.down(stack.servers)
