@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup run test lint unit contracts k8s-generate k8s-validate
+.PHONY: setup run test lint unit contracts k8s-generate k8s-validate eval-local-model
 
 setup:
 	@scripts/setup.sh
@@ -30,6 +30,11 @@ k8s-generate: setup
 # schemas (scripts/k8s/validate.py); offline after the first run.
 k8s-validate: setup
 	$(VENV)/python -m scripts.k8s.validate
+
+# docs/local-model.md: accuracy beside speed of the local embedders and chat model on the
+# labelled sets in bench/data/classify (about 90 s on 2 cores, so not part of `make test`).
+eval-local-model: setup
+	$(VENV)/python -m bench.classify_eval
 
 test: lint k8s-validate
 	$(VENV)/pytest

@@ -221,6 +221,30 @@ def chat_speed(client: OpenAI) -> tuple[float, int]:
     return tokens / elapsed, tokens
 
 
+SAMPLE_PROMPTS = (
+    "Summarize in one sentence: The meeting moved from Monday to Wednesday because the "
+    "manager is travelling. Everyone should bring their quarterly numbers.",
+    "Rewrite politely: send me the report now.",
+    "What is the capital of Australia?",
+    "How many legs does a spider have?",
+)
+
+
+def chat_samples(client: OpenAI) -> list[tuple[str, str]]:
+    """(prompt, the model's answer at temperature 0) for a few everyday asks."""
+    samples = []
+    for prompt in SAMPLE_PROMPTS:
+        resp = client.chat.completions.create(
+            model=CHAT_MODEL,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=80,
+            temperature=0,
+        )
+        answer = (resp.choices[0].message.content or "").strip()
+        samples.append((prompt, answer.replace("\n", " ").replace("|", "/")))
+    return samples
+
+
 @contextmanager
 def local_server() -> Iterator[tuple[str, float]]:
     """The local model server on a free port: (base URL, seconds until it served)."""
@@ -343,6 +367,7 @@ class Findings:
     reports: list[EmbedderReport]
     chat: dict[str, ChatResult]
     chat_tokens_per_s: float | None
+    chat_samples: list[tuple[str, str]]
     sets: list[LabelledSet]
 
 
@@ -356,6 +381,14 @@ def speed_table(reports: list[EmbedderReport]) -> list[str]:
         f"| {r.speed.single_ms:.1f} |"
         for r in reports
     ]
+
+
+def samples_table(samples: list[tuple[str, str]]) -> list[str]:
+    if not samples:
+        return []
+    lines = ["", "Its answers to a few asks (temperature 0, this run):", ""]
+    lines += ["| asked | answered |", "| --- | --- |"]
+    return [*lines, *(f"| {q} | {a} |" for q, a in samples), ""]
 
 
 def render(f: Findings) -> str:
@@ -384,12 +417,31 @@ def render(f: Findings) -> str:
         "",
         f"The server was ready {start} after it was started (all three models load at start-up).",
         "",
+        "## What each is good for",
+        "",
+        "- **The embedders** rank labels and find similar texts. With bare label names they",
+        "  are right about four times in five on clear-cut labels; given a one-line",
+        "  description and two examples per label, more often (tables below). e5 gains the",
+        "  most from descriptions and examples and reads ~100 languages; MiniLM is faster.",
+        "  Neither knows your domain's jargon: for subtle labels, give examples or point the",
+        "  worker at a hosted model.",
+        f"- **{CHAT_MODEL}** writes fluent English: one-sentence summaries and rewrites of",
+        "  short texts, and JSON that always parses when a schema constrains it (unless",
+        "  `max_tokens` cuts it short). It is weak on facts and on judgement: do not ask it",
+        "  knowledge questions, and it classifies far worse than the embedders (below). It",
+        "  has 135M parameters; it is the default so that a fresh checkout runs every task",
+        "  with no key, not because it is good.",
+        "",
         "## Speed",
         "",
         *speed_table(f.reports),
         "",
+        "Measured while other work shared the two cores: runs here differed by up to 2x, so",
+        "compare the rows of one run, not figures from different runs.",
+        "",
         f"Chat: **{tokens} completion tokens/s** for one 200-token answer, one request at a time.",
         "",
+        *samples_table(f.chat_samples),
         "## Classification accuracy",
         "",
         f"Labelled sets written for jobrelay, in `bench/data/classify/` ({sizes} texts). Each",
@@ -398,6 +450,10 @@ def render(f: Findings) -> str:
         "label in a template, its description and its examples, as the recipe says); a text",
         "gets the label whose prototype is nearest. Every embedder's vectors are unit length,",
         "so nearest means the largest cosine similarity.",
+        "",
+        "The sets are small: one text is 2.4 points, and a 95 % interval around 80 % is about",
+        "±12 points; the default wording (`{label}` and `This text is about {label}.`,",
+        "averaged) was chosen on these same sets. Read the tables for large gaps only.",
         "",
         *accuracy_table(f.reports, f.sets),
         "",
@@ -442,11 +498,13 @@ def gather(client: OpenAI, start_seconds: float | None, with_chat: bool) -> Find
     reports = [evaluate_embedder(client, m, sets) for m in served if m != CHAT_MODEL]
     chat: dict[str, ChatResult] = {}
     tokens_per_s = None
+    samples: list[tuple[str, str]] = []
     if with_chat and CHAT_MODEL in served:
         tokens_per_s, _ = chat_speed(client)
+        samples = chat_samples(client)
         chat = {s.name: chat_classify(client, s) for s in sets if not s.multi_label}
         log.info("chat: %.0f tokens/s; %s", tokens_per_s, chat)
-    return Findings(start_seconds, reports, chat, tokens_per_s, sets)
+    return Findings(start_seconds, reports, chat, tokens_per_s, samples, sets)
 
 
 def main() -> None:
@@ -462,6 +520,7 @@ def main() -> None:
     with contextmanager(_endpoint)(args.base_url) as (url, start_seconds):
         client = OpenAI(base_url=url, api_key=args.api_key, max_retries=0, timeout=120)
         findings = gather(client, start_seconds, not args.no_chat)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(findings))
     log.info("wrote %s", args.out)
 
