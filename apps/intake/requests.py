@@ -65,13 +65,16 @@ async def from_json(request: Request, settings: IntakeSettings) -> tuple[JobReco
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
     params = _validated_params(submit.task, submit.params)
-    if not accepts(submit.task).text:
+    takes = accepts(submit.task)
+    if not takes.text:
         raise ApiError(
             422,
             "file_required",
-            f"task {submit.task!r} takes {accepts(submit.task).describe()}; upload it "
+            f"task {submit.task!r} takes {takes.describe()}; upload it "
             "as multipart/form-data in the field 'file'",
         )
+    if takes.required and submit.input.empty:
+        raise ApiError(422, "input_required", f"task {submit.task!r} needs input.text")
     record = JobRecord.new(
         submit.task, submit.input, params, submit.metadata, submit.deadline_seconds, submit.webhook
     )

@@ -8,7 +8,9 @@ from functools import partial
 from dapr.ext.fastapi import DaprApp
 from fastapi import FastAPI, Request
 
-from apps.worker.models import ModelClient
+from apps.worker.gateway import Gateway
+from apps.worker.limits import SharedLimits
+from apps.worker.profiles import load_catalog
 from apps.worker.runner import Runner, give_up
 from apps.worker.settings import get_settings
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
@@ -22,15 +24,18 @@ log = logging.getLogger(__name__)
 
 
 async def _start(app: FastAPI) -> None:
-    app.state.models = ModelClient(get_settings())
+    settings = get_settings()
+    catalog = load_catalog(settings.models_file)
+    log.info("model profiles from %s: %s", settings.models_file, ", ".join(catalog.profiles))
+    app.state.gateway = Gateway(catalog, SharedLimits(app.state.dapr), settings.max_inflight)
     app.state.publish = partial(publish_job_event, app.state.dapr)
     app.state.runner = Runner(
-        app.state.store, app.state.store.files, app.state.models, app.state.publish
+        app.state.store, app.state.store.files, app.state.gateway, app.state.publish
     )
 
 
 async def _stop(app: FastAPI) -> None:
-    await app.state.models.close()
+    await app.state.gateway.close()
 
 
 app = build_app(

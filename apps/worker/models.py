@@ -1,20 +1,27 @@
-"""Model calls, through the openai SDK whatever the endpoint (local model or hosted)."""
+"""A job's view of the models: what its task calls, through the gateway.
+
+One ModelClient per delivery: it carries the job's task (its fallback list), deadline and
+attempt, and collects every call for the job's record.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion
 
-from apps.worker.settings import WorkerSettings
-from jobrelay.contract import Usage
+from apps.worker.gateway import CapabilityUnavailable, Gateway
+from apps.worker.profiles import Capability, ModelProfile
+from jobrelay.contract import ModelCall, Usage
 
 Vectors = npt.NDArray[np.float32]
 
-# Label embeddings kept per worker process; labels repeat across jobs far more than texts do.
-_LABEL_CACHE_SIZE = 10_000
+__all__ = ["CapabilityUnavailable", "EmbeddingCall", "ModelClient", "Vectors"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,72 +39,111 @@ def _unit(vectors: Vectors) -> Vectors:
     return unit
 
 
-class CapabilityUnavailable(Exception):
-    """No configured model can do what the task needs (see, say, an image)."""
+def estimate_tokens(texts: list[str]) -> int:
+    """About four characters a token: close enough for per-minute budgets."""
+    return sum(len(t) for t in texts) // 4 + 1
+
+
+def chat_usage(completion: ChatCompletion) -> Usage:
+    usage = completion.usage
+    if usage is None:
+        return Usage(prompt_tokens=0, total_tokens=0)
+    return Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+    )
+
+
+_NO_MODEL = {
+    Capability.EMBEDDINGS: "embeddings",
+    Capability.CHAT: "chat completions",
+    Capability.VISION: "images (a vision model)",
+}
 
 
 class ModelClient:
-    def __init__(self, settings: WorkerSettings) -> None:
-        # max_retries=0: retries belong to one policy (Dapr resiliency for now), not to two
-        # stacked ones whose delays multiply.
-        self._client = AsyncOpenAI(
-            base_url=settings.model_base_url,
-            api_key=settings.model_api_key.get_secret_value(),
-            timeout=settings.model_timeout_seconds,
-            max_retries=0,
-        )
-        self.embedding_model = settings.embedding_model
-        self.vision_model = settings.vision_model
-        self._labels: dict[str, npt.NDArray[np.float32]] = {}
+    def __init__(
+        self, gateway: Gateway, task: str, deadline: datetime | None, attempt: int
+    ) -> None:
+        self._gateway = gateway
+        self._task = task
+        self._deadline = deadline
+        self._attempt = attempt
+        self.calls: list[ModelCall] = []
+        # Every embedding of one job comes from one model: a text and its labels compared
+        # across two models would be meaningless. The first call picks (through the fallback
+        # list); later calls stay on that profile.
+        self._embedder: ModelProfile | None = None
 
-    async def close(self) -> None:
-        await self._client.close()
+    async def _call(
+        self, capability: Capability, op: Any, tokens: int, pinned: ModelProfile | None = None
+    ) -> tuple[Any, ModelProfile]:
+        chain = [pinned] if pinned else self._gateway.catalog.chain(self._task, capability)
+        if not chain:
+            raise CapabilityUnavailable(
+                f"{self._task} needs a model for {_NO_MODEL[capability]}, and no profile for "
+                f"it has that capability: add one to the task's list in the models file "
+                f"(JOBRELAY_WORKER_MODELS_FILE; see config/models.example.yaml)"
+            )
+        return await self._gateway.call(
+            chain, capability, self._deadline, self.calls, self._attempt, op, tokens
+        )
 
     async def embed(self, texts: list[str]) -> EmbeddingCall:
-        resp = await self._client.embeddings.create(model=self.embedding_model, input=texts)
+        async def op(client: AsyncOpenAI, profile: ModelProfile, seconds: float) -> Any:
+            return await client.embeddings.create(model=profile.model, input=texts, timeout=seconds)
+
+        resp, profile = await self._call(
+            Capability.EMBEDDINGS, op, estimate_tokens(texts), self._embedder
+        )
+        self._embedder = profile
         ordered = sorted(resp.data, key=lambda d: d.index)
         vectors = np.array([d.embedding for d in ordered], dtype=np.float32)
         usage = Usage(prompt_tokens=resp.usage.prompt_tokens, total_tokens=resp.usage.total_tokens)
         return EmbeddingCall(_unit(vectors), usage, resp.model)
 
-    async def describe_image(self, prompt: str, data_url: str) -> tuple[str, Usage, str]:
-        """The vision model's answer about the image at `data_url`: (text, usage, model)."""
-        if not self.vision_model:
-            raise CapabilityUnavailable(
-                "describe_image needs a model that can see images, and none is configured: "
-                "set JOBRELAY_WORKER_VISION_MODEL (e.g. gpt-4o-mini) and "
-                "JOBRELAY_WORKER_MODEL_BASE_URL / JOBRELAY_WORKER_MODEL_API_KEY to an "
-                "endpoint that serves it"
-            )
-        resp = await self._client.chat.completions.create(
-            model=self.vision_model,
-            messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": prompt},
-                        {"type": "image_url", "image_url": {"url": data_url}},
-                    ],
-                }
-            ],
-        )
-        usage = resp.usage
-        counted = Usage(
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            total_tokens=usage.total_tokens if usage else 0,
-        )
-        return resp.choices[0].message.content or "", counted, resp.model
-
     async def embed_labels(self, labels: list[str]) -> EmbeddingCall:
-        """Vectors for `labels`, calling the model only for labels not seen before."""
-        missing = [label for label in labels if label not in self._labels]
+        """Vectors for `labels`, calling the model only for labels it has not embedded yet."""
+        if self._embedder is None:
+            first = await self.embed(labels[:1])  # pins the model the rest must come from
+            self._gateway.remember_labels(first.model, {labels[0]: first.vectors[0]})
+        assert self._embedder is not None
+        model = self._embedder.model
+        cache = self._gateway.labels
+        missing = list(dict.fromkeys(label for label in labels if (model, label) not in cache))
         usage = Usage(prompt_tokens=0, total_tokens=0)
-        model = self.embedding_model
         if missing:
             call = await self.embed(missing)
-            if len(self._labels) + len(missing) > _LABEL_CACHE_SIZE:
-                self._labels.clear()
-            self._labels.update(zip(missing, call.vectors, strict=True))
-            usage, model = call.usage, call.model
-        return EmbeddingCall(np.stack([self._labels[label] for label in labels]), usage, model)
+            self._gateway.remember_labels(model, dict(zip(missing, call.vectors, strict=True)))
+            usage = call.usage
+        return EmbeddingCall(np.stack([cache[(model, label)] for label in labels]), usage, model)
+
+    async def chat(
+        self, body: dict[str, Any], capability: Capability = Capability.CHAT
+    ) -> ChatCompletion:
+        """A chat completion for `body` (an OpenAI request body; its `model` is the profile's)."""
+        messages = body.get("messages", [])
+        tokens = estimate_tokens([str(m.get("content", "")) for m in messages]) + int(
+            body.get("max_tokens") or body.get("max_completion_tokens") or 0
+        )
+
+        async def op(client: AsyncOpenAI, profile: ModelProfile, seconds: float) -> Any:
+            return await client.chat.completions.create(
+                **{**body, "model": profile.model, "stream": False}, timeout=seconds
+            )
+
+        completion, _ = await self._call(capability, op, tokens)
+        result: ChatCompletion = completion
+        return result
+
+    async def describe_image(self, prompt: str, data_url: str) -> tuple[str, Usage, str]:
+        """The vision model's answer about the image at `data_url`: (text, usage, model)."""
+        content = [
+            {"type": "text", "text": prompt},
+            {"type": "image_url", "image_url": {"url": data_url}},
+        ]
+        completion = await self.chat(
+            {"messages": [{"role": "user", "content": content}]}, Capability.VISION
+        )
+        return completion.choices[0].message.content or "", chat_usage(completion), completion.model

@@ -15,11 +15,12 @@ from datetime import timedelta
 from enum import StrEnum
 
 from apps.worker.failures import describe
+from apps.worker.gateway import Gateway
 from apps.worker.inputs import materialize
 from apps.worker.models import ModelClient
-from apps.worker.tasks import RUNNERS
+from apps.worker.tasks import RUNNERS, TaskRunner
 from jobrelay.constants import CLAIM_LEASE_SECONDS
-from jobrelay.contract import JobError, JobRecord, JobResult, JobStatus, utcnow
+from jobrelay.contract import JobError, JobRecord, JobResult, JobStatus, ModelCall, utcnow
 from jobrelay.files import FileStore
 from jobrelay.store import JobRecords, StaleRecord
 
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 _WRITE_TRIES = 3
 
 OnChange = Callable[[JobRecord], Awaitable[None]]
+Change = Callable[[JobRecord], JobRecord]
 
 
 class Delivery(StrEnum):
@@ -46,11 +48,11 @@ class DeadlinePassed(Exception):
 
 class Runner:
     def __init__(
-        self, store: JobRecords, files: FileStore, models: ModelClient, on_change: OnChange
+        self, store: JobRecords, files: FileStore, gateway: Gateway, on_change: OnChange
     ) -> None:
         self._store = store
         self._files = files
-        self._models = models
+        self._gateway = gateway
         self._on_change = on_change  # publishes the job event of every status this writes
 
     async def deliver(self, job_id: str) -> Delivery:
@@ -99,14 +101,19 @@ class Runner:
             attempts=record.attempts + 1,
             started_at=now,
             lease_expires_at=now + timedelta(seconds=CLAIM_LEASE_SECONDS),
+            # Queue wait is measured to the first start: the wait before a retry is the
+            # backend's trouble, and shows in model_calls instead.
+            queue_seconds=record.queue_seconds
+            if record.attempts
+            else (now - record.created_at).total_seconds(),
         )
         await self._store.replace(claimed, versioned.etag)
         log.info(
-            "job_id=%s task=%s status=running attempt=%d queue_wait_seconds=%.3f",
+            "job_id=%s task=%s status=running attempt=%d queue_seconds=%.3f",
             job_id,
             record.task,
             claimed.attempts,
-            (now - record.created_at).total_seconds(),
+            claimed.queue_seconds or 0.0,
         )
         return claimed
 
@@ -122,39 +129,39 @@ class Runner:
             )
             await self._finish(claimed, lambda r: r.moved_to(JobStatus.FAILED, error=error))
             return Delivery.SUCCESS
-        started = utcnow()
+        models = ModelClient(self._gateway, claimed.task, claimed.deadline, claimed.attempts)
         try:
-            result = await self._call(task, claimed)
+            result = await self._call(task, claimed, models)
         except Exception as exc:  # every failure of a task ends in a stored outcome
-            return await self._failed(claimed, exc)
-        seconds = (utcnow() - started).total_seconds()
+            return await self._failed(claimed, exc, models.calls)
         stored = await self._finish(
-            claimed, lambda r: r.moved_to(JobStatus.SUCCEEDED, result=result, error=None)
+            claimed,
+            lambda r: r.moved_to(JobStatus.SUCCEEDED, result=result, error=None),
+            models.calls,
         )
         log.info(
-            "job_id=%s task=%s status=%s model=%s model_seconds=%.3f",
+            "job_id=%s task=%s status=%s model=%s model_seconds=%.3f calls=%d",
             claimed.id,
             claimed.task,
             "succeeded" if stored else "discarded",
             result.model,
-            seconds,
+            sum(c.seconds for c in models.calls),
+            len(models.calls),
         )
         return Delivery.SUCCESS
 
-    async def _call(
-        self, task: Callable[[JobRecord, ModelClient], Awaitable[JobResult]], claimed: JobRecord
-    ) -> JobResult:
+    async def _call(self, task: TaskRunner, claimed: JobRecord, models: ModelClient) -> JobResult:
         """Run the task, cut off at the job's deadline."""
         remaining = (claimed.deadline - utcnow()).total_seconds() if claimed.deadline else None
         try:
             async with asyncio.timeout(remaining):
-                return await task(await materialize(claimed, self._files), self._models)
+                return await task(await materialize(claimed, self._files), models)
         except TimeoutError as exc:
             if remaining is not None:
                 raise DeadlinePassed(f"deadline {claimed.deadline} passed during the call") from exc
             raise
 
-    async def _failed(self, claimed: JobRecord, exc: Exception) -> Delivery:
+    async def _failed(self, claimed: JobRecord, exc: Exception, calls: list[ModelCall]) -> Delivery:
         if isinstance(exc, DeadlinePassed):
             error = JobError(code="deadline_exceeded", message=str(exc), retryable=False)
         else:
@@ -173,13 +180,16 @@ class Runner:
         # Back to queued with the error kept, so the redelivery can claim it again and a
         # dead-lettered job still says what went wrong last.
         await self._finish(
-            claimed, lambda r: r.moved_to(status, error=error, lease_expires_at=None)
+            claimed, lambda r: r.moved_to(status, error=error, lease_expires_at=None), calls
         )
         return Delivery.RETRY if retry else Delivery.SUCCESS
 
-    async def _finish(self, claimed: JobRecord, change: Callable[[JobRecord], JobRecord]) -> bool:
-        """Apply `change` if the record still shows this claim; False if the claim was lost
-        (taken over, or cancelled while the model ran: the outcome is then discarded)."""
+    async def _finish(
+        self, claimed: JobRecord, change: Change, calls: list[ModelCall] | None = None
+    ) -> bool:
+        """Apply `change` (and record this attempt's model `calls`) if the record still shows
+        this claim; False if the claim was lost (taken over, or cancelled while the model
+        ran: the outcome is then discarded)."""
         for _ in range(_WRITE_TRIES):
             versioned = await self._store.get(claimed.id)
             if versioned is None or not _same_claim(versioned.record, claimed):
@@ -190,7 +200,7 @@ class Runner:
                     versioned.record.status if versioned else "gone",
                 )
                 return False
-            changed = change(versioned.record)
+            changed = _with_calls(change(versioned.record), calls or [])
             try:
                 await self._store.replace(changed, versioned.etag)
             except StaleRecord:
@@ -198,6 +208,15 @@ class Runner:
             await self._on_change(changed)
             return True
         raise StaleRecord(claimed.id)
+
+
+def _with_calls(record: JobRecord, calls: list[ModelCall]) -> JobRecord:
+    if not calls:
+        return record
+    spent = (record.model_seconds or 0.0) + sum(c.seconds for c in calls)
+    return record.model_copy(
+        update={"model_calls": [*record.model_calls, *calls], "model_seconds": spent}
+    )
 
 
 def _same_claim(current: JobRecord, claimed: JobRecord) -> bool:

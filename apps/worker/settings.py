@@ -1,30 +1,31 @@
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from jobrelay.settings import ServiceSettings, port_field
 
 _PREFIX = "JOBRELAY_WORKER_"
+# The checkout's config/; an absolute default, because `dapr run` may start the worker in
+# another directory.
+_DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "config" / "models.yaml"
 
 
 class WorkerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", frozen=True)
 
     port: int = port_field(_PREFIX, 8003)
-    model_base_url: str = Field(
-        default="http://127.0.0.1:8002/v1",
-        description="OpenAI-compatible endpoint; the built-in local model by default.",
+    models_file: Path = Field(
+        default=_DEFAULT_MODELS,
+        description="Model profiles and each task's fallback list (config/models.yaml).",
     )
-    # The local model ignores the key; the SDK insists on one, so a harmless placeholder.
-    model_api_key: SecretStr = Field(default=SecretStr("local"), description="API key.")
-    embedding_model: str = Field(default="all-MiniLM-L6-v2", description="Embeddings model id.")
-    vision_model: str | None = Field(
-        default=None,
-        description="Chat model that takes images (e.g. gpt-4o-mini); describe_image needs one.",
-    )
-    model_timeout_seconds: float = Field(
-        default=60.0, gt=0, description="Longest one model call may take before it is retried."
+    max_inflight: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description="Model calls in flight in this worker; keep dapr.yaml's appMaxConcurrency "
+        "for the worker at or below it, so extra messages wait with the broker.",
     )
 
 

@@ -93,6 +93,10 @@ class JobInput(_Model):
     # stored, published or shown (exclude=True keeps it out of every dump).
     content: bytes | None = Field(default=None, exclude=True, repr=False)
 
+    @property
+    def empty(self) -> bool:
+        return self.text is None and self.file is None
+
     def require_text(self) -> str:
         """The text; a text task only ever runs once the worker has read any file as text."""
         if self.text is None:
@@ -100,9 +104,11 @@ class JobInput(_Model):
         return self.text
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> Self:
-        if (self.text is None) == (self.file is None):
-            raise ValueError("give exactly one of input.text and an uploaded file")
+    def _at_most_one(self) -> Self:
+        # Empty is allowed here (chat carries its input in its messages); intake checks per
+        # task that an input a task needs is there (jobrelay.inputs).
+        if self.text is not None and self.file is not None:
+            raise ValueError("give input.text or upload a file, not both")
         return self
 
 
@@ -159,6 +165,18 @@ class JobResult(_Model):
     usage: Usage = Field(description="Token usage of every model call the job made.")
 
 
+class ModelCall(_Model):
+    """One call to a model while running the job: which, how long, and how it ended."""
+
+    profile: str = Field(description="The model profile called (config/models.yaml).")
+    model: str = Field(description="The model id at that endpoint.")
+    attempt: int = Field(ge=1, description="The job's attempt (delivery) this call was in.")
+    started_at: datetime = Field(description="When the call started.")
+    seconds: float = Field(ge=0, description="How long it took.")
+    error: str | None = Field(default=None, description="Why it failed; None if it answered.")
+    status_code: int | None = Field(default=None, description="The backend's HTTP status.")
+
+
 class JobError(_Model):
     """Why a job failed."""
 
@@ -190,6 +208,15 @@ class JobRecord(_Model):
     )
     result: JobResult | None = Field(default=None, description="Set when succeeded.")
     error: JobError | None = Field(default=None, description="Set when failed; last error else.")
+    queue_seconds: float | None = Field(
+        default=None, description="Waiting before a worker first started it."
+    )
+    model_seconds: float | None = Field(
+        default=None, description="Time spent in model calls, over all attempts."
+    )
+    model_calls: list[ModelCall] = Field(
+        default_factory=list, description="Every model call, failed ones included."
+    )
     webhook: WebhookSpec | None = Field(default=None, description="Where to deliver changes.")
     webhook_deliveries: list[WebhookDelivery] = Field(
         default_factory=list, description="Every delivery attempt, oldest first."
@@ -260,8 +287,13 @@ class JobEvent(_Model):
 class SubmitRequest(_Model):
     """Body of `POST /v1/jobs`."""
 
-    task: str = Field(description="Task name: `classify` or `embed`.", examples=["classify"])
-    input: JobInput = Field(description="What the model works on.")
+    task: str = Field(
+        description="Task name: classify, embed, summarize, extract, chat or describe_image.",
+        examples=["classify"],
+    )
+    input: JobInput = Field(
+        default_factory=JobInput, description="What the model works on (chat: optional)."
+    )
     params: dict[str, Any] = Field(
         default_factory=dict,
         description='Task parameters, e.g. `{"labels": ["positive", "negative"]}`.',
@@ -311,6 +343,9 @@ class JobView(_Model):
     deadline: datetime | None = Field(description="Expires if not started by then.")
     result: JobResult | None = Field(description="The result, once succeeded.")
     error: JobError | None = Field(description="Why it failed, once failed.")
+    queue_seconds: float | None = Field(description="Waiting before a worker first started it.")
+    model_seconds: float | None = Field(description="Time spent in model calls.")
+    model_calls: list[ModelCall] = Field(description="Every model call, failed ones included.")
     input: JobInputView = Field(description="What the job works on (a file by its metadata).")
     webhook: WebhookSpec | None = Field(description="Where changes are delivered, if anywhere.")
     webhook_deliveries: list[WebhookDelivery] = Field(description="Delivery attempts so far.")

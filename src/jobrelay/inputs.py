@@ -17,8 +17,11 @@ IMAGE_FILE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gi
 class Accepts:
     text: bool  # takes `input.text`
     file_types: frozenset[str]  # takes an uploaded file of these media types
+    required: bool = True  # needs an input at all (chat's input is in its messages)
 
     def describe(self) -> str:
+        if not self.file_types:
+            return "text only"
         kinds = sorted(self.file_types)
         return ("text or " if self.text else "") + "a file of type " + ", ".join(kinds)
 
@@ -28,6 +31,9 @@ _TEXT_TASK = Accepts(text=True, file_types=TEXT_FILE_TYPES)
 ACCEPTS: dict[str, Accepts] = {
     "classify": _TEXT_TASK,
     "embed": _TEXT_TASK,
+    "summarize": _TEXT_TASK,
+    "extract": _TEXT_TASK,
+    "chat": Accepts(text=True, file_types=frozenset(), required=False),
     "describe_image": Accepts(text=False, file_types=IMAGE_FILE_TYPES),
 }
 

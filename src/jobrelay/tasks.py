@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -96,6 +98,62 @@ class EmbedParams(TaskParams):
     """A vector for the text, from the configured embedding model."""
 
 
+class SummarizeParams(TaskParams):
+    """A short summary of the text, from a chat model."""
+
+    max_words: int = Field(default=60, ge=5, le=1000, description="Longest summary wanted.")
+    focus: str | None = Field(
+        default=None, min_length=1, max_length=500, description="What to emphasise, if anything."
+    )
+
+
+class ExtractParams(TaskParams):
+    """Fields taken from the text as JSON that must validate against `schema`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: dict[str, Any] = Field(
+        alias="schema", description="JSON Schema (2020-12) the output must validate against."
+    )
+    instructions: str | None = Field(
+        default=None, min_length=1, max_length=2000, description="Extra guidance for the model."
+    )
+
+    @field_validator("schema_")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+        return schema
+
+
+class ChatParams(TaskParams):
+    """A raw OpenAI chat-completions body, passed through (`response_format` included).
+
+    `model` is chosen by the task's model profiles, and answers are never streamed: a job's
+    result is stored whole.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    messages: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=500, description="The conversation, OpenAI-style."
+    )
+
+    @model_validator(mode="after")
+    def _not_streamed(self) -> ChatParams:
+        extra = self.model_extra or {}
+        if extra.get("stream"):
+            raise ValueError("stream is not supported: a job's result is stored whole")
+        if "model" in extra:
+            raise ValueError("model is chosen by the task's model profiles; leave it out")
+        if extra.get("n", 1) != 1:
+            raise ValueError("n must be 1")
+        return self
+
+
 class DescribeImageParams(TaskParams):
     """A description of an uploaded image, from a vision model."""
 
@@ -111,6 +169,9 @@ TASKS: dict[str, type[TaskParams]] = {
     "classify": ClassifyParams,
     "embed": EmbedParams,
     "describe_image": DescribeImageParams,
+    "summarize": SummarizeParams,
+    "extract": ExtractParams,
+    "chat": ChatParams,
 }
 
 

@@ -159,7 +159,7 @@ def test_api_process_takes_an_image_and_its_results_url_answers_like_a_status_ur
     # The local stack has no vision model, and says so instead of pretending.
     assert job["status"] == "failed"
     assert job["error"]["code"] == "capability_unavailable"
-    assert "JOBRELAY_WORKER_VISION_MODEL" in job["error"]["message"]
+    assert "models.example.yaml" in job["error"]["message"]
     assert events[-1].data["status"] == "failed"
 
 

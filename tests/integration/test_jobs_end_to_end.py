@@ -70,7 +70,7 @@ def test_an_unknown_job_is_404_with_an_error_body(client: httpx.Client, stack: S
         ({"task": "dance", "input": {"text": "x"}}, 400, "unknown_task"),
         ({**classify("x"), "params": {"labels": ["only"]}}, 422, "invalid_params"),
         ({**classify("x"), "params": {}}, 422, "invalid_params"),
-        ({"task": "classify", "params": {"labels": SENTIMENT}}, 422, "validation_error"),
+        ({"task": "classify", "params": {"labels": SENTIMENT}}, 422, "input_required"),
         ({**classify(""), "task": "classify"}, 422, "validation_error"),
         ({**classify("x"), "deadline_seconds": -1}, 422, "validation_error"),
     ],

@@ -15,10 +15,10 @@ import uvicorn
 
 from apps.model.main import app as model_app
 from apps.worker.models import ModelClient
-from apps.worker.settings import WorkerSettings
 from apps.worker.tasks import classify, embed
 from jobrelay.contract import JobInput, JobRecord
 from tests.ports import free_port
+from tests.unit.gateways import gateway_for
 
 SENTIMENT = ["positive", "negative", "neutral"]
 
@@ -44,9 +44,9 @@ def model_url() -> Iterator[str]:
 async def models(model_url: str) -> AsyncIterator[ModelClient]:
     # Closed inside the test's event loop: a client left to the garbage collector would try
     # to close its connections on a loop that no longer exists.
-    client = ModelClient(WorkerSettings(model_base_url=model_url, port=1))
-    yield client
-    await client.close()
+    gateway = gateway_for(model_url)
+    yield ModelClient(gateway, "classify", None, 1)
+    await gateway.close()
 
 
 def _job(task: str, text: str, **params: object) -> JobRecord:

@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from apps.worker import tasks as worker_tasks
+from apps.worker.gateway import Gateway
 from apps.worker.models import ModelClient
 from apps.worker.runner import Delivery, Runner, give_up
 from jobrelay.contract import JobError, JobInput, JobRecord, JobResult, JobStatus, Usage, utcnow
@@ -25,7 +26,7 @@ from jobrelay.store import StaleRecord, Versioned
 
 pytestmark = pytest.mark.anyio
 
-_NO_MODELS = cast(ModelClient, None)  # the fake tasks never touch a model
+_NO_GATEWAY = cast(Gateway, None)  # the fake tasks never touch a model
 _NO_FILES = cast(FileStore, None)  # and these jobs have text inputs, never files
 TaskFn = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
 InstallTask = Callable[[TaskFn], None]
@@ -105,7 +106,7 @@ def events() -> Events:
 
 @pytest.fixture
 def runner(store: FakeJobRecords, events: Events) -> Runner:
-    return Runner(store, _NO_FILES, _NO_MODELS, events)
+    return Runner(store, _NO_FILES, _NO_GATEWAY, events)
 
 
 @pytest.fixture

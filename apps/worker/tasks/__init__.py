@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable
 
 from apps.worker.models import ModelClient
-from apps.worker.tasks import classify, describe_image, embed
+from apps.worker.tasks import chat, classify, describe_image, embed, extract, summarize
 from jobrelay.contract import JobRecord, JobResult
 
 TaskRunner = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
@@ -11,5 +11,8 @@ TaskRunner = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
 RUNNERS: dict[str, TaskRunner] = {
     "classify": classify.run,
     "embed": embed.run,
+    "summarize": summarize.run,
+    "extract": extract.run,
+    "chat": chat.run,
     "describe_image": describe_image.run,
 }

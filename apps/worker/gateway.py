@@ -1,0 +1,160 @@
+"""Every model call goes through here: the task's fallback list, the retry policy
+(apps/worker/retry.py), the per-worker in-flight limit and the shared per-profile limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import openai
+from openai import AsyncAzureOpenAI, AsyncOpenAI
+
+from apps.worker.limits import SharedLimits
+from apps.worker.profiles import Capability, Catalog, ModelProfile
+from apps.worker.retry import Verdict, on_profile, verdict
+from jobrelay.contract import ModelCall, utcnow
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Op = Callable[[AsyncOpenAI, ModelProfile, float], Awaitable[T]]
+
+# Label embeddings kept per (model, label); labels repeat across jobs far more than texts do.
+_LABEL_CACHE_SIZE = 20_000
+
+
+class CapabilityUnavailable(Exception):
+    """No configured model can do what the task needs (see, say, an image)."""
+
+
+def _client(profile: ModelProfile) -> AsyncOpenAI:
+    # max_retries=0: retries belong to one policy (retry.py), not to two stacked ones.
+    key = profile.api_key().get_secret_value()
+    if profile.kind == "azure":
+        return AsyncAzureOpenAI(
+            azure_endpoint=profile.base_url,
+            azure_deployment=profile.azure_deployment,
+            api_version=profile.api_version,
+            api_key=key,
+            max_retries=0,
+        )
+    return AsyncOpenAI(base_url=profile.base_url, api_key=key, max_retries=0)
+
+
+class Gateway:
+    def __init__(self, catalog: Catalog, limits: SharedLimits | None, max_inflight: int) -> None:
+        self.catalog = catalog
+        self._limits = limits
+        self._clients = {name: _client(p) for name, p in catalog.profiles.items()}
+        # Per worker: calls beyond this wait here, and the sidecar's app-max-concurrency keeps
+        # further messages with the broker rather than in this process.
+        self._inflight = asyncio.Semaphore(max_inflight)
+        self.labels: dict[tuple[str, str], npt.NDArray[np.float32]] = {}
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+
+    def remember_labels(self, model: str, vectors: dict[str, npt.NDArray[np.float32]]) -> None:
+        if len(self.labels) + len(vectors) > _LABEL_CACHE_SIZE:
+            self.labels.clear()
+        self.labels.update({(model, label): v for label, v in vectors.items()})
+
+    async def call(
+        self,
+        chain: list[ModelProfile],
+        capability: Capability,
+        deadline: datetime | None,
+        calls: list[ModelCall],
+        attempt: int,
+        op: Op[T],
+        tokens: int = 0,
+    ) -> tuple[T, ModelProfile]:
+        """`op`'s answer from the first profile of `chain` that gives one, and that profile.
+
+        `tokens` estimates the call's tokens, for the profiles' tokens-per-minute limits.
+        """
+        if not chain:
+            raise CapabilityUnavailable(capability)
+        last: BaseException | None = None
+        for profile in chain:
+            try:
+                retrying = on_profile(profile, deadline)
+                async for try_ in retrying:
+                    with try_:
+                        answer = await self._once(profile, deadline, calls, attempt, op, tokens)
+                        return answer, profile
+            except Exception as exc:
+                if verdict(exc) is Verdict.FATAL:
+                    raise
+                last = exc
+                log.warning(
+                    "profile=%s gave up (%s: %s); trying the next model",
+                    profile.name,
+                    type(exc).__name__,
+                    exc,
+                )
+        assert last is not None
+        raise last
+
+    async def _once(
+        self,
+        profile: ModelProfile,
+        deadline: datetime | None,
+        calls: list[ModelCall],
+        attempt: int,
+        op: Op[T],
+        tokens: int,
+    ) -> T:
+        seconds = profile.timeout_seconds
+        if deadline is not None:
+            seconds = max(min(seconds, deadline.timestamp() - time.time()), 0.001)
+        async with self._inflight:
+            limits = self._limits
+            if limits is None:
+                return await self._timed(profile, calls, attempt, op, seconds)
+            async with limits.slot(profile, deadline):
+                await limits.admit(profile, tokens=tokens, deadline=deadline)
+                return await self._timed(profile, calls, attempt, op, seconds)
+
+    async def _timed(
+        self,
+        profile: ModelProfile,
+        calls: list[ModelCall],
+        attempt: int,
+        op: Op[T],
+        seconds: float,
+    ) -> T:
+        started, clock = utcnow(), time.monotonic()
+        try:
+            answer = await op(self._clients[profile.name], profile, seconds)
+        except Exception as exc:
+            status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+            calls.append(
+                ModelCall(
+                    profile=profile.name,
+                    model=profile.model,
+                    attempt=attempt,
+                    started_at=started,
+                    seconds=time.monotonic() - clock,
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                    status_code=status,
+                )
+            )
+            raise
+        calls.append(
+            ModelCall(
+                profile=profile.name,
+                model=profile.model,
+                attempt=attempt,
+                started_at=started,
+                seconds=time.monotonic() - clock,
+            )
+        )
+        return answer

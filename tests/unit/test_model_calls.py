@@ -1,0 +1,191 @@
+"""The worker's rules for model calls, observed over real HTTP against a scripted
+OpenAI-compatible server (a test double, tests/doubles/scripted_model.py): retries with
+backoff, Retry-After, the deadline cap, fallback order, fail-fast, extract's repair, and the
+per-worker in-flight limit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import openai
+import pytest
+
+from apps.worker.failures import describe
+from apps.worker.gateway import Gateway
+from apps.worker.models import ModelClient
+from apps.worker.profiles import Catalog, ModelProfile
+from apps.worker.tasks import extract
+from apps.worker.tasks.extract import InvalidOutput
+from jobrelay.contract import JobInput, JobRecord, utcnow
+from tests.doubles.scripted_model import Reply, ScriptedModel, scripted_model
+
+pytestmark = pytest.mark.anyio
+
+TASKS = ("embed", "extract", "chat")
+
+
+@pytest.fixture
+def double() -> Iterator[ScriptedModel]:
+    with scripted_model() as server:
+        yield server
+
+
+def _catalog(url: str, **options: Any) -> Catalog:
+    def profile(name: str, model: str) -> ModelProfile:
+        return ModelProfile.model_validate(
+            {
+                "name": name,
+                "base_url": url,
+                "model": model,
+                "capabilities": ["chat", "embeddings"],
+                **options,
+            }
+        )
+
+    return Catalog(
+        profiles={"first": profile("first", "model-a"), "second": profile("second", "model-b")},
+        tasks={t: ["first", "second"] for t in TASKS},
+    )
+
+
+@pytest.fixture
+async def gateway(double: ScriptedModel) -> AsyncIterator[Gateway]:
+    gw = Gateway(_catalog(double.url), limits=None, max_inflight=8)
+    yield gw
+    await gw.close()
+
+
+def _models(gateway: Gateway, task: str = "embed", deadline_in: float | None = None) -> ModelClient:
+    deadline = utcnow() + timedelta(seconds=deadline_in) if deadline_in else None
+    return ModelClient(gateway, task, deadline, attempt=1)
+
+
+async def test_server_errors_are_retried_on_the_same_model(
+    double: ScriptedModel, gateway: Gateway
+) -> None:
+    double.script("model-a", Reply(500), Reply(503))
+    models = _models(gateway)
+
+    call = await models.embed(["hello"])
+
+    assert call.model == "model-a"
+    assert [s.status for s in double.calls()] == [500, 503, 200]
+    assert [c.status_code for c in models.calls] == [500, 503, None]
+    gaps = [b.at - a.at for a, b in zip(double.calls(), double.calls()[1:], strict=False)]
+    assert all(gap >= 0.2 for gap in gaps), f"backoff between tries: {gaps}"
+
+
+async def test_retry_after_is_honoured(double: ScriptedModel, gateway: Gateway) -> None:
+    double.script("model-a", Reply.rate_limited(1.5))
+
+    await _models(gateway).embed(["hello"])
+
+    first, second = double.calls()
+    assert second.at - first.at >= 1.4
+
+
+async def test_retries_stop_at_the_deadline_instead_of_sleeping_past_it(
+    double: ScriptedModel, gateway: Gateway
+) -> None:
+    double.script("model-a", *[Reply.rate_limited(30)] * 3)
+    double.script("model-b", *[Reply.rate_limited(30)] * 3)
+    models = _models(gateway, deadline_in=2)
+
+    started = time.monotonic()
+    with pytest.raises(openai.RateLimitError) as raised:
+        await models.embed(["hello"])
+
+    assert time.monotonic() - started < 2.5
+    assert describe(raised.value).retryable  # the broker redelivers the job later
+
+
+async def test_a_model_that_keeps_failing_falls_back_to_the_next_in_order(
+    double: ScriptedModel, gateway: Gateway
+) -> None:
+    double.script("model-a", Reply(500), Reply(500), Reply(500))
+    models = _models(gateway)
+
+    call = await models.embed(["hello"])
+
+    assert call.model == "model-b"
+    assert [s.model for s in double.calls()] == ["model-a"] * 3 + ["model-b"]
+    assert [c.profile for c in models.calls] == ["first"] * 3 + ["second"]
+
+
+async def test_an_input_too_long_goes_to_the_next_model_at_once(
+    double: ScriptedModel, gateway: Gateway
+) -> None:
+    double.script("model-a", Reply(400, error_code="context_length_exceeded"))
+
+    answer = await _models(gateway, "chat").chat({"messages": [{"role": "user", "content": "x"}]})
+
+    assert answer.model == "model-b"
+    assert [s.model for s in double.calls()] == ["model-a", "model-b"]
+
+
+async def test_a_refusal_fails_at_once_without_retry_or_fallback(
+    double: ScriptedModel, gateway: Gateway
+) -> None:
+    double.script("model-a", Reply(400, error_code="content_filter"))
+    models = _models(gateway, "chat")
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        await models.chat({"messages": [{"role": "user", "content": "x"}]})
+
+    assert len(double.calls()) == 1
+    error = describe(raised.value)
+    assert (error.code, error.retryable) == ("model_rejected", False)
+    assert "400" in error.message
+
+
+def _extract_job() -> JobRecord:
+    schema = {
+        "type": "object",
+        "required": ["city"],
+        "properties": {"city": {"type": "string"}},
+        "additionalProperties": False,
+    }
+    return JobRecord.new("extract", JobInput(text="I live in Lyon."), {"schema": schema}, {})
+
+
+async def test_extract_repairs_invalid_output_once(double: ScriptedModel, gateway: Gateway) -> None:
+    double.script("model-a", Reply(content='{"town": "Lyon"}'), Reply(content='{"city": "Lyon"}'))
+    models = _models(gateway, "extract")
+
+    result = await extract.run(_extract_job(), models)
+
+    assert result.output == {"data": {"city": "Lyon"}}
+    repair = double.calls()[1].body["messages"][-1]["content"]
+    assert "does not match the schema" in repair
+    assert "city" in repair
+    assert result.usage.total_tokens == 16  # both calls counted
+
+
+async def test_extract_gives_up_with_invalid_output_after_its_repairs(
+    double: ScriptedModel, gateway: Gateway
+) -> None:
+    double.script("model-a", *[Reply(content="not json")] * 3)
+
+    with pytest.raises(InvalidOutput) as raised:
+        await extract.run(_extract_job(), _models(gateway, "extract"))
+
+    assert len(double.calls()) == 1 + extract.MAX_REPAIRS
+    error = describe(raised.value)
+    assert (error.code, error.retryable) == ("invalid_output", False)
+
+
+async def test_the_worker_holds_its_in_flight_limit_under_a_burst(double: ScriptedModel) -> None:
+    double.default_delay = 0.05
+    gateway = Gateway(_catalog(double.url), limits=None, max_inflight=4)
+
+    async with anyio.create_task_group() as group:
+        for i in range(100):
+            group.start_soon(_models(gateway).embed, [f"text {i}"])
+    await gateway.close()
+
+    assert len(double.calls()) == 100
+    assert double.max_in_flight == 4
