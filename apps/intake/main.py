@@ -2,8 +2,10 @@
 
 from dapr.ext.fastapi import DaprApp
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from apps.intake.routes import router
+from apps.intake.settings import get_settings
 from jobrelay.hub import EventHub
 from jobrelay.service import build_app, dapr_lifespan
 from jobrelay.subscriptions import feed_hub
@@ -16,5 +18,14 @@ app: FastAPI = build_app(
 )
 app.state.hub = EventHub()
 app.include_router(router)
+# The web page (served by status, another origin) submits here from the browser.
+app.add_middleware(
+    CORSMiddleware,
+    allow_origins=get_settings().browser_origins(),
+    allow_methods=["POST"],
+    allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Prefer"],
+    expose_headers=["Location", "Retry-After", "Preference-Applied"],
+    max_age=600,
+)
 # Job events reach `Prefer: wait` requests waiting in this replica.
 feed_hub(DaprApp(app), app.state.hub)

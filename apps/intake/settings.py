@@ -1,5 +1,6 @@
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -30,6 +31,17 @@ class IntakeSettings(ServiceSettings):
     compat_params: dict[str, Any] = Field(
         default_factory=dict, description="Parameters of that task, as JSON."
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins allowed to submit jobs (CORS), as JSON, besides the "
+        "origin of status_base_url, which serves jobrelay's own web page.",
+    )
+
+    def browser_origins(self) -> list[str]:
+        """Origins whose pages may POST jobs: the web page's (status), plus any configured.
+        Never `*`: a page on any site could otherwise spend a signed-in user's quota."""
+        status = urlsplit(self.status_base_url)
+        return [f"{status.scheme}://{status.netloc}", *self.cors_origins]
 
 
 @lru_cache

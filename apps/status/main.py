@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 
 from apps.status.routes import router
 from apps.status.settings import get_settings
+from apps.status.web import mount_page
 from apps.status.webhooks import WebhookSender
 from jobrelay.constants import JOB_EVENTS_TOPIC, PUBSUB
 from jobrelay.contract import JobEvent
@@ -40,6 +41,7 @@ app = build_app(
 )
 app.state.hub = EventHub()
 app.include_router(router)
+mount_page(app)
 dapr_app = DaprApp(app)
 # Every replica sees every event (its own consumer group): its live streams need them all.
 feed_hub(dapr_app, app.state.hub)

@@ -16,6 +16,10 @@ class StatusSettings(ServiceSettings):
         default="http://127.0.0.1:8001",
         description="Public base URL of this app, used in the status_url of answers.",
     )
+    intake_public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public base URL of intake, where the web page (/ui/) submits jobs.",
+    )
     webhook_secret: SecretStr | None = Field(
         default=None,
         description="Standard Webhooks signing secret (`whsec_` + base64). Without one, "

@@ -1,0 +1,1 @@
+"""The `jobrelay` command line: submit, follow and batch jobs (`jobrelay --help`)."""

@@ -1,0 +1,3 @@
+from jobrelay.cli.app import main
+
+main()

@@ -1,0 +1,107 @@
+"""The client SDK against a FAKE status server (httpx.MockTransport): timing and error
+handling that the real stack answers too fast to show. End-to-end behaviour is in
+tests/integration/test_client_sdk.py."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from itertools import pairwise
+from typing import Any
+
+import httpx
+import pytest
+
+from jobrelay.client import (
+    ApiError,
+    Client,
+    ClientSettings,
+    JobFailed,
+    Submission,
+    Upload,
+    WaitTimeout,
+)
+from jobrelay.contract import JobInput, JobRecord, JobStatus, JobView
+
+JOB = JobRecord.new("embed", JobInput(text="hi"), {}, {})
+
+
+def view(status: JobStatus) -> dict[str, Any]:
+    record = JOB.model_copy(update={"status": status})
+    return JobView.of(record, "http://status").model_dump(mode="json")
+
+
+def fake(handler: Callable[[httpx.Request], httpx.Response]) -> Client:
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    return Client(ClientSettings(intake_url="http://intake", status_url="http://status"), http=http)
+
+
+def test_polling_waits_as_long_as_retry_after_says() -> None:
+    answers = [(202, "0.3"), (202, "0.3"), (200, None)]
+    asked: list[float] = []
+
+    def status(request: httpx.Request) -> httpx.Response:
+        asked.append(time.monotonic())
+        code, after = answers.pop(0)
+        headers = {"Retry-After": after} if after else {}
+        done = JobStatus.SUCCEEDED if code == 200 else JobStatus.RUNNING
+        return httpx.Response(code, json=view(done), headers=headers)
+
+    client = fake(status)
+    client.use_events = False
+    job = client.wait(JOB.id)
+    assert job.status is JobStatus.SUCCEEDED
+    gaps = [later - earlier for earlier, later in pairwise(asked)]
+    assert len(gaps) == 2
+    assert all(gap >= 0.29 for gap in gaps), gaps
+
+
+def test_wait_gives_up_at_its_timeout() -> None:
+    client = fake(
+        lambda _: httpx.Response(202, json=view(JobStatus.QUEUED), headers={"Retry-After": "1"})
+    )
+    client.use_events = False
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout):
+        client.wait(JOB.id, timeout=0.5)
+    assert time.monotonic() - started < 1.5
+
+
+def test_error_body_becomes_an_exception_with_its_code() -> None:
+    body = {"error": {"code": "invalid_params", "message": "labels: too few"}}
+    client = fake(lambda _: httpx.Response(422, json=body))
+    with pytest.raises(ApiError) as refused:
+        client.submit(Submission("classify", text="x"))
+    assert (refused.value.status, refused.value.code) == (422, "invalid_params")
+
+
+def test_a_job_that_did_not_succeed_raises_its_error_code() -> None:
+    failed = view(JobStatus.FAILED)
+    failed["error"] = {"code": "model_unavailable", "message": "down", "retryable": True}
+    client = fake(lambda _: httpx.Response(200, json=failed))
+    client.use_events = False
+    with pytest.raises(JobFailed) as raised:
+        client.wait(JOB.id)
+    assert raised.value.code == "model_unavailable"
+    assert client.wait(JOB.id, check=False).status is JobStatus.FAILED
+
+
+def test_file_submissions_go_as_multipart_with_the_api_key() -> None:
+    seen: list[httpx.Request] = []
+
+    def intake(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(202, json=view(JobStatus.QUEUED))
+
+    http = httpx.Client(transport=httpx.MockTransport(intake))
+    settings = ClientSettings(intake_url="http://intake", api_key="k-123")  # type: ignore[arg-type]
+    upload = Submission(
+        "classify", file=Upload(b"hello", "note.txt", "text/plain"), params={"labels": ["a", "b"]}
+    )
+    Client(settings, http=http).submit(upload)
+    request = seen[0]
+    assert request.headers["authorization"] == "Bearer k-123"
+    assert request.headers["content-type"].startswith("multipart/form-data")
+    assert b'name="params"' in request.content
+    assert json.dumps({"labels": ["a", "b"]}).encode() in request.content
