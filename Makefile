@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
-.PHONY: setup run test lint unit contracts k8s-generate k8s-validate eval-local-model
+.PHONY: setup run test lint unit contracts k8s-generate k8s-validate eval-local-model bench
 
 setup:
 	@scripts/setup.sh
@@ -35,6 +35,12 @@ k8s-validate: setup
 # labelled sets in bench/data/classify (about 90 s on 2 cores, so not part of `make test`).
 eval-local-model: setup
 	$(VENV)/python -m bench.classify_eval
+
+# docs/benchmarks.md: every scenario of issue 10, jobrelay beside FastAPI + Celery + Redis and
+# the synchronous design in one run (under 15 minutes on 2 cores, so not part of `make test`).
+bench: setup
+	@bench/install.sh
+	$(VENV)/python -m bench
 
 test: lint k8s-validate
 	$(VENV)/pytest

@@ -1,0 +1,110 @@
+"""`make bench`: every scenario of issue 10 on jobrelay, FastAPI + Celery + Redis and the
+synchronous design, side by side in one run, written to docs/benchmarks.md.
+
+    python -m bench [--repeats 3] [--quick] [--out docs/benchmarks.md]
+
+`--quick` shrinks every scenario (one run each, small counts) to check the harness in a
+minute or two; its figures are not worth reporting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench import procs, report, scenarios, stacks
+from bench.model import ModelDouble
+from bench.targets import targets_section
+
+log = logging.getLogger("bench")
+INTRO = """# Benchmarks
+
+Written by `make bench` (bench/, issue 10); do not edit by hand. What jobrelay costs and how
+far it scales on this machine, side by side in one run with the two designs users would pick
+instead, doing the same job: (a) the **synchronous** design, the model called inside the HTTP
+request; (b) **FastAPI + Celery + Redis** with the same submit-and-poll API
+(bench/baselines/); (c) **jobrelay**, with real daprd sidecars launched by the Dapr CLI, the
+project's components/redis and components/common, and a private Redis. Each design has a
+Redis of its own (scripts/redis.sh) and runs the same job, an `embed` of a short text, on one
+model double (bench/doubles/instant_model.py: a TEST DOUBLE, an OpenAI-compatible server that
+answers at once, or after 200 ms behind a concurrency limit). Each design keeps
+8 jobs in flight at the model (jobrelay's worker `JOBRELAY_WORKER_MAX_INFLIGHT`, Celery's
+threads).
+"""
+
+
+def _redis_version() -> str:
+    out = subprocess.run(
+        ["redis-server", "--version"],  # noqa: S607 (Debian's redis-server)
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.split(" v=")[-1].split()[0] if " v=" in out.stdout else "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="jobrelay's benchmarks (issue 10)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=stacks.ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--keep", action="store_true", help="keep the logs folder")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    repeats = 1 if args.quick else args.repeats
+    workdir = Path(tempfile.mkdtemp(prefix="jobrelay-bench-"))
+    load_before, started = procs.load_average(), time.monotonic()
+    double, url = stacks.start_model_double(workdir)
+    model = ModelDouble(url)
+    designs: dict[str, stacks.Design] = {}
+    try:
+        for start in (stacks.start_sync, stacks.start_celery, stacks.start_jobrelay):
+            design = start(workdir, url)
+            designs[design.name] = design
+        ctx = scenarios.Context(workdir, repeats, model, designs)
+        run_all(ctx, args.quick, workdir, url)
+        seconds = time.monotonic() - started
+        facts = report.machine_facts(
+            stacks.ROOT, load_before, procs.load_average(), seconds, repeats, _redis_version()
+        )
+        # Numbered as in the issue, whatever order they ran in (the backlog runs last, since
+        # it leaves the stack loaded).
+        ordered = sorted(ctx.sections, key=lambda s: s.title.split(" ", 1)[0])
+        sections = [facts, targets_section(ctx.runs), *ordered]
+        report.write(args.out, INTRO, sections)
+        log.info("wrote %s in %.1f min", args.out, seconds / 60)
+    finally:
+        for design in designs.values():
+            design.stop()
+        model.close()
+        double.stop()
+        if args.keep:
+            log.info("logs kept in %s", workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_all(ctx: scenarios.Context, quick: bool, workdir: Path, url: str) -> None:
+    scale = 0.2 if quick else 1.0
+    scenarios.intake(ctx, duration=1.0 if quick else 3.0)
+    scenarios.overhead(ctx, jobs=int(100 * scale))
+    scenarios.sustained(ctx, jobs=int(1500 * scale))
+    shared = {
+        "jobrelay-shared-limit": lambda: stacks.start_jobrelay(
+            workdir / "shared", url, shared_limit=scenarios.MODEL_LIMIT
+        )
+    }
+    scenarios.model_bound(ctx, shared, jobs=int(400 * scale))
+    scenarios.overload(ctx, burst_seconds=0.5 if quick else 2.0, repeats=1 if quick else 2)
+    scenarios.profile(ctx, seconds=3 if quick else 8)
+    scenarios.backlog(ctx, jobs=int(100_000 * (0.05 if quick else 1.0)))
+
+
+if __name__ == "__main__":
+    main()

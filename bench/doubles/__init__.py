@@ -1,0 +1,1 @@
+"""Test doubles of the benchmarks, named as such: never a real model."""
