@@ -2,13 +2,21 @@
 SHELL := /bin/bash
 VENV := .venv/bin
 
+# Component profile (components/<PROFILE>/): `make run PROFILE=rabbitmq`. `make test` runs the
+# end-to-end suite on every runnable profile; `make test PROFILE=kafka` (or PROFILES="redis
+# kafka") on just those.
+TEST_PROFILES := $(or $(PROFILES),$(PROFILE),redis rabbitmq kafka)
+PROFILE ?= redis
+# What `make setup` installs: the profiles the goal will run on.
+SETUP_PROFILES := $(if $(filter test,$(MAKECMDGOALS)),$(TEST_PROFILES),$(PROFILE))
+
 .PHONY: setup run test lint unit contracts k8s-generate k8s-validate eval-local-model bench
 
 setup:
-	@scripts/setup.sh
+	@JOBRELAY_PROFILES="$(SETUP_PROFILES)" scripts/setup.sh
 
 run: setup
-	@scripts/run.sh
+	@JOBRELAY_PROFILE=$(PROFILE) scripts/run.sh
 
 lint: setup
 	$(VENV)/ruff check .
@@ -43,4 +51,4 @@ bench: setup
 	$(VENV)/python -m bench
 
 test: lint k8s-validate
-	$(VENV)/pytest
+	JOBRELAY_TEST_PROFILES="$(TEST_PROFILES)" $(VENV)/pytest

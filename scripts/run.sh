@@ -1,33 +1,43 @@
 #!/usr/bin/env bash
-# `make run`: Redis (started only if none answers), then every app with its sidecar through
-# `dapr run -f .` in the foreground. Ctrl-C stops the apps and sidecars, and the Redis this
-# script started; a Redis that was already running is left alone.
+# `make run [PROFILE=redis|rabbitmq|kafka|azure]`: the profile's broker and store (each
+# started only if nothing answers on its port yet; scripts/profile.sh), then every app with
+# its sidecar through `dapr run -f` in the foreground, on components/<PROFILE>/. Ctrl-C stops
+# the apps and sidecars, and the servers this script started; servers that were already
+# running are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/versions.sh
 
-redis_port=${JOBRELAY_REDIS_PORT:-6379}
-redis_dir=${JOBRELAY_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/jobrelay}/redis
+profile=${JOBRELAY_PROFILE:-redis}
+state_dir=${JOBRELAY_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/jobrelay}
 runtime=$(scripts/dapr-build.sh | tail -n 1)
 
 # daprd inherits this shell's environment (not the run file's env:), so what the component
 # files read through envRef is exported here.
 export DAPR_RUNTIME_PATH=$runtime
-export JOBRELAY_REDIS_HOST=127.0.0.1:$redis_port
-
-redis=$(scripts/redis.sh start "$redis_port" "$redis_dir")
 cleanup() {
-  [[ "$redis" == started ]] && scripts/redis.sh stop "$redis_port" "$redis_dir"
-  return 0
+  scripts/profile.sh down "$profile" "$state_dir"
 }
 trap cleanup EXIT
-echo "run: Redis on 127.0.0.1:$redis_port ($redis); intake http://127.0.0.1:8000, status http://127.0.0.1:8001"
+settings=$(scripts/profile.sh up "$profile" "$state_dir")
+while IFS= read -r setting; do
+  [[ -n "$setting" ]] && export "${setting?}"
+done <<<"$settings"
+echo "run: profile $profile; intake http://127.0.0.1:8000, status http://127.0.0.1:8001"
 
-"$runtime/.dapr/bin/dapr" run -f . &
+# dapr.yaml runs the redis profile; another profile gets a copy naming its folder (beside
+# dapr.yaml, because the apps' paths in it are relative to the run file; gitignored).
+run_file=dapr.yaml
+if [[ $profile != redis ]]; then
+  run_file=.dapr-run.$profile.yaml
+  sed "s#./components/redis\$#./components/$profile#" dapr.yaml >"$run_file"
+fi
+
+"$runtime/.dapr/bin/dapr" run -f "$run_file" &
 cli=$!
 # The CLI moves itself into a process group of its own (to stop its children as one), so a
 # terminal's Ctrl-C reaches this script but never the CLI: pass it on, then wait until the
-# CLI has stopped every app and sidecar before the EXIT trap stops Redis.
+# CLI has stopped every app and sidecar before the EXIT trap stops the servers.
 trap 'kill -INT "$cli" 2>/dev/null' INT TERM
 set +e
 while kill -0 "$cli" 2>/dev/null; do

@@ -13,6 +13,10 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq redis-server >/dev/null
 fi
 
+# The brokers and stores of the profiles in use (make passes JOBRELAY_PROFILES): RabbitMQ and
+# PostgreSQL from Debian's packages, Kafka's jars from Maven Central into the cache.
+scripts/profile.sh install ${JOBRELAY_PROFILES:-redis}
+
 scripts/dapr-build.sh >/dev/null
 
 python=${PYTHON:-python3}
