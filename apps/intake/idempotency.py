@@ -1,9 +1,9 @@
 """`Idempotency-Key`: the same key with the same request returns the same job, never a second
 one, even when the two requests race; the same key with a different request is refused.
 
-The key is claimed with a first-write state save, so exactly one of two racing requests
-wins; the loser withdraws the job it had stored (never published) and answers with the
-winner's. Keys live as long as their job can.
+The key is claimed with an insert-if-absent before the job is stored and published, so
+exactly one of two racing requests wins, and the loser answers with the winner's job without
+having published anything. Keys live as long as their job can.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dapr.aio.clients import DaprClient
 from pydantic import BaseModel
 
 from jobrelay.constants import IDEMPOTENCY_KEY_PREFIX, STATESTORE
-from jobrelay.errors import ApiError
-from jobrelay.store import KeyTaken, insert
+from jobrelay.errors import DAPR_ERRORS, ApiError
+from jobrelay.store import GUARDED, KeyTaken, insert
 
 MAX_KEY_LENGTH = 255
 
@@ -69,3 +69,30 @@ async def claim(
             "this Idempotency-Key was already used for a different request",
         )
     return owner.job_id
+
+
+async def take_over(
+    dapr: DaprClient, tenant: str, key: str, dead_owner: str, claim: KeyClaim, ttl_seconds: int
+) -> None:
+    """Point `key` at `claim`'s job instead of `dead_owner`'s, which was never stored.
+
+    ETag-guarded: of several requests taking over at once, one wins; the others are told to
+    retry, and will then find the winner's job.
+    """
+    resp = await dapr.get_state(STATESTORE, _key(tenant, key))
+    current = KeyClaim.model_validate_json(resp.data) if resp.data else None
+    if current is None or current.job_id != dead_owner or current.fingerprint != claim.fingerprint:
+        raise ApiError(409, "idempotency_key_busy", "this Idempotency-Key is changing; retry")
+    try:
+        await dapr.save_state(
+            STATESTORE,
+            _key(tenant, key),
+            claim.model_dump_json(),
+            etag=resp.etag,
+            options=GUARDED,
+            state_metadata={"ttlInSeconds": str(ttl_seconds)},
+        )
+    except DAPR_ERRORS as exc:
+        raise ApiError(
+            409, "idempotency_key_busy", "this Idempotency-Key is changing; retry"
+        ) from exc

@@ -1,5 +1,5 @@
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -23,6 +23,11 @@ class IntakeSettings(ServiceSettings):
     )
     max_json_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest JSON body of a submit (413 above)."
+    )
+    fault: Literal["exit_after_store"] | None = Field(
+        default=None,
+        description="Testing only (tests/chaos): exit right after a job is stored, before "
+        "answering, to prove no job is left half-accepted.",
     )
     compat_task: str = Field(
         default="describe_image",

@@ -1,20 +1,26 @@
-"""Accepting a job: store its record, claim its Idempotency-Key, publish its claim check."""
+"""Accepting a job: claim its Idempotency-Key, then store its record and publish its claim
+check as one commit (the state store's transactional outbox)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 
 from dapr.aio.clients import DaprClient
 
 from apps.intake import idempotency
 from apps.intake.settings import IntakeSettings
-from jobrelay.constants import JOBS_TOPIC, PUBSUB
-from jobrelay.contract import JobError, JobMessage, JobRecord, JobStatus
-from jobrelay.errors import DAPR_ERRORS, ApiError
+from jobrelay.contract import JobMessage, JobRecord
 from jobrelay.hub import EventHub, until_terminal
-from jobrelay.store import JobStore, StaleRecord, lifetime_seconds
+from jobrelay.store import JobStore, lifetime_seconds
 
 log = logging.getLogger(__name__)
+
+# A request that finds its Idempotency-Key taken by a job whose record is not there yet
+# waits this long for it (the owner is between claiming the key and storing the job)
+# before taking the key over from an owner that must have died in between.
+_OWNER_GRACE_SECONDS = 2.0
 
 
 class Intake:
@@ -29,30 +35,42 @@ class Intake:
         """The job to answer with: `record`, now stored and queued, or the job an earlier
         request with the same Idempotency-Key made.
 
-        The record is stored before the key is claimed, so a request that loses the key race
-        can always read the winner's record; it is published last, so a job withdrawn after
-        losing never reaches a worker.
+        The key is claimed before the job is stored and published: a request that loses the
+        key never publishes anything, so one key can never run two jobs.
         """
-        await self.store.create(record)
         if idempotency_key is not None:
-            ttl = lifetime_seconds(record.deadline, self.store.retention_seconds)
-            claim = idempotency.KeyClaim(job_id=record.id, fingerprint=fingerprint)
-            try:
-                owner = await idempotency.claim(
-                    self.dapr, record.tenant, idempotency_key, claim, ttl
-                )
-            except ApiError:
-                await self.withdraw(record)
-                raise
-            if owner is not None:
-                await self.withdraw(record)
-                return await self._existing(owner)
-        await self._publish(record)
+            existing = await self._claim_key(record, idempotency_key, fingerprint)
+            if existing is not None:
+                await self._withdraw(record)
+                return existing
+        await self.store.create_and_publish(record, JobMessage(job_id=record.id, task=record.task))
+        if self.settings.fault == "exit_after_store":
+            # Testing only: the process dies between the committed write and the answer,
+            # which is where a crash used to leave a stored job that nobody would run.
+            log.error("job_id=%s fault injection: exiting after the store", record.id)
+            os._exit(17)
+        log.info("job_id=%s task=%s status=queued", record.id, record.task)
         return record
 
-    async def withdraw(self, record: JobRecord) -> None:
-        """Remove a stored job that was never published (and its file)."""
-        await self.store.delete(record.id)
+    async def _claim_key(self, record: JobRecord, key: str, fingerprint: str) -> JobRecord | None:
+        ttl = lifetime_seconds(record.deadline, self.store.retention_seconds)
+        claim = idempotency.KeyClaim(job_id=record.id, fingerprint=fingerprint)
+        owner = await idempotency.claim(self.dapr, record.tenant, key, claim, ttl)
+        if owner is None:
+            return None
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + _OWNER_GRACE_SECONDS
+        while loop.time() < give_up:
+            versioned = await self.store.get(owner)
+            if versioned is not None:
+                return versioned.record
+            await asyncio.sleep(0.05)
+        # The owner claimed the key and never stored its job: take the key over for this one.
+        await idempotency.take_over(self.dapr, record.tenant, key, owner, claim, ttl)
+        return None
+
+    async def _withdraw(self, record: JobRecord) -> None:
+        """This request's job was never stored; only an upload may need removing."""
         if record.input.file is not None:
             await self.store.files.delete(record.input.file)
 
@@ -64,46 +82,3 @@ class Intake:
             versioned = await self.store.get(record.id)
             current = versioned.record if versioned else record
             return await until_terminal(events, current, seconds)
-
-    async def _existing(self, job_id: str) -> JobRecord:
-        versioned = await self.store.get(job_id)
-        if versioned is None:
-            raise ApiError(
-                409,
-                "idempotency_key_reused",
-                "this Idempotency-Key belongs to a job that no longer exists",
-            )
-        return versioned.record
-
-    async def _publish(self, record: JobRecord) -> None:
-        message = JobMessage(job_id=record.id, task=record.task)
-        try:
-            await self.dapr.publish_event(
-                PUBSUB, JOBS_TOPIC, message.model_dump_json(), data_content_type="application/json"
-            )
-        except DAPR_ERRORS as exc:
-            log.error("job_id=%s publish failed: %s", record.id, exc)
-            await self._fail_unpublished(record, str(exc))
-            raise ApiError(
-                503,
-                "broker_unavailable",
-                "the job could not be queued; try again",
-                {"Retry-After": "5"},
-            ) from exc
-        log.info("job_id=%s task=%s status=queued", record.id, record.task)
-
-    async def _fail_unpublished(self, record: JobRecord, reason: str) -> None:
-        """A job whose message never left is failed rather than left queued with nothing to
-        move it (a crash between store and publish is the outbox work of issue 5)."""
-        failed = record.moved_to(
-            JobStatus.FAILED,
-            error=JobError(code="publish_failed", message=f"not queued: {reason}", retryable=True),
-        )
-        try:
-            versioned = await self.store.get(record.id)
-            if versioned is not None:
-                await self.store.replace(failed, versioned.etag)
-        except StaleRecord:
-            log.warning("job_id=%s changed while being marked failed; left as it is", record.id)
-        except DAPR_ERRORS:
-            log.exception("job_id=%s could not be marked failed after a failed publish", record.id)

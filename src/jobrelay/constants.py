@@ -35,11 +35,16 @@ FILE_CHUNK_BYTES: Final = 1024 * 1024
 # job (tens of milliseconds on the local model) from feeling slow without flooding status.
 RETRY_AFTER_SECONDS: Final = 1
 
-# How long a worker's claim on a job holds before another delivery may take the job over
-# (a worker that died mid-call never releases it). Shorter than the broker's redelivery
-# timeout (components/pubsub.yaml: processingTimeout 300 s), so a redelivered message finds
-# the dead claim expired and runs the job instead of acknowledging it away.
+# How long a worker's claim on a job holds unless renewed. The running worker renews it every
+# third of this while the model works; a dead worker's claim lapses, and the next delivery
+# takes the job over. Shorter than the broker's redelivery timeout (the redis profile's
+# processingTimeout is 300 s), so the redelivery after a crash finds the claim lapsed.
 CLAIM_LEASE_SECONDS: Final = 240
+
+# How long a second delivery of a running job is held (waiting for it to end, or for its
+# lease to lapse) before it goes back to the broker. Under the broker's redelivery timeout,
+# so a held copy is never itself redelivered while it waits.
+DUPLICATE_HOLD_SECONDS: Final = 270
 
 # Longest `Prefer: wait=N` honoured: past a minute a client is better off with the stream.
 MAX_WAIT_SECONDS: Final = 60

@@ -15,10 +15,11 @@ from typing import Protocol
 import grpc
 from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
+from dapr.clients.grpc._request import TransactionalStateOperation
 from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
 
 from jobrelay.constants import JOB_KEY_PREFIX, MAX_JOB_LIFETIME_SECONDS, STATESTORE
-from jobrelay.contract import JobRecord, utcnow
+from jobrelay.contract import JobMessage, JobRecord, utcnow
 from jobrelay.files import FileStore
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class JobRecords(Protocol):
     async def get(self, job_id: str) -> Versioned | None: ...
     async def create(self, record: JobRecord) -> None: ...
     async def replace(self, record: JobRecord, etag: str) -> None: ...
+    async def note(self, record: JobRecord, etag: str) -> None: ...
 
 
 class JobStore:
@@ -104,6 +106,33 @@ class JobStore:
     async def create(self, record: JobRecord) -> None:
         """Insert a new record; KeyTaken if the id is taken."""
         await insert(self._dapr, job_key(record.id), record.model_dump_json(), -1, self._store)
+
+    async def create_and_publish(self, record: JobRecord, message: JobMessage) -> None:
+        """Store a new record and publish `message` on `jobs`, as one commit.
+
+        Through the state store's transactional outbox (components/*/statestore.yaml): the
+        second operation is the outbox projection, which shapes the published message, so
+        the broker carries the small claim check rather than the record. Only the record
+        is stored. The id is a fresh uuid4, so an upsert cannot overwrite another job.
+        """
+        key = job_key(record.id)
+        json_type = {"contentType": "application/json"}
+        # The projection goes first: daprd 1.18 drops it from the operations while ranging
+        # over them, which shifts a later operation out of place (seen here: with the
+        # projection second, the projection was stored instead of the record).
+        await self._dapr.execute_state_transaction(
+            self._store,
+            [
+                TransactionalStateOperation(
+                    key,
+                    message.model_dump_json(),
+                    metadata={**json_type, "outbox.projection": "true"},
+                ),
+                TransactionalStateOperation(
+                    key, record.model_dump_json(), metadata={**json_type, "ttlInSeconds": "-1"}
+                ),
+            ],
+        )
 
     async def replace(self, record: JobRecord, etag: str) -> None:
         """Overwrite the version `etag` names; StaleRecord if another write came first.

@@ -7,6 +7,7 @@ tests say nothing about models, only about who runs what and what gets stored.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import cast
@@ -56,6 +57,9 @@ class FakeJobRecords:
             raise StaleRecord(record.id)
         self.writes += 1
         self.rows[record.id] = (record, current[1] + 1)
+
+    async def note(self, record: JobRecord, etag: str) -> None:
+        await self.replace(record, etag)
 
     def record(self, job_id: str) -> JobRecord:
         return self.rows[job_id][0]
@@ -172,21 +176,6 @@ async def test_concurrent_deliveries_of_one_job_call_the_model_once(
     assert task.calls == 1
     assert outcomes == [Delivery.SUCCESS] * 5
     assert store.record(record.id).status is JobStatus.SUCCEEDED
-
-
-async def test_a_live_claim_is_left_to_its_worker(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
-) -> None:
-    task = CountingTask()
-    use_task(task)
-    now = utcnow()
-    record = await _stored(
-        store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=now + timedelta(minutes=1)
-    )
-
-    assert await runner.deliver(record.id) is Delivery.SUCCESS
-    assert task.calls == 0
-    assert store.record(record.id).status is JobStatus.RUNNING
 
 
 async def test_a_dead_workers_claim_is_taken_over_after_its_lease(
@@ -358,3 +347,97 @@ async def test_a_model_call_is_cut_off_at_the_jobs_deadline(
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None
     assert (failed.error.code, failed.error.retryable) == ("deadline_exceeded", False)
+
+
+def _short_leases(store: FakeJobRecords, events: Events) -> Runner:
+    return Runner(store, _NO_FILES, _NO_GATEWAY, events, lease_seconds=0.3, hold_seconds=5)
+
+
+async def test_a_long_call_keeps_its_claim_by_renewing_the_lease(
+    store: FakeJobRecords, events: Events, use_task: InstallTask
+) -> None:
+    use_task(CountingTask(seconds=1.0))  # three leases long
+    record = await _stored(store)
+    runner = _short_leases(store, events)
+    duplicate_outcome: list[Delivery] = []
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(runner.deliver, record.id)
+        await anyio.sleep(0.6)  # past the first lease: only renewal keeps the claim alive
+
+        async def duplicate() -> None:
+            duplicate_outcome.append(await runner.deliver(record.id))
+
+        group.start_soon(duplicate)
+
+    done = store.record(record.id)
+    assert (done.status, done.attempts) == (JobStatus.SUCCEEDED, 1)
+    assert duplicate_outcome == [Delivery.SUCCESS]  # held until the job ended, then done
+
+
+async def test_a_duplicate_of_a_dead_claim_waits_for_the_lease_then_takes_over(
+    store: FakeJobRecords, events: Events, use_task: InstallTask
+) -> None:
+    task = CountingTask()
+    use_task(task)
+    lapses = utcnow() + timedelta(seconds=0.3)
+    record = await _stored(store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=lapses)
+
+    with anyio.fail_after(3):
+        assert await _short_leases(store, events).deliver(record.id) is Delivery.SUCCESS
+
+    done = store.record(record.id)
+    assert (done.status, done.attempts, task.calls) == (JobStatus.SUCCEEDED, 2, 1)
+
+
+async def test_a_held_duplicate_goes_back_to_the_broker_after_its_hold(
+    store: FakeJobRecords, events: Events
+) -> None:
+    live = utcnow() + timedelta(minutes=5)
+    record = await _stored(store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=live)
+    runner = Runner(store, _NO_FILES, _NO_GATEWAY, events, lease_seconds=0.3, hold_seconds=0.2)
+
+    assert await runner.deliver(record.id) is Delivery.RETRY
+    assert store.record(record.id).status is JobStatus.RUNNING
+
+
+async def test_a_cancel_stops_the_running_model_call(
+    store: FakeJobRecords, events: Events, use_task: InstallTask
+) -> None:
+    use_task(CountingTask(seconds=5))
+    record = await _stored(store)
+    runner = _short_leases(store, events)
+    outcome: list[Delivery] = []
+
+    async def deliver() -> None:
+        outcome.append(await runner.deliver(record.id))
+
+    started = time.monotonic()
+    async with anyio.create_task_group() as group:
+        group.start_soon(deliver)
+        await anyio.sleep(0.05)
+        versioned = await store.get(record.id)
+        assert versioned is not None
+        await store.replace(versioned.record.moved_to(JobStatus.CANCELLED), versioned.etag)
+
+    # The renewal (every 0.1 s here) finds the claim gone and stops the 5 s call.
+    assert time.monotonic() - started < 1
+    assert outcome == [Delivery.SUCCESS]
+    assert store.record(record.id).status is JobStatus.CANCELLED
+
+
+async def test_a_stopping_worker_hands_its_job_back(
+    store: FakeJobRecords, events: Events, use_task: InstallTask
+) -> None:
+    use_task(CountingTask(seconds=5))
+    record = await _stored(store)
+    runner = _short_leases(store, events)
+
+    with anyio.move_on_after(0.2):  # the worker's grace period running out
+        await runner.deliver(record.id)
+    await anyio.sleep(0.1)  # the hand-back is shielded, so it completes after the cancel
+
+    back = store.record(record.id)
+    assert (back.status, back.lease_expires_at) == (JobStatus.QUEUED, None)
+    assert back.error is not None
+    assert back.error.code == "worker_stopped"
