@@ -10,7 +10,7 @@ PROFILE ?= redis
 # What `make setup` installs: the profiles the goal will run on.
 SETUP_PROFILES := $(if $(filter test,$(MAKECMDGOALS)),$(TEST_PROFILES),$(PROFILE))
 
-.PHONY: setup run test lint unit contracts k8s-generate k8s-validate eval-local-model bench
+.PHONY: setup run test lint unit contracts k8s-generate k8s-validate eval-local-model bench chaos
 
 setup:
 	@JOBRELAY_PROFILES="$(SETUP_PROFILES)" scripts/setup.sh
@@ -49,6 +49,15 @@ eval-local-model: setup
 bench: setup
 	@bench/install.sh
 	$(VENV)/python -m bench
+
+# docs/reliability.md: the chaos suite (tests/chaos: crashes, restarts, a poison job, a model
+# outage, on the real stack; a few minutes), then its figures written into the doc. The doc is
+# written even when a case fails, and the target then fails with pytest's status.
+chaos: setup
+	@mkdir -p build
+	JOBRELAY_CHAOS_FIGURES=build/chaos-figures.json $(VENV)/pytest tests/chaos -p no:cacheprovider; \
+	status=$$?; $(VENV)/python -m tests.chaos.report build/chaos-figures.json docs/reliability.md \
+	&& exit $$status
 
 test: lint k8s-validate
 	JOBRELAY_TEST_PROFILES="$(TEST_PROFILES)" $(VENV)/pytest

@@ -13,10 +13,17 @@ So `"Great! [fail:500:2] 7f3a"` is answered 500 twice, then by the real model.
 
 To add a fault (a 429 with Retry-After, a slow answer, invalid JSON), add a function to
 `FAULTS`: it gets the matched `Cue` and the request and returns the response to send.
+
+For the chaos tests (tests/chaos) it also counts the requests that reach it per input text
+(`calls`), so "model calls per job" is measured at the model's door, not reported by the
+worker it is checking; `delay_seconds` slows every forwarded answer, so a kill lands while
+calls are in flight; and `Running.restart` serves the same double (same counters) again on
+the same port after `stop`, so "the model is down" is a refused connection, as it would be.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -95,6 +102,8 @@ class FlakyModel:
         self.upstream = upstream.rstrip("/")
         self._seen: Counter[str] = Counter()
         self._faults: Counter[str] = Counter()
+        self._calls: Counter[str] = Counter()
+        self.delay_seconds = 0.0  # added before every forwarded answer (chaos tests)
         self._lock = threading.Lock()  # the tests read the counters from another thread
         self.app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])],
@@ -106,6 +115,11 @@ class FlakyModel:
         """How many requests carrying exactly `text` got their fault."""
         with self._lock:
             return self._faults[text]
+
+    def calls(self, text: str) -> int:
+        """How many requests carried exactly `text` as an input, faulted or forwarded."""
+        with self._lock:
+            return self._calls[text]
 
     @asynccontextmanager
     async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
@@ -128,6 +142,8 @@ class FlakyModel:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        with self._lock:
+            self._calls.update(input_texts(body))
         cue = find_cue(body)
         if cue is not None and self._due(cue):
             log.info("flaky model: fault %s for %r", cue.fault, cue.text)
@@ -138,6 +154,8 @@ class FlakyModel:
 
     async def _forward(self, request: Request, raw: bytes) -> Response:
         assert self._client is not None
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
         path = request.path_params["path"]
         # The upstream base URL ends in /v1, as the openai SDK's does; so does our own path.
@@ -161,11 +179,23 @@ class Running:
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
+    def restart(self, timeout: float = 30) -> None:
+        """Serve the same double again on the same port, after `stop`."""
+        port = int(self.url.rsplit(":", 1)[1].split("/")[0])
+        self.server, self.thread = _serve(self.double, port, timeout)
+
 
 def start(upstream: str, timeout: float = 30) -> Running:
     """Serve the double on a free loopback port, in a thread of this process."""
     double = FlakyModel(upstream)
     port = free_port()
+    server, thread = _serve(double, port, timeout)
+    return Running(double, f"http://127.0.0.1:{port}/v1", server, thread)
+
+
+def _serve(
+    double: FlakyModel, port: int, timeout: float
+) -> tuple[uvicorn.Server, threading.Thread]:
     server = uvicorn.Server(
         uvicorn.Config(double.app, host="127.0.0.1", port=port, log_level="warning")
     )
@@ -176,4 +206,4 @@ def start(upstream: str, timeout: float = 30) -> Running:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the flaky model double did not start")
         time.sleep(0.05)
-    return Running(double, f"http://127.0.0.1:{port}/v1", server, thread)
+    return server, thread
