@@ -11,6 +11,7 @@ from dapr.aio.clients import DaprClient
 
 from apps.intake import idempotency
 from apps.intake.settings import IntakeSettings
+from jobrelay import telemetry, transitions
 from jobrelay.contract import JobMessage, JobRecord
 from jobrelay.hub import EventHub, until_terminal
 from jobrelay.store import JobStore, lifetime_seconds
@@ -38,6 +39,9 @@ class Intake:
         The key is claimed before the job is stored and published: a request that loses the
         key never publishes anything, so one key can never run two jobs.
         """
+        telemetry.bind_job(record.id, record.task)
+        # The submit's trace context, kept with the job: every later hop joins this trace.
+        record = record.model_copy(update={"traceparent": telemetry.current_traceparent()})
         if idempotency_key is not None:
             existing = await self._claim_key(record, idempotency_key, fingerprint)
             if existing is not None:
@@ -50,6 +54,7 @@ class Intake:
             log.error("job_id=%s fault injection: exiting after the store", record.id)
             os._exit(17)
         log.info("job_id=%s task=%s status=queued", record.id, record.task)
+        transitions.observe(record)
         return record
 
     async def _claim_key(self, record: JobRecord, key: str, fingerprint: str) -> JobRecord | None:

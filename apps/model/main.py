@@ -21,6 +21,7 @@ from apps.model.chat import SmolLM2
 from apps.model.embedders import load_embedders
 from apps.model.openai_api import ModelCard, ModelList, openai_error
 from apps.model.settings import ModelSettings, get_settings
+from jobrelay import metrics, telemetry
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
     app.include_router(embedding_api.router)
     app.include_router(chat_api.router)
     app.include_router(meta)
+    app.include_router(metrics.router)
     app.add_exception_handler(RequestValidationError, _invalid)
+    telemetry.instrument_app(app, "jobrelay-model")
     return app
 
 

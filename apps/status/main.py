@@ -12,6 +12,7 @@ from apps.status.routes import router
 from apps.status.settings import get_settings
 from apps.status.web import mount_page
 from apps.status.webhooks import WebhookSender
+from jobrelay import telemetry
 from jobrelay.constants import JOB_EVENTS_TOPIC, PUBSUB
 from jobrelay.contract import JobEvent
 from jobrelay.hub import EventHub
@@ -55,5 +56,6 @@ async def on_job_event(request: Request) -> dict[str, str]:
     except BadMessage as exc:
         log.error("job event discarded: %s", exc)
         return SUCCESS
+    telemetry.bind_job(event.job_id, event.record.task, event.record.traceparent)
     await request.app.state.webhooks.on_change(event.record)
     return SUCCESS

@@ -10,6 +10,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from apps.status import stream
 from apps.status.cancel import cancel
 from apps.status.settings import StatusSettings, get_settings
+from jobrelay import telemetry
 from jobrelay.constants import RETRY_AFTER_SECONDS
 from jobrelay.contract import JobRecord, JobView
 from jobrelay.errors import ApiError, ErrorBody
@@ -38,6 +39,8 @@ async def existing_job(job_id: str, store: StoreDep) -> JobRecord:
     versioned = await store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
     if versioned is None:
         raise ApiError(404, "job_not_found", f"no job with id {job_id}")
+    # A poll is the client's own trace; it names the job and links to the job's trace.
+    telemetry.bind_job(job_id, versioned.record.task, versioned.record.traceparent)
     return versioned.record
 
 
@@ -76,6 +79,7 @@ async def cancel_job(job_id: str, store: StoreDep, dapr: DaprDep, settings: Sett
     """Cancel a job: a queued one never runs; a running one's result is discarded."""
     if not _JOB_ID.fullmatch(job_id):
         raise ApiError(404, "job_not_found", f"no job with id {job_id}")
+    telemetry.bind_job(job_id)
     cancelled = await cancel(store, job_id)
     await publish_job_event(dapr, cancelled)
     return JobView.of(cancelled, settings.public_base_url)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
+from apps.worker.genai import count_retry, model_call
 from apps.worker.limits import SharedLimits
 from apps.worker.profiles import Capability, Catalog, ModelProfile
 from apps.worker.retry import Verdict, on_profile, verdict
@@ -87,8 +88,12 @@ class Gateway:
             try:
                 retrying = on_profile(profile, deadline)
                 async for try_ in retrying:
+                    if try_.retry_state.attempt_number > 1:
+                        count_retry(profile)
                     with try_:
-                        answer = await self._once(profile, deadline, calls, attempt, op, tokens)
+                        answer = await self._once(
+                            profile, capability, deadline, calls, attempt, op, tokens
+                        )
                         return answer, profile
             except Exception as exc:
                 if verdict(exc) is Verdict.FATAL:
@@ -106,6 +111,7 @@ class Gateway:
     async def _once(
         self,
         profile: ModelProfile,
+        capability: Capability,
         deadline: datetime | None,
         calls: list[ModelCall],
         attempt: int,
@@ -118,14 +124,15 @@ class Gateway:
         async with self._inflight:
             limits = self._limits
             if limits is None:
-                return await self._timed(profile, calls, attempt, op, seconds)
+                return await self._timed(profile, capability, calls, attempt, op, seconds)
             async with limits.slot(profile, deadline):
                 await limits.admit(profile, tokens=tokens, deadline=deadline)
-                return await self._timed(profile, calls, attempt, op, seconds)
+                return await self._timed(profile, capability, calls, attempt, op, seconds)
 
     async def _timed(
         self,
         profile: ModelProfile,
+        capability: Capability,
         calls: list[ModelCall],
         attempt: int,
         op: Op[T],
@@ -133,7 +140,11 @@ class Gateway:
     ) -> T:
         started, clock = utcnow(), time.monotonic()
         try:
-            answer = await op(self._clients[profile.name], profile, seconds)
+            # The GenAI span and model-call metrics (genai.py) time the call alone, not
+            # the waits for the shared limits above.
+            with model_call(profile, capability) as span:
+                answer = await op(self._clients[profile.name], profile, seconds)
+                span.answered(answer)
         except Exception as exc:
             status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
             calls.append(

@@ -13,6 +13,7 @@ from apps.worker.limits import SharedLimits
 from apps.worker.profiles import load_catalog
 from apps.worker.runner import Runner, give_up
 from apps.worker.settings import get_settings
+from jobrelay import metrics, telemetry
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
 from jobrelay.contract import JobMessage
 from jobrelay.errors import DAPR_ERRORS
@@ -54,6 +55,7 @@ async def on_job(request: Request) -> dict[str, str]:
     except BadMessage as exc:
         log.error("dropping undeliverable message to the dead-letter topic: %s", exc)
         return DROP
+    telemetry.bind_job(message.job_id, message.task)
     try:
         outcome = await request.app.state.runner.deliver(message.job_id)
     except DAPR_ERRORS as exc:
@@ -70,9 +72,11 @@ async def on_dead_letter(request: Request) -> dict[str, str]:
     except BadMessage as exc:
         log.error("dead letter that is not a job message, discarded: %s", exc)
         return SUCCESS
+    telemetry.bind_job(message.job_id, message.task)
     try:
         await give_up(request.app.state.store, message.job_id, request.app.state.publish)
     except DAPR_ERRORS as exc:
         log.warning("job_id=%s store unavailable for a dead letter: %s", message.job_id, exc)
         return RETRY
+    metrics.DEAD_LETTERED.labels(message.task).inc()
     return SUCCESS

@@ -19,6 +19,7 @@ from apps.worker.gateway import Gateway
 from apps.worker.inputs import materialize
 from apps.worker.models import ModelClient
 from apps.worker.tasks import RUNNERS, TaskRunner
+from jobrelay import telemetry
 from jobrelay.constants import CLAIM_LEASE_SECONDS
 from jobrelay.contract import JobError, JobRecord, JobResult, JobStatus, ModelCall, utcnow
 from jobrelay.files import FileStore
@@ -63,8 +64,10 @@ class Runner:
                 continue
             if claimed is None:
                 return Delivery.SUCCESS
-            await self._on_change(claimed)
-            return await self._run(claimed)
+            # In the job's trace even when the delivery came without its context.
+            with telemetry.job_span(f"run {claimed.task}", claimed.id, claimed.traceparent):
+                await self._on_change(claimed)
+                return await self._run(claimed)
         return Delivery.RETRY
 
     async def _claim(self, job_id: str) -> JobRecord | None:

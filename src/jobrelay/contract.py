@@ -221,6 +221,11 @@ class JobRecord(_Model):
     webhook_deliveries: list[WebhookDelivery] = Field(
         default_factory=list, description="Every delivery attempt, oldest first."
     )
+    traceparent: str | None = Field(
+        default=None,
+        description="Internal: W3C traceparent of the submit; every later span of the job "
+        "joins its trace, even from a delivery that arrived without one.",
+    )
 
     @classmethod
     def new(

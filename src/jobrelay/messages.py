@@ -11,6 +11,7 @@ from dapr.aio.clients import DaprClient
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
+from jobrelay import transitions
 from jobrelay.constants import EVENTS_PUBSUB, JOB_EVENTS_TOPIC
 from jobrelay.contract import JobEvent, JobRecord
 from jobrelay.errors import DAPR_ERRORS
@@ -39,6 +40,8 @@ async def publish_job_event(dapr: DaprClient, record: JobRecord) -> None:
     Best effort: the record in the store is the truth, and streams reread it when idle, so a
     lost event delays a live update but never loses a result.
     """
+    # Every status change an app writes comes through here: its log line and counters.
+    transitions.observe(record)
     try:
         # Through EVENTS_PUBSUB, whose maxLenApprox keeps the broadcast stream short.
         await dapr.publish_event(

@@ -12,6 +12,7 @@ import uvicorn
 from dapr.aio.clients import DaprClient
 from fastapi import APIRouter, Depends, FastAPI, Request
 
+from jobrelay import logs, metrics, telemetry
 from jobrelay.errors import DAPR_ERRORS, ApiError, ErrorBody, install_error_handlers
 from jobrelay.settings import ServiceSettings, StoreSettings
 from jobrelay.store import JobStore
@@ -23,10 +24,7 @@ _HEALTH_TIMEOUT_SECONDS = 2.0
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(level)
 
 
 def get_dapr(request: Request) -> DaprClient:
@@ -97,6 +95,10 @@ def build_app(title: str, version: str, lifespan: Lifespan, description: str) ->
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health)
+    app.include_router(metrics.router)
+    # "jobrelay intake" -> service.name "jobrelay-intake": apart from its sidecar's spans,
+    # which daprd names by the bare app id.
+    telemetry.instrument_app(app, title.replace(" ", "-"))
     return app
 
 
@@ -110,3 +112,4 @@ def serve(app_path: str, settings: ServiceSettings) -> None:
         log_config=None,
         timeout_graceful_shutdown=30,
     )
+    telemetry.shutdown()

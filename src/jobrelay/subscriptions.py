@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dapr.ext.fastapi import DaprApp
 from fastapi import Request
 
+from jobrelay import telemetry
 from jobrelay.constants import EVENTS_PUBSUB, JOB_EVENTS_TOPIC
 from jobrelay.contract import JobEvent
 from jobrelay.hub import EventHub
@@ -51,5 +52,6 @@ def feed_hub(dapr_app: DaprApp, hub: EventHub) -> None:
         except BadMessage as exc:
             log.error("job event discarded: %s", exc)
             return DROP
+        telemetry.bind_job(event.job_id, event.record.task, event.record.traceparent)
         hub.publish(event.record)
         return SUCCESS

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from tests.doubles import flaky_model
-from tests.integration import profiles
+from tests.integration import otlp, profiles
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,7 @@ class Stack:
     process: subprocess.Popen[bytes] | None = None
     servers: profiles.Servers | None = None
     model_double: flaky_model.Running | None = None
+    otlp: otlp.Running | None = None  # receives every app's and sidecar's spans
 
     def url(self, app: str) -> str:
         return f"http://127.0.0.1:{self.ports[app].app}"
@@ -118,10 +119,12 @@ def start(workdir: Path, profile: str = "redis", timeout: float = 120.0) -> Stac
         (workdir / app).mkdir()  # the CLI writes each app's logs under its appDirPath
     stack.servers = profiles.up(profile, workdir)
     stack.model_double = flaky_model.start(f"{stack.url('model')}/v1")
+    stack.otlp = otlp.start()
     runtime = dapr_runtime()
     # daprd inherits this environment (not the run file's env:), so the profile's server
     # addresses, which its components read through envRef, go here.
     env = {**os.environ, "DAPR_RUNTIME_PATH": str(runtime), **stack.servers.daprd_env}
+    env.update(_otel_env(stack.otlp.endpoint))
     with stack.log.open("wb") as log:
         stack.process = subprocess.Popen(
             [str(runtime / ".dapr" / "bin" / "dapr"), "run", "-f", str(_run_file(stack))],
@@ -138,6 +141,16 @@ def start(workdir: Path, profile: str = "redis", timeout: float = 120.0) -> Stac
         stop(stack)  # the fixture's teardown never runs for a stack that failed to start
         raise
     return stack
+
+
+def _otel_env(endpoint: str) -> dict[str, str]:
+    """The standard OpenTelemetry settings, read by the apps and by daprd alike."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",  # daprd: plain HTTP on loopback
+        "OTEL_BSP_SCHEDULE_DELAY": "500",  # ms: spans reach the receiver within a second
+    }
 
 
 def _wait_flowing(stack: Stack, timeout: float) -> None:
@@ -189,5 +202,7 @@ def stop(stack: Stack) -> None:
             os.killpg(pgid, signal.SIGKILL)
     if stack.model_double is not None:
         stack.model_double.stop()
+    if stack.otlp is not None:
+        stack.otlp.stop()
     if stack.servers is not None:
         profiles.down(stack.servers)

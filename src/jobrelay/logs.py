@@ -1,0 +1,69 @@
+"""Structured logs: one JSON object a line, with the job and trace of the line as fields.
+
+Every line logged while a request or delivery works on a job (telemetry.bind_job) carries
+`job_id` and `task`, and every line logged inside a span carries `trace_id` and `span_id`,
+so `jq 'select(.job_id == "...")'` finds a job's whole story and the trace id leads from a
+line to its trace. Job transitions are one line each (`transition`), with the new status.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace
+from pythonjsonlogger.json import JsonFormatter
+
+from jobrelay.contract import JobRecord
+from jobrelay.telemetry import bound_job
+
+TRANSITIONS = logging.getLogger("jobrelay.jobs")
+
+
+class _JobAndTrace(logging.Filter):
+    """Adds the bound job and the current span to each record, as fields."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job = bound_job()
+        if job is not None and not hasattr(record, "job_id"):
+            record.job_id = job.id
+            if job.task:
+                record.task = job.task
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            record.trace_id = f"{span.trace_id:032x}"
+            record.span_id = f"{span.span_id:016x}"
+        return True
+
+
+def configure(level: str) -> None:
+    """JSON lines on stderr for the root logger (uvicorn's loggers propagate to it)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(_JobAndTrace())
+    handler.setFormatter(
+        JsonFormatter(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            timestamp=False,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def transition(record: JobRecord) -> None:
+    """The one line of a job's change of status."""
+    fields: dict[str, object] = {
+        "job_id": record.id,
+        "task": record.task,
+        "status": record.status.value,
+        "attempt": record.attempts,
+    }
+    if record.queue_seconds is not None:
+        fields["queue_seconds"] = round(record.queue_seconds, 6)
+    if record.model_seconds is not None:
+        fields["model_seconds"] = round(record.model_seconds, 6)
+    if record.error is not None:
+        fields["error_code"] = record.error.code
+    TRANSITIONS.info("job %s", record.status.value, extra=fields)
