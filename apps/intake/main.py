@@ -4,6 +4,7 @@ from dapr.ext.fastapi import DaprApp
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from apps.intake import admin
 from apps.intake.routes import router
 from apps.intake.settings import get_settings
 from jobrelay.hub import EventHub
@@ -18,6 +19,7 @@ app: FastAPI = build_app(
 )
 app.state.hub = EventHub()
 app.include_router(router)
+app.include_router(admin.router)
 # The web page (served by status, another origin) submits here from the browser.
 app.add_middleware(
     CORSMiddleware,

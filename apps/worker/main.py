@@ -16,6 +16,7 @@ from apps.worker.settings import get_settings
 from jobrelay import metrics, telemetry
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
 from jobrelay.contract import JobMessage
+from jobrelay.dead_letters import DeadLetters
 from jobrelay.errors import DAPR_ERRORS
 from jobrelay.messages import BadMessage, publish_job_event, read_message
 from jobrelay.service import build_app, dapr_lifespan
@@ -31,7 +32,12 @@ async def _start(app: FastAPI) -> None:
     app.state.gateway = Gateway(catalog, SharedLimits(app.state.dapr), settings.max_inflight)
     app.state.publish = partial(publish_job_event, app.state.dapr)
     app.state.runner = Runner(
-        app.state.store, app.state.store.files, app.state.gateway, app.state.publish
+        app.state.store,
+        app.state.store.files,
+        app.state.gateway,
+        app.state.publish,
+        lease_seconds=settings.claim_lease_seconds,
+        hold_seconds=settings.duplicate_hold_seconds,
     )
 
 
@@ -74,7 +80,8 @@ async def on_dead_letter(request: Request) -> dict[str, str]:
         return SUCCESS
     telemetry.bind_job(message.job_id, message.task)
     try:
-        await give_up(request.app.state.store, message.job_id, request.app.state.publish)
+        if await give_up(request.app.state.store, message.job_id, request.app.state.publish):
+            await DeadLetters(request.app.state.dapr).add(message.job_id)
     except DAPR_ERRORS as exc:
         log.warning("job_id=%s store unavailable for a dead letter: %s", message.job_id, exc)
         return RETRY

@@ -4,6 +4,11 @@ The claim is an ETag-guarded write of `running` with `attempts` raised by one; `
 then the claim's token. Every later write rereads the record and goes through only if it
 still shows this claim, so a duplicate delivery, a takeover after a dead worker, a cancel or
 a late result can never overwrite a newer state.
+
+A claim is a lease: the running worker renews it while the model works, and a claim whose
+lease lapsed (its worker died) is taken over by the next delivery. A second delivery of a job
+whose claim is alive (the broker redelivers long jobs) is held, not acknowledged: should the
+running worker die, that delivery is what resumes the job.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from apps.worker.inputs import materialize
 from apps.worker.models import ModelClient
 from apps.worker.tasks import RUNNERS, TaskRunner
 from jobrelay import telemetry
-from jobrelay.constants import CLAIM_LEASE_SECONDS
+from jobrelay.constants import CLAIM_LEASE_SECONDS, DUPLICATE_HOLD_SECONDS
 from jobrelay.contract import JobError, JobRecord, JobResult, JobStatus, ModelCall, utcnow
 from jobrelay.files import FileStore
 from jobrelay.store import JobRecords, StaleRecord
@@ -47,20 +52,52 @@ class DeadlinePassed(Exception):
     """The job's deadline came while its model call was running."""
 
 
+class LiveClaim(Exception):
+    """Another delivery holds a live claim on the job."""
+
+
+# The error a job carries while handed back by a worker that stopped mid-job.
+_STOPPED = JobError(
+    code="worker_stopped",
+    message="the worker stopped while running the job; it will run again",
+    retryable=True,
+)
+
+
 class Runner:
     def __init__(
-        self, store: JobRecords, files: FileStore, gateway: Gateway, on_change: OnChange
+        self,
+        store: JobRecords,
+        files: FileStore,
+        gateway: Gateway,
+        on_change: OnChange,
+        lease_seconds: float = CLAIM_LEASE_SECONDS,
+        hold_seconds: float = DUPLICATE_HOLD_SECONDS,
     ) -> None:
         self._store = store
         self._files = files
         self._gateway = gateway
         self._on_change = on_change  # publishes the job event of every status this writes
+        self._lease = lease_seconds
+        self._hold = hold_seconds
 
     async def deliver(self, job_id: str) -> Delivery:
-        for _ in range(_WRITE_TRIES):
+        loop = asyncio.get_running_loop()
+        hold_until, races = loop.time() + self._hold, 0
+        while True:
             try:
                 claimed = await self._claim(job_id)
             except StaleRecord:
+                races += 1
+                if races >= _WRITE_TRIES:
+                    return Delivery.RETRY
+                continue
+            except LiveClaim:
+                # Held, not acknowledged: if the running worker dies, this copy resumes the
+                # job once the lease lapses. Past the hold, the broker keeps it (RETRY).
+                if loop.time() >= hold_until:
+                    return Delivery.RETRY
+                await asyncio.sleep(min(5.0, self._lease / 4))
                 continue
             if claimed is None:
                 return Delivery.SUCCESS
@@ -68,7 +105,6 @@ class Runner:
             with telemetry.job_span(f"run {claimed.task}", claimed.id, claimed.traceparent):
                 await self._on_change(claimed)
                 return await self._run(claimed)
-        return Delivery.RETRY
 
     async def _claim(self, job_id: str) -> JobRecord | None:
         """The record, now `running` under this delivery; None if there is nothing to run."""
@@ -85,8 +121,8 @@ class Runner:
             and record.lease_expires_at
             and record.lease_expires_at > now
         ):
-            log.info("job_id=%s is held by a live claim; duplicate delivery acknowledged", job_id)
-            return None
+            log.info("job_id=%s has a live claim elsewhere; holding this delivery", job_id)
+            raise LiveClaim(job_id)
         if record.deadline and now >= record.deadline:
             ended = _past_deadline(record)
             await self._store.replace(ended, versioned.etag)
@@ -103,7 +139,7 @@ class Runner:
             JobStatus.RUNNING,
             attempts=record.attempts + 1,
             started_at=now,
-            lease_expires_at=now + timedelta(seconds=CLAIM_LEASE_SECONDS),
+            lease_expires_at=now + timedelta(seconds=self._lease),
             # Queue wait is measured to the first start: the wait before a retry is the
             # backend's trouble, and shows in model_calls instead.
             queue_seconds=record.queue_seconds
@@ -133,10 +169,23 @@ class Runner:
             await self._finish(claimed, lambda r: r.moved_to(JobStatus.FAILED, error=error))
             return Delivery.SUCCESS
         models = ModelClient(self._gateway, claimed.task, claimed.deadline, claimed.attempts)
+        work = asyncio.create_task(self._call(task, claimed, models))
+        keeper = asyncio.create_task(self._keep_claim(claimed, work))
         try:
-            result = await self._call(task, claimed, models)
+            result = await work
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # This worker is stopping (its grace period ran out): hand the job back so
+                # the broker's redelivery runs it at once, without waiting for the lease.
+                await asyncio.shield(self._hand_back(claimed, models.calls))
+                raise
+            log.warning("job_id=%s lost its claim mid-call; model call stopped", claimed.id)
+            return Delivery.SUCCESS
         except Exception as exc:  # every failure of a task ends in a stored outcome
             return await self._failed(claimed, exc, models.calls)
+        finally:
+            keeper.cancel()
         stored = await self._finish(
             claimed,
             lambda r: r.moved_to(JobStatus.SUCCEEDED, result=result, error=None),
@@ -152,6 +201,37 @@ class Runner:
             len(models.calls),
         )
         return Delivery.SUCCESS
+
+    async def _keep_claim(self, claimed: JobRecord, work: asyncio.Task[JobResult]) -> None:
+        """Renew the lease while `work` runs; stop `work` if the claim is lost (a cancel, or a
+        takeover after this worker looked dead): its result would be discarded anyway."""
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            if not await self._renew(claimed):
+                work.cancel()
+                return
+
+    async def _renew(self, claimed: JobRecord) -> bool:
+        for _ in range(_WRITE_TRIES):
+            versioned = await self._store.get(claimed.id)
+            if versioned is None or not _same_claim(versioned.record, claimed):
+                return False
+            until = utcnow() + timedelta(seconds=self._lease)
+            renewed = versioned.record.model_copy(update={"lease_expires_at": until})
+            try:
+                await self._store.note(renewed, versioned.etag)
+            except StaleRecord:
+                continue
+            return True
+        return True  # lost every race to other writers: the claim still stands; try later
+
+    async def _hand_back(self, claimed: JobRecord, calls: list[ModelCall]) -> None:
+        handed = await self._finish(
+            claimed,
+            lambda r: r.moved_to(JobStatus.QUEUED, error=_STOPPED, lease_expires_at=None),
+            calls,
+        )
+        log.warning("job_id=%s handed back (%s): the worker is stopping", claimed.id, handed)
 
     async def _call(self, task: TaskRunner, claimed: JobRecord, models: ModelClient) -> JobResult:
         """Run the task, cut off at the job's deadline."""
@@ -239,13 +319,19 @@ def _past_deadline(record: JobRecord) -> JobRecord:
     )
 
 
-async def give_up(store: JobRecords, job_id: str, on_change: OnChange) -> None:
-    """Mark a dead-lettered job failed, with the last error it recorded."""
+async def give_up(store: JobRecords, job_id: str, on_change: OnChange) -> bool:
+    """Mark a dead-lettered job failed, with the last error it recorded; False if it was
+    not left to fail (gone, already final, or still running under a live claim)."""
     for _ in range(_WRITE_TRIES):
         versioned = await store.get(job_id)
         if versioned is None or versioned.record.status.terminal:
-            return
+            return False
         record = versioned.record
+        lease = record.lease_expires_at
+        if record.status is JobStatus.RUNNING and lease and lease > utcnow():
+            # A held duplicate gave up waiting while the job still runs: its worker finishes.
+            log.info("job_id=%s dead letter of a job that is running; left to its worker", job_id)
+            return False
         last = record.error
         error = JobError(
             code=last.code if last else "retries_exhausted",
@@ -262,4 +348,5 @@ async def give_up(store: JobRecords, job_id: str, on_change: OnChange) -> None:
             "job_id=%s task=%s status=failed dead-lettered: %s", job_id, record.task, error.message
         )
         await on_change(failed)
-        return
+        return True
+    return False

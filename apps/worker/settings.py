@@ -4,6 +4,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from jobrelay.constants import CLAIM_LEASE_SECONDS, DUPLICATE_HOLD_SECONDS
 from jobrelay.settings import ServiceSettings, port_field
 
 _PREFIX = "JOBRELAY_WORKER_"
@@ -19,6 +20,18 @@ class WorkerSettings(ServiceSettings):
     models_file: Path = Field(
         default=_DEFAULT_MODELS,
         description="Model profiles and each task's fallback list (config/models.yaml).",
+    )
+    claim_lease_seconds: float = Field(
+        default=CLAIM_LEASE_SECONDS,
+        gt=0,
+        description="How long a claim holds unless renewed; keep it below the broker's "
+        "redelivery timeout (the redis profile's processingTimeout).",
+    )
+    duplicate_hold_seconds: float = Field(
+        default=DUPLICATE_HOLD_SECONDS,
+        gt=0,
+        description="How long a second delivery of a running job waits for it before going "
+        "back to the broker; between the lease and the redelivery timeout.",
     )
     max_inflight: int = Field(
         default=8,

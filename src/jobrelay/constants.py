@@ -24,6 +24,10 @@ JOB_EVENTS_TOPIC: Final = "job-events"
 # State keys. The state component uses `keyPrefix: name`, so every app sees the same key space.
 JOB_KEY_PREFIX: Final = "job:"
 FILE_KEY_PREFIX: Final = "file:"
+# The ids of dead-lettered jobs, for the admin endpoints (jobrelay/dead_letters.py); the
+# newest this many are kept.
+DEAD_LETTER_INDEX_KEY: Final = "dead-letters"
+DEAD_LETTER_INDEX_SIZE: Final = 10_000
 IDEMPOTENCY_KEY_PREFIX: Final = "idem:"
 
 # Uploads are stored in chunks of this size: big enough that a 10 MiB file is ten writes,

@@ -251,6 +251,19 @@ class JobRecord(_Model):
             webhook=webhook,
         )
 
+    def replayed(self) -> Self:
+        """A failed job queued again by an operator (the dead-letter replay): the one way out
+        of a terminal status, never taken by a message. Its history (attempts, model calls,
+        webhook deliveries) stays; its outcome goes."""
+        if self.status is JobStatus.QUEUED:
+            return self  # a replay that stopped before its message left; publish again
+        if self.status is not JobStatus.FAILED:
+            raise IllegalTransition(f"job {self.id}: only failed jobs are replayed")
+        return self.model_copy(
+            update={"status": JobStatus.QUEUED, "seq": self.seq + 1, "finished_at": None,
+                    "error": None, "result": None, "lease_expires_at": None}
+        )
+
     def moved_to(self, status: JobStatus, **changes: Any) -> Self:
         """A copy in `status`, or IllegalTransition if `status` may not follow the current one."""
         if status not in TRANSITIONS.get(self.status, frozenset()):

@@ -46,10 +46,11 @@ def job_key(job_id: str) -> str:
     return f"{JOB_KEY_PREFIX}{job_id}"
 
 
-def is_etag_conflict(exc: DaprInternalError) -> bool:
-    # The async SDK wraps the gRPC error of save_state; daprd answers ABORTED on an ETag
-    # mismatch, including a first-write that finds the key already taken.
-    cause = exc.__cause__
+def is_etag_conflict(exc: Exception) -> bool:
+    """daprd answers ABORTED on an ETag mismatch, including a first-write that finds the key
+    taken. The async SDK wraps save_state's gRPC error in DaprInternalError and raises the
+    transaction API's as a DaprGrpcError (a grpc.RpcError)."""
+    cause = exc.__cause__ if isinstance(exc, DaprInternalError) else exc
     return isinstance(cause, grpc.RpcError) and cause.code() == grpc.StatusCode.ABORTED
 
 
@@ -110,16 +111,17 @@ class JobStore:
     async def create_and_publish(self, record: JobRecord, message: JobMessage) -> None:
         """Store a new record and publish `message` on `jobs`, as one commit.
 
-        Through the state store's transactional outbox (components/*/statestore.yaml): the
-        second operation is the outbox projection, which shapes the published message, so
-        the broker carries the small claim check rather than the record. Only the record
-        is stored. The id is a fresh uuid4, so an upsert cannot overwrite another job.
+        Through the state store's transactional outbox (components/*/statestore.yaml): an
+        outbox projection shapes the published message, so the broker carries the small
+        claim check rather than the record. The id is a fresh uuid4, so an upsert cannot
+        overwrite another job.
         """
         key = job_key(record.id)
         json_type = {"contentType": "application/json"}
-        # The projection goes first: daprd 1.18 drops it from the operations while ranging
-        # over them, which shifts a later operation out of place (seen here: with the
-        # projection second, the projection was stored instead of the record).
+        # The projection goes first. daprd 1.18 means to drop it from the state operations,
+        # but writes it too (seen here): placed second it overwrote the record, and it bumps
+        # the version, so an ETag on the record would always fail. First, with the record
+        # written after it in the same transaction, the record is what stays.
         await self._dapr.execute_state_transaction(
             self._store,
             [

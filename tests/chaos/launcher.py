@@ -316,6 +316,13 @@ class Launcher:
             "--profile-port", "-1",
             "--metrics-port", str(metrics),
             "--dapr-internal-grpc-port", str(internal),
+            # As dapr.yaml asks for the worker: a sidecar whose app is down stops taking
+            # messages rather than spending their retries on it.
+            *(
+                ("--enable-app-health-check", "--app-health-check-path", "/healthz",
+                 "--app-health-probe-interval", "1", "--app-health-threshold", "2")
+                if app == "worker" else ()
+            ),
         ]  # fmt: skip
         # daprd reads the Redis address through the components' envRef, from its own
         # environment (the run file's env: would reach only the app).

@@ -1,0 +1,52 @@
+"""Dead letters are visible and replayable: a job whose model always fails is dead-lettered,
+listed by the admin endpoint, and replayed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.integration.helpers import classify, submit, wait_done
+from tests.integration.stack import Stack
+
+
+def _dead_letters(client: httpx.Client, stack: Stack) -> dict[str, Any]:
+    resp = client.get(f"{stack.url('intake')}/admin/dead-letters")
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def test_a_dead_lettered_job_is_listed_and_can_be_replayed(
+    client: httpx.Client, stack: Stack
+) -> None:
+    text = f"Never works. [fail:500:always] {uuid.uuid4().hex}"
+    job = submit(client, stack, classify(text)).json()
+    failed = wait_done(client, job["status_url"], timeout=180)
+    assert failed["status"] == "failed"
+
+    deadline = time.monotonic() + 10  # the list is written just after the job is failed
+    while job["id"] not in {j["id"] for j in _dead_letters(client, stack)["jobs"]}:
+        assert time.monotonic() < deadline, "the dead-lettered job is not listed"
+        time.sleep(0.2)
+
+    replay = client.post(f"{stack.url('intake')}/admin/dead-letters/{job['id']}/replay")
+    assert replay.status_code == 202, replay.text
+    assert replay.json()["status"] in ("queued", "running")  # a worker may already have it
+    assert job["id"] not in {j["id"] for j in _dead_letters(client, stack)["jobs"]}
+    # It runs again (and, its model still failing, ends failed again, with its history).
+    again = wait_done(client, job["status_url"], timeout=180)
+    assert again["status"] == "failed"
+    assert again["attempts"] > failed["attempts"]
+
+
+def test_only_dead_lettered_jobs_are_replayed(client: httpx.Client, stack: Stack) -> None:
+    job = submit(client, stack, classify("I love it.")).json()
+    wait_done(client, job["status_url"])
+
+    resp = client.post(f"{stack.url('intake')}/admin/dead-letters/{job['id']}/replay")
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "not_dead_lettered"
