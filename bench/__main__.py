@@ -63,6 +63,7 @@ def main() -> None:
     double, url = stacks.start_model_double(workdir)
     model = ModelDouble(url)
     designs: dict[str, stacks.Design] = {}
+    keep = args.keep
     try:
         for start in (stacks.start_sync, stacks.start_celery, stacks.start_jobrelay):
             design = start(workdir, url)
@@ -79,12 +80,15 @@ def main() -> None:
         sections = [facts, targets_section(ctx.runs), *ordered]
         report.write(args.out, INTRO, sections)
         log.info("wrote %s in %.1f min", args.out, seconds / 60)
+    except BaseException:
+        keep = True  # the apps' and sidecars' logs are what explains a failed run
+        raise
     finally:
         for design in designs.values():
             design.stop()
         model.close()
         double.stop()
-        if args.keep:
+        if keep:
             log.info("logs kept in %s", workdir)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
