@@ -10,7 +10,7 @@ PROFILE ?= redis
 # What `make setup` installs: the profiles the goal will run on.
 SETUP_PROFILES := $(if $(filter test,$(MAKECMDGOALS)),$(TEST_PROFILES),$(PROFILE))
 
-.PHONY: setup run test lint unit contracts k8s-generate k8s-validate eval-local-model bench chaos
+.PHONY: setup run test lint unit contracts k8s-generate k8s-validate eval-local-model bench chaos traces
 
 setup:
 	@JOBRELAY_PROFILES="$(SETUP_PROFILES)" scripts/setup.sh
@@ -43,6 +43,11 @@ k8s-validate: setup
 # labelled sets in bench/data/classify (about 90 s on 2 cores, so not part of `make test`).
 eval-local-model: setup
 	$(VENV)/python -m bench.classify_eval
+
+# A trace viewer on http://127.0.0.1:9411 (Zipkin's server jar from Maven Central, cached like
+# daprd); then `OTEL_TRACES_EXPORTER=zipkin make run` sends the apps' spans there.
+traces:
+	@scripts/trace-viewer.sh
 
 # docs/benchmarks.md: every scenario of issue 10, jobrelay beside FastAPI + Celery + Redis and
 # the synchronous design in one run (under 15 minutes on 2 cores, so not part of `make test`).

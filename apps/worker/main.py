@@ -82,8 +82,8 @@ async def on_dead_letter(request: Request) -> dict[str, str]:
     try:
         if await give_up(request.app.state.store, message.job_id, request.app.state.publish):
             await DeadLetters(request.app.state.dapr).add(message.job_id)
+            metrics.DEAD_LETTERED.labels(message.task).inc()
     except DAPR_ERRORS as exc:
         log.warning("job_id=%s store unavailable for a dead letter: %s", message.job_id, exc)
         return RETRY
-    metrics.DEAD_LETTERED.labels(message.task).inc()
     return SUCCESS

@@ -35,20 +35,24 @@ class _JobAndTrace(logging.Filter):
         return True
 
 
-def configure(level: str) -> None:
-    """JSON lines on stderr for the root logger (uvicorn's loggers propagate to it)."""
-    handler = logging.StreamHandler()
-    handler.addFilter(_JobAndTrace())
-    handler.setFormatter(
+def handler() -> logging.Handler:
+    """JSON lines on stderr, with the job and trace fields."""
+    json_lines = logging.StreamHandler()
+    json_lines.addFilter(_JobAndTrace())
+    json_lines.setFormatter(
         JsonFormatter(
             "{asctime}{levelname}{name}{message}",
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            timestamp=False,
         )
     )
+    return json_lines
+
+
+def configure(level: str) -> None:
+    """Every log line of the process as JSON (uvicorn's loggers propagate to the root)."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler()]
     root.setLevel(level.upper())
 
 

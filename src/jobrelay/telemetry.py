@@ -14,8 +14,9 @@ starts from then on. Where it can travel as W3C baggage (the worker's model call
 so the model server's spans carry it too.
 
 Export is OTLP/HTTP to the endpoint of the standard settings (`OTEL_EXPORTER_OTLP_ENDPOINT`,
-or `..._TRACES_ENDPOINT`); with neither set, spans are still made (trace ids reach the logs
-and the propagated context) but nothing is exported and nothing complains.
+or `..._TRACES_ENDPOINT`), or Zipkin's JSON with `OTEL_TRACES_EXPORTER=zipkin` (the local
+viewer of `make traces`); with no endpoint set, spans are still made (trace ids reach the
+logs and the propagated context) but nothing is exported and nothing complains.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from opentelemetry import baggage, context, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.zipkin.json import ZipkinExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, filters
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -74,7 +76,10 @@ class TelemetrySettings(BaseSettings):
 
     otel_sdk_disabled: bool = Field(default=False, description="true: no tracing at all.")
     otel_service_name: str | None = Field(default=None, description="Overrides the app's name.")
-    otel_traces_exporter: str = Field(default="otlp", description="`none` turns export off.")
+    otel_traces_exporter: str = Field(
+        default="otlp",
+        description="`otlp`, `zipkin` (the local viewer, `make traces`) or `none` (no export).",
+    )
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP base URL, e.g. http://127.0.0.1:4318."
     )
@@ -83,9 +88,13 @@ class TelemetrySettings(BaseSettings):
     )
 
     @property
-    def exporting(self) -> bool:
+    def exporter(self) -> str | None:
+        """Where spans go: None when nowhere is configured, so nothing is sent or retried."""
+        kind = self.otel_traces_exporter.lower()
+        if kind == "zipkin":
+            return kind  # its endpoint has a default: the local viewer's
         endpoint = self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint
-        return bool(endpoint) and self.otel_traces_exporter.lower() != "none"
+        return "otlp" if kind == "otlp" and endpoint else None
 
 
 class _JobAttributes(SpanProcessor):
@@ -115,14 +124,16 @@ def setup(service: str) -> None:
     name = settings.otel_service_name or service
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     provider.add_span_processor(_JobAttributes())
-    if settings.exporting:
-        # The exporter reads the endpoint, headers and timeout from the same OTEL_* settings.
+    # The exporters read their endpoint, headers and timeout from the same OTEL_* settings.
+    if settings.exporter == "otlp":
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    elif settings.exporter == "zipkin":
+        provider.add_span_processor(BatchSpanProcessor(ZipkinExporter()))
     trace.set_tracer_provider(provider)
     _provider = provider
     HTTPXClientInstrumentor().instrument()
     _instrument_grpc()
-    log.info("tracing as %s; export %s", name, "on" if settings.exporting else "off")
+    log.info("tracing as %s; export to %s", name, settings.exporter or "nowhere")
 
 
 def _instrument_grpc() -> None:
