@@ -139,14 +139,21 @@ class Gateway:
         seconds: float,
     ) -> T:
         started, clock = utcnow(), time.monotonic()
+        error: str | None = "interrupted"  # until the call ends one way or the other
+        status: int | None = None
         try:
             # The GenAI span and model-call metrics (genai.py) time the call alone, not
             # the waits for the shared limits above.
             with model_call(profile, capability) as span:
                 answer = await op(self._clients[profile.name], profile, seconds)
                 span.answered(answer)
+            error = None
+            return answer
         except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
             status = exc.status_code if isinstance(exc, openai.APIStatusError) else None
+            raise
+        finally:
             calls.append(
                 ModelCall(
                     profile=profile.name,
@@ -154,18 +161,7 @@ class Gateway:
                     attempt=attempt,
                     started_at=started,
                     seconds=time.monotonic() - clock,
-                    error=f"{type(exc).__name__}: {exc}"[:500],
+                    error=error,
                     status_code=status,
                 )
             )
-            raise
-        calls.append(
-            ModelCall(
-                profile=profile.name,
-                model=profile.model,
-                attempt=attempt,
-                started_at=started,
-                seconds=time.monotonic() - clock,
-            )
-        )
-        return answer

@@ -237,10 +237,12 @@ class JobRecord(_Model):
         deadline_seconds: float | None = None,
         webhook: WebhookSpec | None = None,
         job_id: str | None = None,
+        tenant: str = "default",
     ) -> Self:
         now = utcnow()
         return cls(
             id=job_id or new_job_id(),
+            tenant=tenant,
             task=task,
             input=input,
             params=params,
@@ -260,8 +262,14 @@ class JobRecord(_Model):
         if self.status is not JobStatus.FAILED:
             raise IllegalTransition(f"job {self.id}: only failed jobs are replayed")
         return self.model_copy(
-            update={"status": JobStatus.QUEUED, "seq": self.seq + 1, "finished_at": None,
-                    "error": None, "result": None, "lease_expires_at": None}
+            update={
+                "status": JobStatus.QUEUED,
+                "seq": self.seq + 1,
+                "finished_at": None,
+                "error": None,
+                "result": None,
+                "lease_expires_at": None,
+            }
         )
 
     def moved_to(self, status: JobStatus, **changes: Any) -> Self:
