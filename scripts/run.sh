@@ -25,6 +25,13 @@ while IFS= read -r setting; do
 done <<<"$settings"
 echo "run: profile $profile; intake http://127.0.0.1:8000, status http://127.0.0.1:8001"
 
+# Fresh tokens per run, unless the shell brings its own. daprd and the apps both inherit
+# them: every sidecar's API then answers only callers with DAPR_API_TOKEN (the apps' SDK
+# sends it), and every app's sidecar routes only its sidecar (APP_API_TOKEN). Nothing else
+# on this machine can publish a job message or read job records through a sidecar.
+export DAPR_API_TOKEN=${DAPR_API_TOKEN:-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')}
+export APP_API_TOKEN=${APP_API_TOKEN:-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')}
+
 # dapr.yaml runs the redis profile; another profile gets a copy naming its folder (beside
 # dapr.yaml, because the apps' paths in it are relative to the run file; gitignored).
 run_file=dapr.yaml

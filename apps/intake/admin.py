@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from apps.intake.settings import IntakeSettings, get_settings
+from jobrelay.auth import TenantDep
 from jobrelay.constants import JOBS_TOPIC, PUBSUB
 from jobrelay.contract import IllegalTransition, JobMessage, JobStatus, JobView
 from jobrelay.dead_letters import DeadLetters
@@ -49,28 +50,33 @@ DeadLettersDep = Annotated[DeadLetters, Depends(get_dead_letters)]
 
 @router.get("")
 async def list_dead_letters(
-    dead: DeadLettersDep, store: StoreDep, settings: SettingsDep
+    dead: DeadLettersDep, store: StoreDep, settings: SettingsDep, tenant: TenantDep
 ) -> DeadLetterList:
-    """Jobs that exhausted their retries (newest first), as they are now."""
-    ids = await dead.ids()
+    """The caller's jobs that exhausted their retries (newest first), as they are now."""
     jobs = []
-    for job_id in reversed(ids[-_PAGE:]):
+    # One shared index, read per tenant: each caller sees (and counts) only its own jobs.
+    for job_id in reversed(await dead.ids()):
         versioned = await store.get(job_id)
-        if versioned is not None:
+        if versioned is not None and versioned.record.tenant == tenant:
             jobs.append(JobView.of(versioned.record, settings.status_base_url))
-    return DeadLetterList(jobs=jobs, total=len(ids))
+    return DeadLetterList(jobs=jobs[:_PAGE], total=len(jobs))
 
 
 @router.post(
     "/{job_id}/replay",
     status_code=202,
-    responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
 )
 async def replay_one(
-    job_id: str, request: Request, dead: DeadLettersDep, store: StoreDep, settings: SettingsDep
+    job_id: str,
+    request: Request,
+    dead: DeadLettersDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    tenant: TenantDep,
 ) -> JobView:
-    """Queue one dead-lettered job again."""
-    if job_id not in set(await dead.ids()):
+    """Queue one of the caller's dead-lettered jobs again."""
+    if job_id not in set(await dead.ids()) or not await _owned(store, job_id, tenant):
         raise ApiError(404, "not_dead_lettered", f"job {job_id} is not in the dead-letter list")
     reason = await _replay(store, job_id, request)
     if reason is not None:
@@ -82,10 +88,15 @@ async def replay_one(
 
 
 @router.post("/replay", status_code=202)
-async def replay_all(request: Request, dead: DeadLettersDep, store: StoreDep) -> Replayed:
-    """Queue every dead-lettered job again."""
+async def replay_all(
+    request: Request, dead: DeadLettersDep, store: StoreDep, tenant: TenantDep
+) -> Replayed:
+    """Queue every one of the caller's dead-lettered jobs again."""
     done, skipped = [], {}
     for job_id in await dead.ids():
+        versioned = await store.get(job_id)
+        if versioned is not None and versioned.record.tenant != tenant:
+            continue  # another tenant's; a gone one is dropped from the list below
         reason = await _replay(store, job_id, request)
         if reason is None:
             done.append(job_id)
@@ -93,6 +104,11 @@ async def replay_all(request: Request, dead: DeadLettersDep, store: StoreDep) ->
             skipped[job_id] = reason
     await dead.remove(set(done) | {i for i, why in skipped.items() if why == "gone"})
     return Replayed(replayed=done, skipped=skipped)
+
+
+async def _owned(store: JobStore, job_id: str, tenant: str) -> bool:
+    versioned = await store.get(job_id)
+    return versioned is not None and versioned.record.tenant == tenant
 
 
 async def _replay(store: JobStore, job_id: str, request: Request) -> str | None:

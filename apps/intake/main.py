@@ -14,7 +14,7 @@ from jobrelay.subscriptions import feed_hub
 app: FastAPI = build_app(
     "jobrelay intake",
     "0.1.0",
-    dapr_lifespan(),
+    dapr_lifespan(clients=True),
     "Submit AI jobs. Answers 202 Accepted at once with the job's id and status URL.",
 )
 app.state.hub = EventHub()

@@ -19,6 +19,7 @@ from jobrelay.errors import ApiError
 from jobrelay.files import FileStore, file_key
 from jobrelay.inputs import accepts
 from jobrelay.tasks import UnknownTask, parse_params
+from jobrelay.webhook_targets import RefusedTarget, check_url
 
 
 class FormFields(BaseModel):
@@ -46,6 +47,16 @@ def check_type(task: str) -> Any:
     return check
 
 
+async def _check_webhook(spec: WebhookSpec | None) -> None:
+    """Refuse, at submit, a webhook that could only reach jobrelay's own network (SSRF)."""
+    if spec is None:
+        return
+    try:
+        await check_url(spec.url)
+    except RefusedTarget as exc:
+        raise ApiError(422, "webhook_url_refused", str(exc)) from exc
+
+
 def _validated_params(task: str, params: dict[str, Any]) -> dict[str, Any]:
     try:
         return parse_params(task, params).model_dump()
@@ -58,13 +69,16 @@ def _validated_params(task: str, params: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(422, "invalid_params", f"params for {task!r}: {detail}") from exc
 
 
-async def from_json(request: Request, settings: IntakeSettings) -> tuple[JobRecord, str]:
+async def from_json(
+    request: Request, settings: IntakeSettings, tenant: str
+) -> tuple[JobRecord, str]:
     body = await _bounded_body(request, settings.max_json_bytes)
     try:
         submit = SubmitRequest.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
     params = _validated_params(submit.task, submit.params)
+    await _check_webhook(submit.webhook)
     takes = accepts(submit.task)
     if not takes.text:
         raise ApiError(
@@ -75,8 +89,20 @@ async def from_json(request: Request, settings: IntakeSettings) -> tuple[JobReco
         )
     if takes.required and submit.input.empty:
         raise ApiError(422, "input_required", f"task {submit.task!r} needs input.text")
+    if submit.input.text is not None and len(submit.input.text) > takes.max_text_chars:
+        raise ApiError(
+            413,
+            "input_too_long",
+            f"task {submit.task!r} takes at most {takes.max_text_chars} characters of text",
+        )
     record = JobRecord.new(
-        submit.task, submit.input, params, submit.metadata, submit.deadline_seconds, submit.webhook
+        submit.task,
+        submit.input,
+        params,
+        submit.metadata,
+        submit.deadline_seconds,
+        submit.webhook,
+        tenant=tenant,
     )
     return record, fingerprint(submit.model_dump(mode="json") | {"params": params})
 
@@ -86,6 +112,7 @@ async def from_form(
     settings: IntakeSettings,
     files: FileStore,
     retention: int,
+    tenant: str,
     task: str | None = None,
     params: dict[str, Any] | None = None,
 ) -> tuple[JobRecord, str]:
@@ -106,6 +133,7 @@ async def from_form(
             raise ApiError(422, "file_required", "the form has no file in the field 'file'")
         check_type(fields.task)(form.file.content_type)
         checked = _validated_params(fields.task, fields.params)
+        await _check_webhook(fields.webhook)
     except Exception:
         if form.file is not None:
             await files.delete(form.file)
@@ -118,6 +146,7 @@ async def from_form(
         fields.deadline_seconds,
         fields.webhook,
         job_id=job_id,
+        tenant=tenant,
     )
     asked = fields.model_dump(mode="json") | {
         "params": checked,

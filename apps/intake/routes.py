@@ -9,6 +9,7 @@ from apps.intake import idempotency
 from apps.intake.requests import from_form, from_json
 from apps.intake.settings import IntakeSettings, get_settings
 from apps.intake.submission import Intake
+from jobrelay.auth import TenantDep
 from jobrelay.constants import MAX_WAIT_SECONDS, RETRY_AFTER_SECONDS
 from jobrelay.contract import JobRecord, JobView, SubmitRequest
 from jobrelay.errors import ErrorBody
@@ -38,6 +39,7 @@ IntakeDep = Annotated[Intake, Depends(get_intake)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"model": JobView, "description": "Done within `Prefer: wait`."},
     400: {"model": ErrorBody, "description": "Unknown task, or a malformed form."},
+    401: {"model": ErrorBody, "description": "No valid API key."},
     409: {"model": ErrorBody, "description": "Idempotency-Key used for a different request."},
     413: {"model": ErrorBody, "description": "Body or file too large."},
     415: {"model": ErrorBody, "description": "A file type the task cannot take."},
@@ -95,6 +97,7 @@ async def create_job(
     request: Request,
     response: Response,
     intake: IntakeDep,
+    tenant: TenantDep,
     idempotency_key: IdempotencyKey = None,
     prefer: Prefer = None,
 ) -> JobView:
@@ -104,10 +107,10 @@ async def create_job(
         idempotency.check_key(idempotency_key)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         record, fingerprint = await from_form(
-            request, intake.settings, intake.store.files, intake.store.retention_seconds
+            request, intake.settings, intake.store.files, intake.store.retention_seconds, tenant
         )
     else:
-        record, fingerprint = await from_json(request, intake.settings)
+        record, fingerprint = await from_json(request, intake.settings, tenant)
     job = await intake.accept(record, idempotency_key, fingerprint)
     return await _answer(intake, job, prefer, response)
 
@@ -132,7 +135,11 @@ async def create_job(
     },
 )
 async def process(
-    request: Request, response: Response, intake: IntakeDep, idempotency_key: IdempotencyKey = None
+    request: Request,
+    response: Response,
+    intake: IntakeDep,
+    tenant: TenantDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, str]:
     """The reference async client's route: a multipart `file`, run through the configured
     task; answers `{"id", "results_url"}`, and `results_url` answers like a status URL."""
@@ -144,6 +151,7 @@ async def process(
         settings,
         intake.store.files,
         intake.store.retention_seconds,
+        tenant,
         task=settings.compat_task,
         params=settings.compat_params,
     )

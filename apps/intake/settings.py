@@ -24,6 +24,13 @@ class IntakeSettings(ServiceSettings):
     max_json_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest JSON body of a submit (413 above)."
     )
+    delivery: Literal["outbox", "direct"] = Field(
+        default="outbox",
+        description="`outbox`: a job's record and its message commit together (the state "
+        "store's outbox), at the cost of Dapr 1.18's one-second relay wait per job. "
+        "`direct`: store, then publish: no wait, but a crash between the two leaves a "
+        "queued job that nothing will run.",
+    )
     fault: Literal["exit_after_store"] | None = Field(
         default=None,
         description="Testing only (tests/chaos): exit right after a job is stored, before "

@@ -12,7 +12,9 @@ from dapr.aio.clients import DaprClient
 from apps.intake import idempotency
 from apps.intake.settings import IntakeSettings
 from jobrelay import telemetry, transitions
-from jobrelay.contract import JobMessage, JobRecord
+from jobrelay.constants import JOBS_TOPIC, PUBSUB
+from jobrelay.contract import JobError, JobMessage, JobRecord, JobStatus
+from jobrelay.errors import DAPR_ERRORS, ApiError
 from jobrelay.hub import EventHub, until_terminal
 from jobrelay.store import JobStore, lifetime_seconds
 
@@ -47,7 +49,11 @@ class Intake:
             if existing is not None:
                 await self._withdraw(record)
                 return existing
-        await self.store.create_and_publish(record, JobMessage(job_id=record.id, task=record.task))
+        message = JobMessage(job_id=record.id, task=record.task)
+        if self.settings.delivery == "outbox":
+            await self.store.create_and_publish(record, message)
+        else:
+            await self._store_then_publish(record, message)
         if self.settings.fault == "exit_after_store":
             # Testing only: the process dies between the committed write and the answer,
             # which is where a crash used to leave a stored job that nobody would run.
@@ -56,6 +62,29 @@ class Intake:
         log.info("job_id=%s task=%s status=queued", record.id, record.task)
         transitions.observe(record)
         return record
+
+    async def _store_then_publish(self, record: JobRecord, message: JobMessage) -> None:
+        """The `direct` delivery: no relay wait, and no atomicity (see IntakeSettings)."""
+        await self.store.create(record)
+        try:
+            await self.dapr.publish_event(
+                PUBSUB, JOBS_TOPIC, message.model_dump_json(), data_content_type="application/json"
+            )
+        except DAPR_ERRORS as exc:
+            # Not queued after all: fail the job rather than leave it waiting for nothing.
+            failed = record.moved_to(
+                JobStatus.FAILED,
+                error=JobError(code="publish_failed", message=f"not queued: {exc}", retryable=True),
+            )
+            versioned = await self.store.get(record.id)
+            if versioned is not None:
+                await self.store.replace(failed, versioned.etag)
+            raise ApiError(
+                503,
+                "broker_unavailable",
+                "the job could not be queued; try again",
+                {"Retry-After": "5"},
+            ) from exc
 
     async def _claim_key(self, record: JobRecord, key: str, fingerprint: str) -> JobRecord | None:
         ttl = lifetime_seconds(record.deadline, self.store.retention_seconds)

@@ -16,7 +16,7 @@ from jobrelay.constants import FILE_CHUNK_BYTES
 from jobrelay.contract import FileRef
 from jobrelay.errors import ApiError
 from jobrelay.files import FileStore
-from jobrelay.inputs import media_type
+from jobrelay.inputs import ContentCheck, media_type
 
 # Form fields other than the file are small JSON or text; anything larger is not a field.
 _MAX_FIELD_BYTES = 64 * 1024
@@ -86,17 +86,25 @@ class _Upload:
         self.digest = hashlib.sha256()
         self.size = 0
         self.chunks = 0
+        self.content = ContentCheck(part.content_type)
 
     async def add(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.limit:
             raise too_large(self.limit)
+        self._check(data)
         self.digest.update(data)
         self.buffer.extend(data)
         while len(self.buffer) >= FILE_CHUNK_BYTES:
             await self._flush(FILE_CHUNK_BYTES)
 
+    def _check(self, data: bytes, final: bool = False) -> None:
+        wrong = self.content.feed(data, final)
+        if wrong is not None:
+            raise ApiError(415, "content_type_mismatch", wrong)
+
     async def finish(self) -> FileRef:
+        self._check(b"", final=True)
         if self.buffer or self.chunks == 0:
             await self._flush(len(self.buffer))
         return FileRef(

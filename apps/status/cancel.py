@@ -17,10 +17,11 @@ log = logging.getLogger(__name__)
 _TRIES = 3
 
 
-async def cancel(store: JobRecords, job_id: str) -> JobRecord:
+async def cancel(store: JobRecords, job_id: str, tenant: str) -> JobRecord:
     for _ in range(_TRIES):
         versioned = await store.get(job_id)
-        if versioned is None:
+        # Another tenant's job is "not found", never "forbidden" (apps/status/routes.py).
+        if versioned is None or versioned.record.tenant != tenant:
             raise ApiError(404, "job_not_found", f"no job with id {job_id}")
         record = versioned.record
         if record.status.terminal:

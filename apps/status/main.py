@@ -37,7 +37,7 @@ async def _stop(app: FastAPI) -> None:
 app = build_app(
     "jobrelay status",
     "0.1.0",
-    dapr_lifespan(on_start=_start, on_stop=_stop),
+    dapr_lifespan(on_start=_start, on_stop=_stop, clients=True),
     "Read a job's status and result, follow it live, or cancel it.",
 )
 app.state.hub = EventHub()

@@ -11,6 +11,7 @@ from apps.status import stream
 from apps.status.cancel import cancel
 from apps.status.settings import StatusSettings, get_settings
 from jobrelay import telemetry
+from jobrelay.auth import TenantDep
 from jobrelay.constants import RETRY_AFTER_SECONDS
 from jobrelay.contract import JobRecord, JobView
 from jobrelay.errors import ApiError, ErrorBody
@@ -26,18 +27,23 @@ SettingsDep = Annotated[StatusSettings, Depends(get_settings)]
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such job (or it expired)."},
+    401: {"model": ErrorBody, "description": "No valid API key."},
+    404: {"model": ErrorBody, "description": "No such job of yours (or it expired)."},
     503: {"model": ErrorBody, "description": "Store unreachable; retry later."},
 }
+# ErrorBody in the spec's components (every other route's errors put it there).
+_ERROR_BODY_REF = "#/components/schemas/ErrorBody"
 _POLL: dict[int | str, dict[str, Any]] = {
     202: {"model": JobView, "description": "Queued or running; poll again after Retry-After."},
     **_NOT_FOUND,
 }
 
 
-async def existing_job(job_id: str, store: StoreDep) -> JobRecord:
+async def existing_job(job_id: str, store: StoreDep, tenant: TenantDep) -> JobRecord:
     versioned = await store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
-    if versioned is None:
+    # Another tenant's job answers exactly as a missing one: a 403 would confirm that the
+    # id exists, and let a caller probe for other tenants' jobs.
+    if versioned is None or versioned.record.tenant != tenant:
         raise ApiError(404, "job_not_found", f"no job with id {job_id}")
     # A poll is the client's own trace; it names the job and links to the job's trace.
     telemetry.bind_job(job_id, versioned.record.task, versioned.record.traceparent)
@@ -75,12 +81,14 @@ async def get_result(record: JobDep, response: Response, settings: SettingsDep) 
     "/v1/jobs/{job_id}",
     responses={409: {"model": ErrorBody, "description": "Already finished."}, **_NOT_FOUND},
 )
-async def cancel_job(job_id: str, store: StoreDep, dapr: DaprDep, settings: SettingsDep) -> JobView:
+async def cancel_job(
+    job_id: str, store: StoreDep, dapr: DaprDep, settings: SettingsDep, tenant: TenantDep
+) -> JobView:
     """Cancel a job: a queued one never runs; a running one's result is discarded."""
     if not _JOB_ID.fullmatch(job_id):
         raise ApiError(404, "job_not_found", f"no job with id {job_id}")
     telemetry.bind_job(job_id)
-    cancelled = await cancel(store, job_id)
+    cancelled = await cancel(store, job_id, tenant)
     await publish_job_event(dapr, cancelled)
     return JobView.of(cancelled, settings.public_base_url)
 
@@ -90,7 +98,15 @@ async def cancel_job(job_id: str, store: StoreDep, dapr: DaprDep, settings: Sett
     response_class=EventSourceResponse,
     responses={
         200: {"description": "A stream of the job's states, ending at a terminal one."},
-        **_NOT_FOUND,
+        # The errors are JSON, not a stream: said explicitly, since FastAPI would otherwise
+        # declare them in the route's media type (found by the schemathesis run).
+        **{
+            status: {
+                "description": answer["description"],
+                "content": {"application/json": {"schema": {"$ref": _ERROR_BODY_REF}}},
+            }
+            for status, answer in _NOT_FOUND.items()
+        },
     },
 )
 async def job_events(

@@ -18,6 +18,7 @@ from apps.status.settings import StatusSettings
 from jobrelay.contract import JobRecord, JobView, WebhookDelivery, WebhookEvent, utcnow
 from jobrelay.errors import DAPR_ERRORS
 from jobrelay.store import JobStore, StaleRecord
+from jobrelay.webhook_targets import RefusedTarget, check_url
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,16 @@ class WebhookSender:
             return
         body = JobView.of(record, self._settings.public_base_url).model_dump_json()
         msg_id = f"{record.id}-{record.seq}"
+        try:
+            # Again at delivery, not only at submit: the name may resolve elsewhere by now.
+            await check_url(spec.url)
+        except RefusedTarget as exc:
+            log.warning("job_id=%s webhook to %s refused: %s", record.id, spec.url, exc)
+            refused = WebhookDelivery(
+                event=event, attempt=1, at=utcnow(), delivered=False, error=f"refused: {exc}"
+            )
+            await self._note(record.id, refused)
+            return
         attempt = 0
 
         async def deliver_once() -> WebhookDelivery:

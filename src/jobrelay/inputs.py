@@ -6,7 +6,8 @@ worker only ever meets inputs it can read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import codecs
+from dataclasses import dataclass, field
 
 # Documents read as UTF-8 text by the text tasks.
 TEXT_FILE_TYPES = frozenset({"text/plain", "text/markdown", "text/csv", "application/json"})
@@ -18,6 +19,10 @@ class Accepts:
     text: bool  # takes `input.text`
     file_types: frozenset[str]  # takes an uploaded file of these media types
     required: bool = True  # needs an input at all (chat's input is in its messages)
+    # Longest `input.text`, in characters. What the local models read is far shorter
+    # (embedders truncate at 512 tokens), so a longer text only costs memory and broker
+    # bandwidth; summaries and extraction read long documents, so they get more.
+    max_text_chars: int = 20_000
 
     def describe(self) -> str:
         if not self.file_types:
@@ -27,13 +32,14 @@ class Accepts:
 
 
 _TEXT_TASK = Accepts(text=True, file_types=TEXT_FILE_TYPES)
+_LONG_TEXT_TASK = Accepts(text=True, file_types=TEXT_FILE_TYPES, max_text_chars=200_000)
 
 ACCEPTS: dict[str, Accepts] = {
     "classify": _TEXT_TASK,
     "embed": _TEXT_TASK,
-    "summarize": _TEXT_TASK,
-    "extract": _TEXT_TASK,
-    "chat": Accepts(text=True, file_types=frozenset(), required=False),
+    "summarize": _LONG_TEXT_TASK,
+    "extract": _LONG_TEXT_TASK,
+    "chat": Accepts(text=True, file_types=frozenset(), required=False, max_text_chars=100_000),
     "describe_image": Accepts(text=False, file_types=IMAGE_FILE_TYPES),
 }
 
@@ -45,3 +51,55 @@ def accepts(task: str) -> Accepts:
 def media_type(content_type: str) -> str:
     """`text/plain; charset=utf-8` -> `text/plain`."""
     return content_type.split(";", 1)[0].strip().lower()
+
+
+# What each image type's bytes start with; a file is of the type its bytes say, whatever
+# the part's Content-Type header claims.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+SNIFF_BYTES = 16
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image type the first bytes of a file show, or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
+
+
+@dataclass
+class ContentCheck:
+    """Checks an upload's bytes, as they stream in, against the type it was declared as:
+    an image must start with that image type's magic bytes, a text document must be UTF-8
+    without NUL bytes. A renamed executable or a polyglot never reaches a worker."""
+
+    declared: str
+    head: bytearray = field(default_factory=bytearray)
+    _decoder: codecs.BufferedIncrementalDecoder | None = None
+
+    def __post_init__(self) -> None:
+        if self.declared in TEXT_FILE_TYPES:
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            assert isinstance(decoder, codecs.BufferedIncrementalDecoder)
+            self._decoder = decoder
+
+    def feed(self, data: bytes, final: bool = False) -> str | None:
+        """None while the bytes fit the declared type; else what is wrong."""
+        if len(self.head) < SNIFF_BYTES:
+            self.head.extend(data[: SNIFF_BYTES - len(self.head)])
+        if self._decoder is not None:
+            if b"\0" in data:
+                return f"the file is not {self.declared}: it holds NUL bytes"
+            try:
+                self._decoder.decode(data, final)
+            except UnicodeDecodeError:
+                return f"the file is not {self.declared}: it is not UTF-8 text"
+        elif final and self.declared in IMAGE_FILE_TYPES:
+            found = sniff_image(bytes(self.head))
+            if found != self.declared:
+                return f"the file is {found or 'not an image'}, not {self.declared} as declared"
+        return None

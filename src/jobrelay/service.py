@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -11,10 +12,12 @@ from typing import Annotated
 import uvicorn
 from dapr.aio.clients import DaprClient
 from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from jobrelay import logs, metrics, telemetry
-from jobrelay.errors import DAPR_ERRORS, ApiError, ErrorBody, install_error_handlers
-from jobrelay.settings import ServiceSettings, StoreSettings
+from jobrelay import auth, logs, metrics, telemetry
+from jobrelay.errors import DAPR_ERRORS, ApiError, ErrorBody, error_response, install_error_handlers
+from jobrelay.settings import ServiceSettings, SidecarSettings, StoreSettings
 from jobrelay.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -46,8 +49,13 @@ Hook = Callable[[FastAPI], Awaitable[None]]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
-def dapr_lifespan(on_start: Hook | None = None, on_stop: Hook | None = None) -> Lifespan:
-    """A lifespan that opens one Dapr client for the app's life (never one per request)."""
+def dapr_lifespan(
+    on_start: Hook | None = None, on_stop: Hook | None = None, clients: bool = False
+) -> Lifespan:
+    """A lifespan that opens one Dapr client for the app's life (never one per request).
+
+    `clients`: the app answers clients, so it loads their API keys (jobrelay.auth) first.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +63,8 @@ def dapr_lifespan(on_start: Hook | None = None, on_stop: Hook | None = None) -> 
         async with DaprClient() as dapr:
             app.state.dapr = dapr
             app.state.store = JobStore(dapr, StoreSettings().retention_seconds)
+            if clients:
+                app.state.auth = await auth.load(dapr)
             if on_start:
                 await on_start(app)
             try:
@@ -91,9 +101,42 @@ async def healthz(dapr: DaprDep) -> dict[str, str]:
     return {"status": "ok"}
 
 
+# Where a sidecar calls its app: the subscription list and config, and the subscriptions'
+# routes (jobrelay.subscriptions). Clients have no business there.
+_SIDECAR_PATHS = ("/dapr/", "/events/")
+
+
+class AppTokenMiddleware:
+    """Sidecar routes answer only requests carrying APP_API_TOKEN in `dapr-api-token`.
+
+    daprd sends that header when it has APP_API_TOKEN, but dapr-ext-fastapi never checks it:
+    without this, anyone who reaches the app's port could post forged job messages (say, a
+    `jobs` message for another tenant's job) straight to a subscription route. Pure ASGI, so
+    the client-facing event streams pass through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(_SIDECAR_PATHS):
+            given = Headers(scope=scope).get("dapr-api-token", "").encode()
+            if not hmac.compare_digest(given, self._token):
+                refused = error_response(401, "unauthorized", "sidecar routes need the app token")
+                await refused(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
 def build_app(title: str, version: str, lifespan: Lifespan, description: str) -> FastAPI:
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     install_error_handlers(app)
+    # `dapr run` and the Kubernetes injector give the app the same APP_API_TOKEN as its
+    # sidecar. Unset (the local default), sidecar routes stay open, as on loopback they may.
+    app_token = SidecarSettings().app_api_token
+    if app_token is not None:
+        app.add_middleware(AppTokenMiddleware, token=app_token.get_secret_value())
     app.include_router(health)
     app.include_router(metrics.router)
     # "jobrelay intake" -> service.name "jobrelay-intake": apart from its sidecar's spans,
@@ -102,9 +145,15 @@ def build_app(title: str, version: str, lifespan: Lifespan, description: str) ->
     return app
 
 
-def serve(app_path: str, settings: ServiceSettings) -> None:
-    """Run an app under uvicorn with the settings' address; the app module's `__main__`."""
+def serve(app_path: str, settings: ServiceSettings, clients: bool = False) -> None:
+    """Run an app under uvicorn with the settings' address; the app module's `__main__`.
+
+    `clients`: the app answers clients, so it refuses a non-loopback address unless
+    authentication is configured.
+    """
     configure_logging(settings.log_level)
+    if clients:
+        auth.check_bind(settings.host)
     uvicorn.run(
         app_path,
         host=settings.host,

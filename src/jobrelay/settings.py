@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,4 +42,17 @@ class StoreSettings(BaseSettings):
         default=24 * 3600,
         ge=60,
         description="Terminal records and their files expire this long after finishing.",
+    )
+
+
+class SidecarSettings(BaseSettings):
+    """What Dapr itself hands every app (`dapr run`, the Kubernetes injector)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    app_api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="APP_API_TOKEN",
+        description="The token the sidecar sends in `dapr-api-token` on its calls to the app; "
+        "unset, sidecar routes are open (loopback development).",
     )

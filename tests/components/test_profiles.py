@@ -15,7 +15,9 @@ from tests.components import dapr_sources
 COMPONENTS = dapr_sources.ROOT / "components"
 PROFILES = sorted(p.name for p in COMPONENTS.iterdir() if p.is_dir() and p.name != "common")
 # Metadata the Dapr runtime reads for every component of a kind, not the component itself.
-RUNTIME_METADATA = {"keyPrefix", "consumerID", "actorStateStore"} | {
+RUNTIME_METADATA = {"keyPrefix", "consumerID", "actorStateStore", "primaryEncryptionKey"} | {
+    "publishingScopes",
+    "subscriptionScopes",
     "outboxPublishPubsub",
     "outboxPublishTopic",
     "outboxPubsub",

@@ -38,5 +38,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=30) as c:
+    with httpx.Client(timeout=30, headers=stack_module.client_headers()) as c:
         yield c

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from jobrelay.auth import hash_key, new_key
 from tests.doubles import flaky_model
 from tests.integration import otlp, profiles
 from tests.ports import free_port
@@ -30,6 +31,13 @@ ROOT = Path(__file__).resolve().parents[2]
 APPS = ("model", "intake", "worker", "status")
 # The development secret dapr.yaml gives the status app (README, "Webhooks").
 WEBHOOK_SECRET = "whsec_am9icmVsYXktbG9jYWwtZGV2ZWxvcG1lbnQtc2VjcmV0"  # noqa: S105 (public dev secret)
+# Authentication is on in the test stack, as in production: one API key per tenant, fresh
+# per session, only their hashes handed to the secret store. "default" is the tenant every
+# test acts as unless it says otherwise (the `client` fixture sends its key).
+API_KEYS = {tenant: new_key() for tenant in ("default", "tenant-a", "tenant-b", "fuzz")}
+# The sidecars' API token and the apps' token, as `make run` sets them (scripts/run.sh).
+DAPR_API_TOKEN = new_key()
+APP_API_TOKEN = new_key()
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,10 @@ def _run_file(stack: Stack) -> Path:
         if stack.model_double
         else f"{stack.url('model')}/v1",
         "JOBRELAY_STATUS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "JOBRELAY_AUTH_SECRET_STORE": "jobrelay-secrets",
+        # The tests' webhook receivers listen on loopback; every other private range stays
+        # refused (tests/integration/test_security.py).
+        "JOBRELAY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
     }
     apps = [
         {
@@ -124,6 +136,7 @@ def start(workdir: Path, profile: str = "redis", timeout: float = 120.0) -> Stac
     # daprd inherits this environment (not the run file's env:), so the profile's server
     # addresses, which its components read through envRef, go here.
     env = {**os.environ, "DAPR_RUNTIME_PATH": str(runtime), **stack.servers.daprd_env}
+    env.update(security_env())
     env.update(_otel_env(stack.otlp.endpoint))
     with stack.log.open("wb") as log:
         stack.process = subprocess.Popen(
@@ -143,6 +156,23 @@ def start(workdir: Path, profile: str = "redis", timeout: float = 120.0) -> Stac
     return stack
 
 
+def security_env() -> dict[str, str]:
+    """What daprd (and, through the CLI, the apps) inherit to run locked down: the tokens,
+    and the key table the secret store component (components/common/secretstore.yaml)
+    serves as the secret API_KEYS."""
+    table = {hash_key(key): tenant for tenant, key in API_KEYS.items()}
+    return {
+        "DAPR_API_TOKEN": DAPR_API_TOKEN,
+        "APP_API_TOKEN": APP_API_TOKEN,
+        "JOBRELAY_SECRET_API_KEYS": json.dumps(table),
+    }
+
+
+def client_headers(tenant: str = "default") -> dict[str, str]:
+    """A client of `tenant`; the sidecar token too, which tests use to read the store."""
+    return {"Authorization": f"Bearer {API_KEYS[tenant]}", "dapr-api-token": DAPR_API_TOKEN}
+
+
 def _otel_env(endpoint: str) -> dict[str, str]:
     """The standard OpenTelemetry settings, read by the apps and by daprd alike."""
     return {
@@ -159,7 +189,7 @@ def _wait_flowing(stack: Stack, timeout: float) -> None:
     bound; a Kafka consumer group takes a rebalance to get its partitions)."""
     deadline = time.monotonic() + timeout
     body = {"task": "embed", "input": {"text": "warm-up"}}
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, headers=client_headers()) as client:
         while time.monotonic() < deadline:
             url = client.post(f"{stack.url('intake')}/v1/jobs", json=body).json()["status_url"]
             for _ in range(50):

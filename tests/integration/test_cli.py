@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.helpers import SENTIMENT, webhook_receiver
-from tests.integration.stack import Stack
+from tests.integration.stack import API_KEYS, Stack
 
 # The obvious sentiments of test_jobs_end_to_end.py: each line's label is certain.
 TEXTS = [
@@ -33,6 +33,8 @@ def cli(stack: Stack, *args: str) -> list[str]:
         stack.url("intake"),
         "--status-url",
         stack.url("status"),
+        "--api-key",
+        API_KEYS["default"],
         *args,
     ]
 

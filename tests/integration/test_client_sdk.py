@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from jobrelay.client import (
     ApiError,
@@ -27,11 +28,15 @@ from jobrelay.client import (
 )
 from jobrelay.contract import WebhookSpec
 from tests.integration.helpers import SENTIMENT, webhook_receiver
-from tests.integration.stack import WEBHOOK_SECRET, Stack
+from tests.integration.stack import API_KEYS, WEBHOOK_SECRET, Stack
 
 
 def settings(stack: Stack) -> ClientSettings:
-    return ClientSettings(intake_url=stack.url("intake"), status_url=stack.url("status"))
+    return ClientSettings(
+        intake_url=stack.url("intake"),
+        status_url=stack.url("status"),
+        api_key=SecretStr(API_KEYS["default"]),
+    )
 
 
 def review(text: str) -> Submission:

@@ -25,7 +25,7 @@ from tests.integration.helpers import (
     wait_done,
     webhook_receiver,
 )
-from tests.integration.stack import WEBHOOK_SECRET, Stack
+from tests.integration.stack import API_KEYS, WEBHOOK_SECRET, Stack
 
 
 def _png(width: int = 2, height: int = 2) -> bytes:
@@ -117,7 +117,8 @@ def test_an_upload_declared_too_large_is_refused_before_reading(stack: Stack) ->
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(
             b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: multipart/form-data; boundary=b\r\n"
+            + f"Authorization: Bearer {API_KEYS['default']}\r\n".encode()
+            + b"Content-Type: multipart/form-data; boundary=b\r\n"
             + f"Content-Length: {50 * 1024 * 1024}\r\n\r\n".encode()
         )
         status_line = sock.recv(4096).split(b"\r\n", 1)[0]

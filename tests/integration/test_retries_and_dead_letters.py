@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.stack import Stack
+from tests.integration.stack import Stack, client_headers
 
 SENTIMENT = ["positive", "negative", "neutral"]
 # resiliency.yaml: 8 retries, exponential from 0.5 s capped at 15 s, about 25 s in all; the
@@ -23,7 +23,7 @@ DEAD_LETTER_WITHIN_SECONDS = 60
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=10) as c:
+    with httpx.Client(timeout=10, headers=client_headers()) as c:
         yield c
 
 

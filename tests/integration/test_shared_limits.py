@@ -19,7 +19,7 @@ from apps.worker.models import ModelClient
 from apps.worker.profiles import Catalog, ModelProfile
 from jobrelay.contract import utcnow
 from tests.doubles.scripted_model import ScriptedModel, scripted_model
-from tests.integration.stack import Stack
+from tests.integration.stack import DAPR_API_TOKEN, Stack
 
 pytestmark = pytest.mark.anyio
 
@@ -34,6 +34,8 @@ def double() -> Iterator[ScriptedModel]:
 async def dapr(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DaprClient]:
     # The client waits for its sidecar through the HTTP port in the SDK's settings.
     monkeypatch.setattr(dapr_settings, "DAPR_HTTP_PORT", stack.ports["worker"].dapr_http)
+    # The stack's sidecars answer only callers with the token (tests/integration/stack.py).
+    monkeypatch.setattr(dapr_settings, "DAPR_API_TOKEN", DAPR_API_TOKEN)
     async with DaprClient(address=f"127.0.0.1:{stack.ports['worker'].dapr_grpc}") as client:
         yield client
 

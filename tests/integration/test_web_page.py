@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
-from tests.integration.stack import ROOT, Stack
+from tests.integration.stack import API_KEYS, ROOT, Stack
 
 # Chromium reaches for Google's services at start; this machine (and CI) has no route there.
 _QUIET = [
@@ -46,6 +46,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1360, "height": 820})
+    # The stack requires an API key; the page keeps it in sessionStorage, per tab.
+    context.add_init_script(f"sessionStorage.setItem('jobrelay.apiKey', {API_KEYS['default']!r})")
     opened = context.new_page()
     opened.goto(f"{stack.url('status')}/ui/?intake={stack.url('intake')}")
     expect(opened.locator("body")).to_have_attribute("data-ready", "true")
@@ -56,9 +58,9 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
 def test_page_shows_the_result_without_reloading(page: Page, tmp_path: Path) -> None:
     sent: list[Request] = []
     page.on("request", lambda request: sent.append(request))
-    # The key is sent, so the page keeps working once the API requires one.
+    # The key typed under Connection is what the page sends (the stack requires one).
     page.get_by_text("Connection").click()
-    page.fill("#api-key", "a-key-the-server-ignores-for-now")
+    page.fill("#api-key", API_KEYS["default"])
     page.get_by_role("button", name="Save").click()
     page.evaluate("window.notReloaded = true")
 
@@ -77,7 +79,7 @@ def test_page_shows_the_result_without_reloading(page: Page, tmp_path: Path) -> 
     expect(page.locator("#job-meta")).to_contain_text("live events")
     expect(page.locator("#recent li")).to_have_count(2)
     submits = [r for r in sent if r.method == "POST" and r.url.endswith("/v1/jobs")]
-    assert submits[-1].headers["authorization"] == "Bearer a-key-the-server-ignores-for-now"
+    assert submits[-1].headers["authorization"] == f"Bearer {API_KEYS['default']}"
     shot = tmp_path / "web-page.png"
     page.screenshot(path=str(shot), full_page=True)
     if SCREENSHOT_DIR:
