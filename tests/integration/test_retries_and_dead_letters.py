@@ -52,19 +52,25 @@ def _served_faults(stack: Stack, text: str) -> int:
     return stack.model_double.double.faults_served(text)
 
 
-def test_a_job_whose_model_fails_twice_succeeds_on_the_third_delivery(
+def test_a_job_whose_model_fails_past_the_workers_retries_succeeds_on_a_redelivery(
     client: httpx.Client, stack: Stack
 ) -> None:
-    # Unique per run and profile: the double counts failures per exact text.
-    text = f"I love this product! [fail:500:2] {uuid.uuid4().hex}"
+    # The worker tries a model 3 times per delivery (config/models.yaml: max_attempts), so
+    # 4 failures spend the first delivery; the broker's redelivery (the resiliency policy)
+    # then gets the 4th failure and the real answer. Unique per run and profile: the double
+    # counts failures per exact text.
+    text = f"I love this product! [fail:500:4] {uuid.uuid4().hex}"
 
-    job = _wait_done(client, _submit_classify(client, stack, text), timeout=30)
+    job = _wait_done(client, _submit_classify(client, stack, text), timeout=60)
 
     assert job["status"] == "succeeded", job
-    assert job["attempts"] > 1, job  # a claim per delivery: the failed ones count too
+    assert job["attempts"] == 2, job  # one claim per delivery
     assert job["result"]["output"]["label"] == "positive"  # the real model's answer
     assert job["error"] is None
-    assert _served_faults(stack, text) == 2
+    codes = [c["status_code"] for c in job["model_calls"]]  # then the labels' embeddings
+    assert codes[:4] == [500, 500, 500, 500]
+    assert codes[4:] and all(code is None for code in codes[4:])
+    assert _served_faults(stack, text) == 4
 
 
 def test_a_job_whose_model_always_fails_is_dead_lettered_and_failed_with_its_last_error(
