@@ -69,7 +69,8 @@ def test_a_job_whose_model_fails_past_the_workers_retries_succeeds_on_a_redelive
     assert job["error"] is None
     codes = [c["status_code"] for c in job["model_calls"]]  # then the labels' embeddings
     assert codes[:4] == [500, 500, 500, 500]
-    assert codes[4:] and all(code is None for code in codes[4:])
+    assert codes[4:]
+    assert all(code is None for code in codes[4:])
     assert _served_faults(stack, text) == 4
 
 
