@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grpc
 import openai
+from dapr.clients.exceptions import DaprInternalError
 
 from apps.worker.gateway import CapabilityUnavailable
 from apps.worker.inputs import UnreadableInput
@@ -10,11 +12,34 @@ from apps.worker.limits import LimitWait
 from apps.worker.tasks.extract import InvalidOutput
 from jobrelay.contract import JobError
 
+# jobrelay's own failures: (exception type, code, retryable).
+_OWN: tuple[tuple[type[BaseException], str, bool], ...] = (
+    # The state store or broker behind the sidecar is down (say, Redis restarting): nothing
+    # is wrong with the job, so it goes back for a later delivery.
+    (DaprInternalError, "store_unavailable", True),
+    (grpc.RpcError, "store_unavailable", True),
+    (LimitWait, "model_rate_limited", True),
+    (CapabilityUnavailable, "capability_unavailable", False),
+    (InvalidOutput, "invalid_output", False),
+    (UnreadableInput, "invalid_input", False),
+)
+
 
 def describe(exc: BaseException) -> JobError:
     """The JobError for `exc`. `retryable` sends the job back to the broker for a later
     delivery (after the worker's own retries and fallbacks, apps/worker/retry.py, ran out);
     otherwise the job fails now."""
+    if isinstance(exc, openai.OpenAIError) and (model := _model_error(exc)) is not None:
+        return model
+    for kind, code, retryable in _OWN:
+        if isinstance(exc, kind):
+            return JobError(code=code, message=str(exc), retryable=retryable)
+    return JobError(code="internal_error", message=f"{type(exc).__name__}: {exc}", retryable=False)
+
+
+def _model_error(exc: openai.OpenAIError) -> JobError | None:
+    """Rate limits, timeouts, unreachable endpoints and 5xx are the backend's passing
+    trouble (retried); any other 4xx is the provider refusing this input (not retried)."""
     match exc:
         case openai.RateLimitError():
             return JobError(code="model_rate_limited", message=_reason(exc), retryable=True)
@@ -30,15 +55,7 @@ def describe(exc: BaseException) -> JobError:
             return JobError(code="model_error", message=_reason(exc), retryable=True)
         case openai.APIStatusError():
             return JobError(code="model_rejected", message=_reason(exc), retryable=False)
-        case LimitWait():
-            return JobError(code="model_rate_limited", message=str(exc), retryable=True)
-        case CapabilityUnavailable():
-            return JobError(code="capability_unavailable", message=str(exc), retryable=False)
-        case InvalidOutput():
-            return JobError(code="invalid_output", message=str(exc), retryable=False)
-        case UnreadableInput():
-            return JobError(code="invalid_input", message=str(exc), retryable=False)
-    return JobError(code="internal_error", message=f"{type(exc).__name__}: {exc}", retryable=False)
+    return None
 
 
 def _reason(exc: openai.APIStatusError) -> str:

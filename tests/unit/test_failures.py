@@ -1,6 +1,7 @@
 import httpx2
 import openai
 import pytest
+from dapr.clients.exceptions import DaprInternalError
 
 from apps.worker.failures import describe
 
@@ -40,3 +41,9 @@ def test_a_bug_is_not_retried() -> None:
     assert error.code == "internal_error"
     assert not error.retryable
     assert "ZeroDivisionError" in error.message
+
+
+def test_a_store_outage_during_a_task_is_retried() -> None:
+    error = describe(DaprInternalError("failed saving state: connection refused"))
+    assert error.code == "store_unavailable"
+    assert error.retryable
