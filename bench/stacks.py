@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -265,7 +266,13 @@ def start_jobrelay(logdir: Path, model_url: str, shared_limit: int | None = None
     runtime = dapr_runtime()
     # daprd inherits the CLI's environment, not the run file's env:, so the Redis address the
     # components read through envRef goes here.
-    env = _env(DAPR_RUNTIME_PATH=str(runtime), JOBRELAY_REDIS_HOST=f"127.0.0.1:{redis.port}")
+    env = _env(
+        DAPR_RUNTIME_PATH=str(runtime),
+        JOBRELAY_REDIS_HOST=f"127.0.0.1:{redis.port}",
+        # The payloads store's encryption key (components/common/keystore.yaml), as run.sh
+        # gives `make run`: the benchmark pays for encryption as a deployment does.
+        JOBRELAY_KEY_PAYLOADS=secrets.token_hex(32),
+    )
     run_file = _jobrelay_run_file(workdir, ports, model_url, shared_limit)
     cli = [str(runtime / ".dapr" / "bin" / "dapr"), "run", "-f", str(run_file)]
     started = procs.launch("dapr-run", cli, logdir, env, cwd=workdir)

@@ -32,6 +32,18 @@ echo "run: profile $profile; intake http://127.0.0.1:8000, status http://127.0.0
 export DAPR_API_TOKEN=${DAPR_API_TOKEN:-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')}
 export APP_API_TOKEN=${APP_API_TOKEN:-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')}
 
+# The key daprd encrypts the payloads store with (inputs, results, uploads; read through
+# components/common/keystore.yaml). Made once and kept beside the data it encrypts: a new key
+# per run would leave the jobs of earlier runs unreadable.
+key_file=$state_dir/payloads.key
+if [[ -z ${JOBRELAY_KEY_PAYLOADS:-} ]]; then
+  if [[ ! -s $key_file ]]; then
+    (umask 077 && mkdir -p "$state_dir" && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key_file")
+  fi
+  JOBRELAY_KEY_PAYLOADS=$(<"$key_file")
+  export JOBRELAY_KEY_PAYLOADS
+fi
+
 # dapr.yaml runs the redis profile; another profile gets a copy naming its folder (beside
 # dapr.yaml, because the apps' paths in it are relative to the run file; gitignored).
 run_file=dapr.yaml

@@ -9,6 +9,9 @@ from typing import Final
 # Dapr component names (the `metadata.name` of the component files).
 PUBSUB: Final = "pubsub"
 STATESTORE: Final = "statestore"
+# What clients send and models answer (input text, parameters, results, uploads), kept apart
+# from the job records in a store daprd encrypts (jobrelay/payloads.py).
+PAYLOADS_STORE: Final = "payloads"
 # The same broker as PUBSUB, but every subscribing sidecar gets its own consumer group, so
 # every replica of status (live streams) and intake (Prefer: wait) sees every job event.
 # Webhooks subscribe through PUBSUB instead: one delivery per event, whatever the replicas.
@@ -24,6 +27,7 @@ JOB_EVENTS_TOPIC: Final = "job-events"
 # State keys. The state component uses `keyPrefix: name`, so every app sees the same key space.
 JOB_KEY_PREFIX: Final = "job:"
 FILE_KEY_PREFIX: Final = "file:"
+CONTENTS_KEY_PREFIX: Final = "contents:"
 # The ids of dead-lettered jobs, for the admin endpoints (jobrelay/dead_letters.py); the
 # newest this many are kept.
 DEAD_LETTER_INDEX_KEY: Final = "dead-letters"

@@ -185,6 +185,16 @@ class JobError(_Model):
     retryable: bool = Field(description="Whether submitting the same job again may succeed.")
 
 
+class JobContents(_Model):
+    """What a job holds of its client's data: the input text, the parameters (a chat's
+    messages are there) and the result. Stored apart from the record, in the `payloads`
+    store that daprd encrypts (jobrelay/payloads.py)."""
+
+    text: str | None = Field(default=None, description="The input text, if any.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Task parameters.")
+    result: JobResult | None = Field(default=None, description="The result, once succeeded.")
+
+
 class JobRecord(_Model):
     """The job as stored under `job:{id}` in the state store; the single source of truth."""
 
@@ -225,6 +235,12 @@ class JobRecord(_Model):
         default=None,
         description="Internal: W3C traceparent of the submit; every later span of the job "
         "joins its trace, even from a delivery that arrived without one.",
+    )
+    contents: str | None = Field(
+        default=None,
+        description="Internal: key of the job's JobContents in the encrypted `payloads` store. "
+        "The stored record then holds no input text, params or result of its own; a record "
+        "read through the job store has them back.",
     )
 
     @classmethod

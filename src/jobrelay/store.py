@@ -3,6 +3,9 @@
 Every write is guarded: a new record is written first-write (insert only if absent), every
 later write carries the ETag of the version it was computed from. Two writers racing on one
 job cannot both win; the loser gets StaleRecord and rereads.
+
+A record's contents (input text, params, result) and its upload are kept in the encrypted
+`payloads` store (jobrelay/payloads.py); records come out of JobStore whole, and go in whole.
 """
 
 from __future__ import annotations
@@ -18,14 +21,23 @@ from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation
 from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
 
-from jobrelay.constants import JOB_KEY_PREFIX, MAX_JOB_LIFETIME_SECONDS, STATESTORE
-from jobrelay.contract import JobMessage, JobRecord, utcnow
+from jobrelay.constants import (
+    JOB_KEY_PREFIX,
+    MAX_JOB_LIFETIME_SECONDS,
+    PAYLOADS_STORE,
+    STATESTORE,
+)
+from jobrelay.contract import JobMessage, JobRecord, JobStatus, utcnow
 from jobrelay.files import FileStore
+from jobrelay.payloads import Payloads, stripped
 
 log = logging.getLogger(__name__)
 
 # Strong consistency: a claim must see the latest write, or two workers could both claim.
 GUARDED = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
+# A finished job's contents outlive its record by this much, so the record, whose TTL a
+# later note (a webhook delivery) restarts, never names contents that expired first.
+_CONTENTS_GRACE_SECONDS = 3600
 
 
 class StaleRecord(Exception):
@@ -91,22 +103,33 @@ class JobRecords(Protocol):
 
 class JobStore:
     def __init__(
-        self, dapr: DaprClient, retention_seconds: int, store_name: str = STATESTORE
+        self,
+        dapr: DaprClient,
+        retention_seconds: int,
+        store_name: str = STATESTORE,
+        payloads_store: str = PAYLOADS_STORE,
     ) -> None:
         self._dapr = dapr
         self._store = store_name
         self.retention_seconds = retention_seconds
-        self.files = FileStore(dapr, store_name)
+        self.files = FileStore(dapr, payloads_store)
+        self._payloads = Payloads(dapr, payloads_store)
 
     async def get(self, job_id: str) -> Versioned | None:
         resp = await self._dapr.get_state(self._store, job_key(job_id))
         if not resp.data:
             return None
-        return Versioned(JobRecord.model_validate_json(resp.data), resp.etag)
+        record = JobRecord.model_validate_json(resp.data)
+        return Versioned(await self._payloads.open(record), resp.etag)
 
     async def create(self, record: JobRecord) -> None:
         """Insert a new record; KeyTaken if the id is taken."""
-        await insert(self._dapr, job_key(record.id), record.model_dump_json(), -1, self._store)
+        stored = await self._seal(record)
+        try:
+            await insert(self._dapr, job_key(record.id), stored.model_dump_json(), -1, self._store)
+        except BaseException:
+            await self._discard(stored)
+            raise
 
     async def create_and_publish(self, record: JobRecord, message: JobMessage) -> None:
         """Store a new record and publish `message` on `jobs`, as one commit.
@@ -114,27 +137,35 @@ class JobStore:
         Through the state store's transactional outbox (components/*/statestore.yaml): an
         outbox projection shapes the published message, so the broker carries the small
         claim check rather than the record. The id is a fresh uuid4, so an upsert cannot
-        overwrite another job.
+        overwrite another job. The contents go first, outside the transaction: should the
+        commit fail, they are deleted, or expire unnamed.
         """
+        stored = await self._seal(record)
         key = job_key(record.id)
         json_type = {"contentType": "application/json"}
         # The projection goes first. daprd 1.18 means to drop it from the state operations,
         # but writes it too (seen here): placed second it overwrote the record, and it bumps
         # the version, so an ETag on the record would always fail. First, with the record
         # written after it in the same transaction, the record is what stays.
-        await self._dapr.execute_state_transaction(
-            self._store,
-            [
-                TransactionalStateOperation(
-                    key,
-                    message.model_dump_json(),
-                    metadata={**json_type, "outbox.projection": "true"},
-                ),
-                TransactionalStateOperation(
-                    key, record.model_dump_json(), metadata={**json_type, "ttlInSeconds": "-1"}
-                ),
-            ],
-        )
+        try:
+            await self._dapr.execute_state_transaction(
+                self._store,
+                [
+                    TransactionalStateOperation(
+                        key,
+                        message.model_dump_json(),
+                        metadata={**json_type, "outbox.projection": "true"},
+                    ),
+                    TransactionalStateOperation(
+                        key,
+                        stored.model_dump_json(),
+                        metadata={**json_type, "ttlInSeconds": "-1"},
+                    ),
+                ],
+            )
+        except BaseException:
+            await self._discard(stored)
+            raise
 
     async def replace(self, record: JobRecord, etag: str) -> None:
         """Overwrite the version `etag` names; StaleRecord if another write came first.
@@ -142,31 +173,55 @@ class JobStore:
         A record that becomes terminal takes its uploaded file with it: only a worker ever
         reads the file, and no worker will run a finished job again.
         """
-        await self._write(record, etag=etag)
+        # Contents change only on the way to terminal (a result; retention starts) or back
+        # to queued (a retry or a replay; the live lifetime again), so only then are they
+        # written again: a claim, the hot path, writes the record alone.
+        reseal = record.status.terminal or record.status is JobStatus.QUEUED
+        await self._write(record, etag, reseal=reseal)
         if record.status.terminal and record.input.file is not None:
             await self.files.delete(record.input.file)
 
     async def note(self, record: JobRecord, etag: str) -> None:
         """Write a change that is not a status change (a webhook delivery, say)."""
-        await self._write(record, etag=etag)
+        await self._write(record, etag, reseal=False)
 
     async def delete(self, job_id: str) -> None:
         await self._dapr.delete_state(self._store, job_key(job_id))
 
-    async def _write(self, record: JobRecord, etag: str | None) -> None:
+    async def _write(self, record: JobRecord, etag: str, reseal: bool) -> None:
         # Terminal records expire after the retention period; live ones never do, since a
         # queued job may wait behind a long backlog.
         ttl = self.retention_seconds if record.status.terminal else -1
+        before = record.contents
+        if reseal or before is None:
+            stored = await self._seal(record)
+        else:
+            stored = stripped(record, before)
         try:
             await self._dapr.save_state(
                 self._store,
                 job_key(record.id),
-                record.model_dump_json(),
+                stored.model_dump_json(),
                 etag=etag,
                 options=GUARDED,
                 state_metadata={"ttlInSeconds": str(ttl), "contentType": "application/json"},
             )
         except DaprInternalError as exc:
+            if stored.contents != before:
+                await self._discard(stored)
             if is_etag_conflict(exc):
                 raise StaleRecord(record.id) from exc
             raise
+        if before is not None and stored.contents != before:
+            await self._payloads.discard(before)
+
+    async def _seal(self, record: JobRecord) -> JobRecord:
+        if record.status.terminal:
+            ttl = self.retention_seconds + _CONTENTS_GRACE_SECONDS
+        else:
+            ttl = lifetime_seconds(record.deadline, self.retention_seconds)
+        return await self._payloads.seal(record, ttl)
+
+    async def _discard(self, stored: JobRecord) -> None:
+        if stored.contents is not None:
+            await self._payloads.discard(stored.contents)

@@ -35,7 +35,7 @@ import httpx
 import yaml
 
 from tests.doubles import flaky_model
-from tests.integration.stack import WEBHOOK_SECRET, dapr_runtime
+from tests.integration.stack import PAYLOADS_KEY, WEBHOOK_SECRET, dapr_runtime
 from tests.ports import free_port
 
 log = logging.getLogger(__name__)
@@ -326,7 +326,11 @@ class Launcher:
         ]  # fmt: skip
         # daprd reads the Redis address through the components' envRef, from its own
         # environment (the run file's env: would reach only the app).
-        daprd_env = {**os.environ, "JOBRELAY_REDIS_HOST": f"127.0.0.1:{self.redis_port}"}
+        daprd_env = {
+            **os.environ,
+            "JOBRELAY_REDIS_HOST": f"127.0.0.1:{self.redis_port}",
+            "JOBRELAY_KEY_PAYLOADS": PAYLOADS_KEY,
+        }
         self.procs[f"{app}-daprd"] = Proc(
             f"{app}-daprd", argv, daprd_env, self.workdir / f"{app}-daprd.log"
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -38,6 +39,8 @@ API_KEYS = {tenant: new_key() for tenant in ("default", "tenant-a", "tenant-b", 
 # The sidecars' API token and the apps' token, as `make run` sets them (scripts/run.sh).
 DAPR_API_TOKEN = new_key()
 APP_API_TOKEN = new_key()
+# AES-256 for the encrypted payloads store: 32 random bytes, hex (how daprd reads the key).
+PAYLOADS_KEY = secrets.token_hex(32)
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,8 @@ def security_env() -> dict[str, str]:
         "DAPR_API_TOKEN": DAPR_API_TOKEN,
         "APP_API_TOKEN": APP_API_TOKEN,
         "JOBRELAY_SECRET_API_KEYS": json.dumps(table),
+        # The payloads store's encryption key (components/common/keystore.yaml).
+        "JOBRELAY_KEY_PAYLOADS": PAYLOADS_KEY,
     }
 
 

@@ -46,8 +46,8 @@ def _png(width: int = 2, height: int = 2) -> bytes:
     )
 
 
-def _state(client: httpx.Client, stack: Stack, key: str) -> bytes:
-    resp = client.get(f"{stack.sidecar('status')}/v1.0/state/statestore/{key}")
+def _state(client: httpx.Client, stack: Stack, store: str, key: str) -> bytes:
+    resp = client.get(f"{stack.sidecar('status')}/v1.0/state/{store}/{key}")
     assert resp.status_code in (200, 204), resp.text
     return resp.content
 
@@ -76,7 +76,7 @@ def test_a_text_document_upload_is_classified_and_its_file_released(
     assert job["status"] == "succeeded", job
     assert job["result"]["output"]["label"] == "positive"
     # The claim check: the file lived under its own key, and went with the finished job.
-    assert _state(client, stack, f"file:{job['id']}:0") == b""
+    assert _state(client, stack, "payloads", f"file:{job['id']}:0") == b""
 
 
 def test_an_upload_over_the_limit_is_refused_while_streaming(

@@ -1,0 +1,96 @@
+"""Data at rest: what clients send and models answer is stored encrypted by daprd.
+
+Read straight from the store the profile runs (redis-cli, psql), beside daprd rather than
+through it, since through a sidecar every value reads back decrypted.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import json
+import subprocess
+import uuid
+
+import httpx
+
+from jobrelay.contract import JobRecord
+from tests.integration.helpers import SENTIMENT, classify, submit, wait_done
+from tests.integration.stack import Stack
+
+
+def _raw(stack: Stack, store: str, key: str) -> str:
+    """The value of `key` in `store` as the backing server holds it ("" if absent)."""
+    assert stack.servers is not None
+    env = stack.servers.daprd_env
+    if "JOBRELAY_REDIS_HOST" in env:
+        port = env["JOBRELAY_REDIS_HOST"].rsplit(":", 1)[1]
+        argv = ["redis-cli", "-p", port, "--raw", "HGET", f"{store}||{key}", "data"]
+        return _run(argv)
+    psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1]
+    table = {"statestore": "jobrelay_state", "payloads": "jobrelay_payloads"}[store]
+    query = f"SELECT value, isbinary FROM {table} WHERE key = '{store}||{key}'"  # noqa: S608 (test-made key)
+    out = _run([psql, env["JOBRELAY_POSTGRES_URL"], "-At", "-F", "\t", "-c", query])
+    if not out:
+        return ""
+    value, is_binary = out.rsplit("\t", 1)
+    # The PostgreSQL store keeps a value that is not JSON as a base64 JSON string.
+    return base64.b64decode(json.loads(value)).decode() if is_binary == "t" else value
+
+
+def _run(argv: list[str]) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _decrypted(client: httpx.Client, stack: Stack, store: str, key: str) -> bytes:
+    resp = client.get(f"{stack.sidecar('status')}/v1.0/state/{store}/{key}")
+    assert resp.status_code == 200, resp.text
+    return resp.content
+
+
+def _assert_ciphertext(raw: str, *plaintexts: str) -> None:
+    # daprd's format: base64(nonce + AES-GCM ciphertext) || name of the key's secret.
+    assert raw.endswith("||PAYLOADS"), raw[:200]
+    for text in plaintexts:
+        assert text not in raw
+
+
+def test_inputs_and_results_are_stored_encrypted(client: httpx.Client, stack: Stack) -> None:
+    marker = f"I love this product, order {uuid.uuid4().hex}"
+    url = submit(client, stack, classify(marker)).json()["status_url"]
+    job = wait_done(client, url)
+    assert job["status"] == "succeeded", job
+    assert job["result"]["output"]["label"] == "positive"
+
+    # The record keeps what routing and polling need, and names its contents.
+    record = JobRecord.model_validate_json(_raw(stack, "statestore", f"job:{job['id']}"))
+    assert record.status == "succeeded"
+    assert (record.input.text, record.params, record.result) == (None, {}, None)
+    assert record.contents is not None
+    assert record.contents.startswith(f"contents:{job['id']}:")
+
+    # The contents are ciphertext in the store, and plaintext only through a sidecar.
+    _assert_ciphertext(_raw(stack, "payloads", record.contents), marker, "positive")
+    contents = json.loads(_decrypted(client, stack, "payloads", record.contents))
+    assert contents["text"] == marker
+    assert contents["params"]["labels"] == SENTIMENT
+    assert contents["result"]["output"]["label"] == "positive"
+
+
+def test_uploads_are_stored_encrypted(client: httpx.Client, stack: Stack) -> None:
+    # The cue makes the model fail, so the job (and its file) stays until it is cancelled.
+    text = f"A private document {uuid.uuid4().hex} [fail:503:always]"
+    resp = client.post(
+        f"{stack.url('intake')}/v1/jobs",
+        files={"file": ("private.txt", text.encode(), "text/plain")},
+        data={"task": "classify", "params": json.dumps({"labels": SENTIMENT})},
+    )
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()["id"]
+    try:
+        # intake stores every chunk before it answers 202.
+        chunk = f"file:{job_id}:0"
+        _assert_ciphertext(_raw(stack, "payloads", chunk), text, "private document")
+        assert _decrypted(client, stack, "payloads", chunk) == text.encode()
+    finally:
+        client.delete(resp.json()["status_url"])
