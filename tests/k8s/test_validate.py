@@ -75,6 +75,13 @@ BROKEN = {
         "        dapr.io/env: OTHER=1\n",
         "Deployment/worker: Component/pubsub reads envRef JOBRELAY_REDIS_HOST",
     ),
+    # The sidecar demands a token the app is not given: every SDK call would be refused.
+    "api-token-not-shared": (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: worker}\n"
+        "spec:\n  template:\n    metadata:\n      annotations:\n"
+        "        dapr.io/api-token-secret: another-token\n",
+        "Deployment/worker container worker: DAPR_API_TOKEN is not read from Secret another-token",
+    ),
     # The app is no longer read-only and non-root.
     "writable-root": (
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: intake}\n"
