@@ -29,6 +29,8 @@ TOKEN_ENV = {
     "dapr.io/api-token-secret": "DAPR_API_TOKEN",
     "dapr.io/app-token-secret": "APP_API_TOKEN",
 }
+# What overlays write where a kustomize replacement fills in the value.
+PLACEHOLDER = "from-replacements"
 # Apps reachable from outside the cluster; every other pod must be closed to ingress.
 PUBLIC_APPS = {"intake", "status"}
 
@@ -216,6 +218,42 @@ def only_public_apps_take_ingress(resources: list[Resource]) -> Iterator[str]:
                 yield f"{describe(policy)}: admits any source to {app or 'every pod'}"
 
 
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def placeholders_are_replaced(resources: list[Resource]) -> Iterator[str]:
+    """No `from-replacements` left: a replacement whose target moved would ship it as is."""
+    for resource in resources:
+        if any(PLACEHOLDER in text for text in _strings(resource)):
+            yield f"{describe(resource)}: still holds the placeholder {PLACEHOLDER}"
+
+
+def secret_stores_exist(resources: list[Resource]) -> Iterator[str]:
+    """A Component's `auth.secretStore` names a secret store of this overlay.
+
+    daprd would otherwise fail to resolve the component's secretKeyRefs and skip it (or, for
+    a store an overlay deleted, start without the credentials it expected).
+    """
+    stores = {
+        c["metadata"]["name"]
+        for c in _of_kind(resources, "Component")
+        if str(c["spec"].get("type", "")).startswith("secretstores.")
+    }
+    for component in _of_kind(resources, "Component"):
+        store = component.get("auth", {}).get("secretStore")
+        # Unset or `kubernetes`: the store every sidecar in Kubernetes has built in.
+        if store not in (None, "kubernetes") and store not in stores:
+            yield f"{describe(component)}: auth.secretStore {store} is no secret store here"
+
+
 CHECKS: tuple[Callable[[list[Resource]], Iterator[str]], ...] = (
     containers_are_hardened,
     dapr_annotations_are_complete,
@@ -224,6 +262,8 @@ CHECKS: tuple[Callable[[list[Resource]], Iterator[str]], ...] = (
     component_scopes_name_apps,
     autoscalers_target_deployments,
     only_public_apps_take_ingress,
+    placeholders_are_replaced,
+    secret_stores_exist,
 )
 
 
