@@ -17,11 +17,20 @@ DAPR_REQUIRED = (
     "dapr.io/app-port",
     "dapr.io/config",
     "dapr.io/api-token-secret",
+    "dapr.io/app-token-secret",
     "dapr.io/sidecar-cpu-request",
     "dapr.io/sidecar-cpu-limit",
     "dapr.io/sidecar-memory-request",
     "dapr.io/sidecar-memory-limit",
 )
+# The injector (Dapr 1.18, pkg/injector/patcher/sidecar_container.go) puts each token Secret
+# into daprd's environment only; the app container must be given the same Secret itself.
+TOKEN_ENV = {
+    "dapr.io/api-token-secret": "DAPR_API_TOKEN",
+    "dapr.io/app-token-secret": "APP_API_TOKEN",
+}
+# What overlays write where a kustomize replacement fills in the value.
+PLACEHOLDER = "from-replacements"
 # Apps reachable from outside the cluster; every other pod must be closed to ingress.
 PUBLIC_APPS = {"intake", "status"}
 
@@ -92,6 +101,39 @@ def dapr_annotations_are_complete(resources: list[Resource]) -> Iterator[str]:
         }
         if annotations.get("dapr.io/app-port") not in ports:
             yield f"{describe(deployment)}: dapr.io/app-port is no container port"
+
+
+def _secret_env(container: dict[str, Any]) -> dict[str, str]:
+    """Env name -> the Secret it is read from, for env read from a Secret's `token` key."""
+    found: dict[str, str] = {}
+    for env in container.get("env", []):
+        ref = env.get("valueFrom", {}).get("secretKeyRef", {})
+        if ref.get("key") == "token":
+            found[env["name"]] = ref.get("name", "")
+    return found
+
+
+def apps_share_their_sidecars_tokens(resources: list[Resource]) -> Iterator[str]:
+    """Each Dapr app's container reads the token Secrets its sidecar is given.
+
+    Without DAPR_API_TOKEN every SDK call is refused by daprd; without APP_API_TOKEN the app
+    refuses every delivery from daprd. Neither shows until the pod runs.
+    """
+    for deployment in _dapr_apps(resources):
+        annotations = _annotations(deployment)
+        app = annotations.get("dapr.io/app-id")
+        containers = [c for c in _pod(deployment)["spec"]["containers"] if c["name"] == app]
+        if not containers:
+            yield f"{describe(deployment)}: no container named after app-id {app}"
+            continue
+        given = _secret_env(containers[0])
+        for annotation, env in TOKEN_ENV.items():
+            secret = annotations.get(annotation)
+            if secret is not None and given.get(env) != secret:
+                yield (
+                    f"{describe(deployment)} container {app}: {env} is not read from Secret "
+                    f"{secret} ({annotation})"
+                )
 
 
 def _sidecar_env(annotations: dict[str, str]) -> set[str]:
@@ -176,13 +218,52 @@ def only_public_apps_take_ingress(resources: list[Resource]) -> Iterator[str]:
                 yield f"{describe(policy)}: admits any source to {app or 'every pod'}"
 
 
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def placeholders_are_replaced(resources: list[Resource]) -> Iterator[str]:
+    """No `from-replacements` left: a replacement whose target moved would ship it as is."""
+    for resource in resources:
+        if any(PLACEHOLDER in text for text in _strings(resource)):
+            yield f"{describe(resource)}: still holds the placeholder {PLACEHOLDER}"
+
+
+def secret_stores_exist(resources: list[Resource]) -> Iterator[str]:
+    """A Component's `auth.secretStore` names a secret store of this overlay.
+
+    daprd would otherwise fail to resolve the component's secretKeyRefs and skip it (or, for
+    a store an overlay deleted, start without the credentials it expected).
+    """
+    stores = {
+        c["metadata"]["name"]
+        for c in _of_kind(resources, "Component")
+        if str(c["spec"].get("type", "")).startswith("secretstores.")
+    }
+    for component in _of_kind(resources, "Component"):
+        store = component.get("auth", {}).get("secretStore")
+        # Unset or `kubernetes`: the store every sidecar in Kubernetes has built in.
+        if store not in (None, "kubernetes") and store not in stores:
+            yield f"{describe(component)}: auth.secretStore {store} is no secret store here"
+
+
 CHECKS: tuple[Callable[[list[Resource]], Iterator[str]], ...] = (
     containers_are_hardened,
     dapr_annotations_are_complete,
+    apps_share_their_sidecars_tokens,
     env_refs_reach_the_sidecars,
     component_scopes_name_apps,
     autoscalers_target_deployments,
     only_public_apps_take_ingress,
+    placeholders_are_replaced,
+    secret_stores_exist,
 )
 
 

@@ -52,6 +52,15 @@ def test_slim_image_keeps_every_package_its_app_imports(app: str) -> None:
     assert not left_out, f"apps/{app} imports packages its image leaves out: {left_out}"
 
 
+def test_worker_image_carries_the_models_file_it_reads() -> None:
+    """The worker refuses to start without its models file, and the installed package's
+    default path (beside the source tree) does not exist in the image."""
+    text = (REPO / "apps" / "worker" / "Dockerfile").read_text()
+    copied = re.search(r"^COPY config/models\.yaml (\S+)$", text, re.M)
+    assert copied, "the worker image must carry config/models.yaml"
+    assert f"ENV JOBRELAY_WORKER_MODELS_FILE={copied.group(1)}" in text
+
+
 def test_model_image_takes_every_pinned_requirement() -> None:
     assert len(requirements(REPO / "pyproject.toml", "model")) > len(
         requirements(REPO / "pyproject.toml", "worker")

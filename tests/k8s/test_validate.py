@@ -75,6 +75,25 @@ BROKEN = {
         "        dapr.io/env: OTHER=1\n",
         "Deployment/worker: Component/pubsub reads envRef JOBRELAY_REDIS_HOST",
     ),
+    # The sidecar demands a token the app is not given: every SDK call would be refused.
+    "api-token-not-shared": (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: worker}\n"
+        "spec:\n  template:\n    metadata:\n      annotations:\n"
+        "        dapr.io/api-token-secret: another-token\n",
+        "Deployment/worker container worker: DAPR_API_TOKEN is not read from Secret another-token",
+    ),
+    # A component pointing at a secret store the overlay does not have (azure deletes one).
+    "missing-secret-store": (
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: pubsub}\n"
+        "auth: {secretStore: secrets}\n",
+        "Component/pubsub: auth.secretStore secrets is no secret store here",
+    ),
+    # A value a replacement should have filled in.
+    "placeholder-left": (
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: worker\n"
+        "  annotations: {example.com/id: from-replacements}\n",
+        "ServiceAccount/worker: still holds the placeholder from-replacements",
+    ),
     # The app is no longer read-only and non-root.
     "writable-root": (
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: intake}\n"
