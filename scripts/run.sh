@@ -62,3 +62,6 @@ set +e
 while kill -0 "$cli" 2>/dev/null; do
   wait "$cli"
 done
+# A CLI that died without stopping its children (killed, or of SIGPIPE once the reader of
+# `make run | tee log` was gone) leaves them in its process group: stop them too.
+kill -TERM -- "-$cli" 2>/dev/null
