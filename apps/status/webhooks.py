@@ -38,6 +38,7 @@ class WebhookSender:
         event = WebhookEvent.of(record.status)
         if spec is None or event is None or event not in spec.events:
             return
+        record = await self._store.filled(record)  # the event came without the result
         body = JobView.of(record, self._settings.public_base_url).model_dump_json()
         msg_id = f"{record.id}-{record.seq}"
         try:

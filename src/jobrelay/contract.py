@@ -312,14 +312,15 @@ class JobMessage(_Model):
 class JobEvent(_Model):
     """The message on the `job-events` topic: a job's record right after a status change.
 
-    It carries the whole record so that live streams and webhooks need no store read; `seq`
-    orders events of one job, since brokers may deliver them out of order.
+    The record comes without its contents (input text, params, result), which are stored
+    only encrypted; a consumer that shows them reads them from the store. `seq` orders events
+    of one job, since brokers may deliver them out of order.
     """
 
     job_id: str = Field(description="The job.")
     seq: int = Field(description="The record's `seq` after the change.")
     status: JobStatus = Field(description="The status it changed to.")
-    record: JobRecord = Field(description="The whole record after the change.")
+    record: JobRecord = Field(description="The record after the change, without contents.")
 
     @classmethod
     def of(cls, record: JobRecord) -> Self:

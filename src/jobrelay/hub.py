@@ -35,6 +35,9 @@ class EventHub:
             if not watchers:
                 del self._watchers[job_id]
 
+    def watched(self, job_id: str) -> bool:
+        return job_id in self._watchers
+
     def publish(self, record: JobRecord) -> None:
         for queue in self._watchers.get(record.id, ()):
             if queue.full():

@@ -15,6 +15,7 @@ from jobrelay import transitions
 from jobrelay.constants import EVENTS_PUBSUB, JOB_EVENTS_TOPIC
 from jobrelay.contract import JobEvent, JobRecord
 from jobrelay.errors import DAPR_ERRORS
+from jobrelay.payloads import stripped
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,10 @@ async def publish_job_event(dapr: DaprClient, record: JobRecord) -> None:
         await dapr.publish_event(
             EVENTS_PUBSUB,
             JOB_EVENTS_TOPIC,
-            JobEvent.of(record).model_dump_json(),
+            # Without the contents: the broker keeps recent events (the `events` component's
+            # maxLen), and what clients send and models answer is stored only encrypted
+            # (jobrelay.payloads). Consumers that show it read it back (JobStore.filled).
+            JobEvent.of(stripped(record, None)).model_dump_json(),
             data_content_type="application/json",
         )
     except DAPR_ERRORS as exc:

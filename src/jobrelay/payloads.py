@@ -39,8 +39,9 @@ def _new_key(job_id: str) -> str:
     return f"{CONTENTS_KEY_PREFIX}{job_id}:{secrets.token_hex(8)}"
 
 
-def stripped(record: JobRecord, key: str) -> JobRecord:
-    """`record` as stored: naming its contents at `key`, holding none of them itself."""
+def stripped(record: JobRecord, key: str | None) -> JobRecord:
+    """`record` holding none of its contents: as stored (naming them at `key`), or as a job
+    event carries it (`key` None: the event may outlive those contents)."""
     return record.model_copy(
         update={
             "contents": key,

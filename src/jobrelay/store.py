@@ -122,6 +122,25 @@ class JobStore:
         record = JobRecord.model_validate_json(resp.data)
         return Versioned(await self._payloads.open(record), resp.etag)
 
+    async def filled(self, record: JobRecord) -> JobRecord:
+        """`record`, from a job event, with its job's contents read from the store.
+
+        Events carry no contents (jobrelay.messages); the input and params never change, and
+        the result is taken only from the very version the event announces.
+        """
+        versioned = await self.get(record.id)
+        if versioned is None:
+            return record
+        current = versioned.record
+        same = current.seq == record.seq
+        return record.model_copy(
+            update={
+                "input": record.input.model_copy(update={"text": current.input.text}),
+                "params": current.params,
+                "result": current.result if same else record.result,
+            }
+        )
+
     async def create(self, record: JobRecord) -> None:
         """Insert a new record; KeyTaken if the id is taken."""
         stored = await self._seal(record)

@@ -11,8 +11,10 @@ from fastapi import Request
 from jobrelay import telemetry
 from jobrelay.constants import EVENTS_PUBSUB, JOB_EVENTS_TOPIC
 from jobrelay.contract import JobEvent
+from jobrelay.errors import DAPR_ERRORS
 from jobrelay.hub import EventHub
 from jobrelay.messages import BadMessage, read_message
+from jobrelay.store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -53,5 +55,13 @@ def feed_hub(dapr_app: DaprApp, hub: EventHub) -> None:
             log.error("job event discarded: %s", exc)
             return DROP
         telemetry.bind_job(event.job_id, event.record.task, event.record.traceparent)
-        hub.publish(event.record)
+        # Most events concern jobs nobody here waits on: those cost no store read.
+        if not hub.watched(event.job_id):
+            return SUCCESS
+        store: JobStore = request.app.state.store
+        try:
+            hub.publish(await store.filled(event.record))
+        except DAPR_ERRORS as exc:
+            # The waiters reread the record when idle (jobrelay.hub), so nothing is lost.
+            log.warning("job_id=%s event not passed on; store unreachable: %s", event.job_id, exc)
         return SUCCESS

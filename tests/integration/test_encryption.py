@@ -24,9 +24,7 @@ def _raw(stack: Stack, store: str, key: str) -> str:
     assert stack.servers is not None
     env = stack.servers.daprd_env
     if "JOBRELAY_REDIS_HOST" in env:
-        port = env["JOBRELAY_REDIS_HOST"].rsplit(":", 1)[1]
-        argv = ["redis-cli", "-p", port, "--raw", "HGET", f"{store}||{key}", "data"]
-        return _run(argv)
+        return _run(_redis_cli(stack, "HGET", f"{store}||{key}", "data"))
     psql = sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))[-1]
     table = {"statestore": "jobrelay_state", "payloads": "jobrelay_payloads"}[store]
     query = f"SELECT value, isbinary FROM {table} WHERE key = '{store}||{key}'"  # noqa: S608 (test-made key)
@@ -36,6 +34,12 @@ def _raw(stack: Stack, store: str, key: str) -> str:
     value, is_binary = out.rsplit("\t", 1)
     # The PostgreSQL store keeps a value that is not JSON as a base64 JSON string.
     return base64.b64decode(json.loads(value)).decode() if is_binary == "t" else value
+
+
+def _redis_cli(stack: Stack, *args: str) -> list[str]:
+    assert stack.servers is not None
+    port = stack.servers.daprd_env["JOBRELAY_REDIS_HOST"].rsplit(":", 1)[1]
+    return ["redis-cli", "-p", port, "--raw", *args]
 
 
 def _run(argv: list[str]) -> str:
@@ -71,6 +75,11 @@ def test_inputs_and_results_are_stored_encrypted(client: httpx.Client, stack: St
 
     # The contents are ciphertext in the store, and plaintext only through a sidecar.
     _assert_ciphertext(_raw(stack, "payloads", record.contents), marker, "positive")
+    if stack.profile == "redis":  # the broker is the same Redis: its stream, read raw
+        events = _run(_redis_cli(stack, "XREVRANGE", "job-events", "+", "-", "COUNT", "500"))
+        assert job["id"] in events
+        assert marker not in events
+
     contents = json.loads(_decrypted(client, stack, "payloads", record.contents))
     assert contents["text"] == marker
     assert contents["params"]["labels"] == SENTIMENT

@@ -295,6 +295,11 @@ def test_a_webhook_arrives_signed_with_the_documented_secret(
     bodies: list[dict[str, Any]] = [verifier.verify(r.body, r.headers) for r in received]
     assert [b["status"] for b in bodies] == ["running", "succeeded"]
     assert all(b["id"] == job["id"] for b in bodies)
+    # Job events carry no contents: status reads them back for the body.
+    assert [b["input"]["text"] for b in bodies] == ["I love it!", "I love it!"]
+    stored = client.get(job["status_url"]).json()["result"]
+    assert stored is not None
+    assert bodies[1]["result"] == stored
     assert received[0].headers["webhook-id"] != received[1].headers["webhook-id"]
 
     deliveries = _deliveries(client, job["status_url"], count=2)
