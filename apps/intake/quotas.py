@@ -187,6 +187,29 @@ class Quotas:
             await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))  # noqa: S311
         raise ApiError(503, "quota_busy", "too many submits at once; retry", {"Retry-After": "1"})
 
+    async def refuse_if_full(self, tenant: str) -> None:
+        """429 now if the tenant's ledger already has no room: a read, no charge.
+
+        Before an upload is read, so a tenant over its quota cannot make intake store a
+        file only to delete it. Not for a request with an Idempotency-Key: that may be a
+        replay, which gets its job even at the limit. A full queue due for its check is let
+        through: the charge that follows checks it (that writes).
+        """
+        limits = self._settings.limits(tenant)
+        if limits.submissions_per_minute is None and limits.queued_jobs is None:
+            return
+        resp = await self._dapr.get_state(self._store, _key(tenant))
+        now = time.time()
+        ledger = Ledger.load(resp.data).at(now).waiting(now, MAX_JOB_LIFETIME_SECONDS)
+        rate = _rate(ledger, limits.submissions_per_minute, now)
+        cap = limits.queued_jobs
+        if (
+            cap is not None
+            and len(ledger.queued) >= cap
+            and now - ledger.checked < _RECHECK_SECONDS
+        ):
+            raise _queue_full(cap, rate)
+
     async def release(self, tenant: str, job_id: str) -> None:
         """`job_id` no longer waits (it started, ended, or was never stored)."""
         for attempt in range(_MAX_ATTEMPTS):
@@ -203,18 +226,8 @@ class Quotas:
         self, tenant: str, ledger: Ledger, etag: str | None, limits: TenantLimits, now: float
     ) -> Ledger:
         """`ledger`, perhaps with stale entries dropped, if one more job fits; else 429."""
-        rpm, cap = limits.submissions_per_minute, limits.queued_jobs
-        rate = None
-        if rpm is not None:
-            rate = RateHeaders(rpm, ledger.remaining(now, rpm), ledger.reset_after(now))
-            if rate.remaining < 1:
-                wait = ledger.retry_after(now, rpm)
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    f"this tenant may submit {rpm} jobs per minute; retry in {wait} s",
-                    {"Retry-After": str(wait), **rate.headers()},
-                )
+        rate = _rate(ledger, limits.submissions_per_minute, now)
+        cap = limits.queued_jobs
         if cap is None or len(ledger.queued) < cap:
             return ledger
         ledger = await self._verified(ledger, now)
@@ -223,12 +236,7 @@ class Quotas:
         # Keep what the check learned (and when), so the next request need not repeat it;
         # a lost race here only means some other replica wrote a fresher ledger.
         await self._write(tenant, ledger, etag)
-        raise ApiError(
-            429,
-            "too_many_queued_jobs",
-            f"{cap} jobs of this tenant are waiting to start; submit more once some have",
-            {"Retry-After": str(_RECHECK_SECONDS), **(rate.headers() if rate else {})},
-        )
+        raise _queue_full(cap, rate)
 
     async def _verified(self, ledger: Ledger, now: float) -> Ledger:
         """Without the entries whose job is gone or has started (see the module's doc)."""
@@ -272,6 +280,31 @@ class Quotas:
                 return False
             raise
         return True
+
+
+def _rate(ledger: Ledger, rpm: int | None, now: float) -> RateHeaders | None:
+    """The per-minute quota before this submit; ApiError 429 if it has no room."""
+    if rpm is None:
+        return None
+    rate = RateHeaders(rpm, ledger.remaining(now, rpm), ledger.reset_after(now))
+    if rate.remaining < 1:
+        wait = ledger.retry_after(now, rpm)
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"this tenant may submit {rpm} jobs per minute; retry in {wait} s",
+            {"Retry-After": str(wait), **rate.headers()},
+        )
+    return rate
+
+
+def _queue_full(cap: int, rate: RateHeaders | None) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_queued_jobs",
+        f"{cap} jobs of this tenant are waiting to start; submit more once some have",
+        {"Retry-After": str(_RECHECK_SECONDS), **(rate.headers() if rate else {})},
+    )
 
 
 def follow_jobs(dapr_app: DaprApp) -> None:

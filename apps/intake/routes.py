@@ -138,6 +138,8 @@ async def create_job(
     if idempotency_key is not None:
         idempotency.check_key(idempotency_key)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        if idempotency_key is None:
+            await intake.quotas.refuse_if_full(tenant)
         record, fingerprint = await from_form(
             request, intake.settings, intake.store.files, intake.store.retention_seconds, tenant
         )
@@ -177,6 +179,8 @@ async def process(
     task; answers `{"id", "results_url"}`, and `results_url` answers like a status URL."""
     if idempotency_key is not None:
         idempotency.check_key(idempotency_key)
+    else:
+        await intake.quotas.refuse_if_full(tenant)
     settings = intake.settings
     record, fingerprint = await from_form(
         request,

@@ -60,6 +60,15 @@ def test_submissions_over_the_per_minute_limit_get_429_and_other_tenants_do_not(
     assert 1 <= int(over.headers["Retry-After"]) <= 120
     assert over.headers["X-RateLimit-Remaining"] == "0"
     assert int(over.headers["X-RateLimit-Reset"]) >= int(over.headers["Retry-After"])
+    # An upload over the limit is refused before it is read: a file no task takes would
+    # otherwise get 415, after being stored.
+    upload = rate_client.post(
+        f"{stack.url('intake')}/v1/jobs",
+        data={"task": "embed"},
+        files={"file": ("note.bin", b"\x00" * 1024, "application/octet-stream")},
+    )
+    assert upload.status_code == 429, upload.text
+    assert _error_code(upload) == "rate_limited"
     # At the limit, a replay still answers with the job it made.
     assert submit(rate_client, stack, body, headers=replayed).json()["id"] == first.json()["id"]
     # Another tenant's allowance is its own.
