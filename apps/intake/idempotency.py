@@ -8,6 +8,7 @@ having published anything. Keys live as long as their job can.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Any
@@ -96,3 +97,18 @@ async def take_over(
         raise ApiError(
             409, "idempotency_key_busy", "this Idempotency-Key is changing; retry"
         ) from exc
+
+
+async def release(dapr: DaprClient, tenant: str, key: str, job_id: str) -> None:
+    """Free `key` if it still names `job_id`, a job that was refused and never stored.
+
+    Without this, a client retrying a refused submit with the same key (as it should) would
+    find the key taken by a job that never existed and wait out the owner's grace first.
+    ETag-guarded: a key another request has taken over since is left alone.
+    """
+    resp = await dapr.get_state(STATESTORE, _key(tenant, key))
+    if not resp.data or KeyClaim.model_validate_json(resp.data).job_id != job_id:
+        return
+    # Refused: taken over meanwhile. Failed: left to expire, as a dead owner's key would be.
+    with contextlib.suppress(*DAPR_ERRORS):
+        await dapr.delete_state(STATESTORE, _key(tenant, key), etag=resp.etag, options=GUARDED)

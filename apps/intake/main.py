@@ -5,6 +5,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from apps.intake import admin
+from apps.intake.quotas import RATE_HEADERS, follow_jobs
 from apps.intake.routes import router
 from apps.intake.settings import get_settings
 from jobrelay.hub import EventHub
@@ -26,8 +27,11 @@ app.add_middleware(
     allow_origins=get_settings().browser_origins(),
     allow_methods=["POST"],
     allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Prefer"],
-    expose_headers=["Location", "Retry-After", "Preference-Applied"],
+    expose_headers=["Location", "Retry-After", "Preference-Applied", *RATE_HEADERS],
     max_age=600,
 )
+dapr_app = DaprApp(app)
 # Job events reach `Prefer: wait` requests waiting in this replica.
-feed_hub(DaprApp(app), app.state.hub)
+feed_hub(dapr_app, app.state.hub)
+# And, once per event across replicas, the tenants' quota ledgers.
+follow_jobs(dapr_app)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from apps.intake import idempotency
+from apps.intake.quotas import Quotas, get_quota_settings
 from apps.intake.requests import from_form, from_json
 from apps.intake.settings import IntakeSettings, get_settings
 from apps.intake.submission import Intake
@@ -31,19 +32,43 @@ Prefer = Annotated[
 
 
 def get_intake(request: Request, dapr: DaprDep, store: StoreDep, settings: SettingsDep) -> Intake:
-    return Intake(dapr, store, settings, request.app.state.hub)
+    quotas = Quotas(dapr, get_quota_settings())
+    return Intake(dapr, store, settings, request.app.state.hub, quotas)
 
 
 IntakeDep = Annotated[Intake, Depends(get_intake)]
 
+_SECONDS = {"description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 0}}
+_RATE_HEADERS = {
+    "X-RateLimit-Limit": {
+        "description": "The tenant's submissions per minute (absent: no such limit).",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Remaining": {
+        "description": "Submissions that fit right now.",
+        "schema": {"type": "integer"},
+    },
+    "X-RateLimit-Reset": {
+        "description": "Seconds until the whole per-minute limit is free again.",
+        "schema": {"type": "integer"},
+    },
+}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"model": JobView, "description": "Done within `Prefer: wait`."},
+    202: {"description": "Accepted.", "headers": _RATE_HEADERS},
     400: {"model": ErrorBody, "description": "Unknown task, or a malformed form."},
     401: {"model": ErrorBody, "description": "No valid API key."},
     409: {"model": ErrorBody, "description": "Idempotency-Key used for a different request."},
     413: {"model": ErrorBody, "description": "Body or file too large."},
     415: {"model": ErrorBody, "description": "A file type the task cannot take."},
     422: {"model": ErrorBody, "description": "Invalid body or task parameters."},
+    429: {
+        "model": ErrorBody,
+        "description": "Over the tenant's quota: `rate_limited` (submissions per minute) or "
+        "`too_many_queued_jobs` (jobs waiting to start). Nothing was stored; retry after "
+        "`Retry-After` seconds.",
+        "headers": {"Retry-After": _SECONDS, **_RATE_HEADERS},
+    },
     503: {"model": ErrorBody, "description": "Store or broker unreachable; retry later."},
 }
 
@@ -76,6 +101,12 @@ def _wait_seconds(prefer: str | None) -> float:
     return min(float(match.group(1)), MAX_WAIT_SECONDS) if match else 0.0
 
 
+def _rate_headers(intake: Intake, response: Response) -> None:
+    """The per-minute quota after this submit (none on a replay: it was not charged)."""
+    if intake.rate is not None:
+        response.headers.update(intake.rate.headers())
+
+
 async def _answer(
     intake: Intake, record: JobRecord, prefer: str | None, response: Response
 ) -> JobView:
@@ -85,6 +116,7 @@ async def _answer(
         response.headers["Preference-Applied"] = f"wait={wait:g}"
     view = JobView.of(record, intake.settings.status_base_url)
     response.headers["Location"] = view.status_url
+    _rate_headers(intake, response)
     if record.status.terminal:
         response.status_code = 200
     else:
@@ -106,6 +138,8 @@ async def create_job(
     if idempotency_key is not None:
         idempotency.check_key(idempotency_key)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        if idempotency_key is None:
+            await intake.quotas.refuse_if_full(tenant)
         record, fingerprint = await from_form(
             request, intake.settings, intake.store.files, intake.store.retention_seconds, tenant
         )
@@ -145,6 +179,8 @@ async def process(
     task; answers `{"id", "results_url"}`, and `results_url` answers like a status URL."""
     if idempotency_key is not None:
         idempotency.check_key(idempotency_key)
+    else:
+        await intake.quotas.refuse_if_full(tenant)
     settings = intake.settings
     record, fingerprint = await from_form(
         request,
@@ -159,4 +195,5 @@ async def process(
     results_url = f"{settings.status_base_url.rstrip('/')}/api/results/{job.id}"
     response.headers["Location"] = results_url
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    _rate_headers(intake, response)
     return {"id": job.id, "results_url": results_url}

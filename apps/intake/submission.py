@@ -4,12 +4,14 @@ check as one commit (the state store's transactional outbox)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 
 from dapr.aio.clients import DaprClient
 
 from apps.intake import idempotency
+from apps.intake.quotas import Quotas, RateHeaders
 from apps.intake.settings import IntakeSettings
 from jobrelay import telemetry, transitions
 from jobrelay.constants import JOBS_TOPIC, PUBSUB
@@ -28,9 +30,17 @@ _OWNER_GRACE_SECONDS = 2.0
 
 class Intake:
     def __init__(
-        self, dapr: DaprClient, store: JobStore, settings: IntakeSettings, hub: EventHub
+        self,
+        dapr: DaprClient,
+        store: JobStore,
+        settings: IntakeSettings,
+        hub: EventHub,
+        quotas: Quotas,
     ) -> None:
         self.dapr, self.store, self.settings, self.hub = dapr, store, settings, hub
+        self.quotas = quotas
+        # The per-minute quota after this request's charge, for the answer's headers.
+        self.rate: RateHeaders | None = None
 
     async def accept(
         self, record: JobRecord, idempotency_key: str | None, fingerprint: str
@@ -39,7 +49,9 @@ class Intake:
         request with the same Idempotency-Key made.
 
         The key is claimed before the job is stored and published: a request that loses the
-        key never publishes anything, so one key can never run two jobs.
+        key never publishes anything, so one key can never run two jobs. The tenant's quota
+        is charged after the key, so a replay of an accepted job is never charged (nor
+        refused) again, and before the store, so a refused job leaves nothing behind.
         """
         telemetry.bind_job(record.id, record.task)
         # The submit's trace context, kept with the job: every later hop joins this trace.
@@ -49,11 +61,25 @@ class Intake:
             if existing is not None:
                 await self._withdraw(record)
                 return existing
+        try:
+            self.rate = await self.quotas.charge(record.tenant, record.id)
+        except ApiError:
+            if idempotency_key is not None:
+                await idempotency.release(self.dapr, record.tenant, idempotency_key, record.id)
+            await self._withdraw(record)
+            raise
         message = JobMessage(job_id=record.id, task=record.task)
-        if self.settings.delivery == "outbox":
-            await self.store.create_and_publish(record, message)
-        else:
-            await self._store_then_publish(record, message)
+        try:
+            if self.settings.delivery == "outbox":
+                await self.store.create_and_publish(record, message)
+            else:
+                await self._store_then_publish(record, message)
+        except Exception:
+            # Not queued: it must not take a waiting slot (the check at the limit would
+            # find that out too, but only once the tenant is full).
+            with contextlib.suppress(*DAPR_ERRORS):
+                await self.quotas.release(record.tenant, record.id)
+            raise
         if self.settings.fault == "exit_after_store":
             # Testing only: the process dies between the committed write and the answer,
             # which is where a crash used to leave a stored job that nobody would run.

@@ -33,6 +33,8 @@ CONTENTS_KEY_PREFIX: Final = "contents:"
 DEAD_LETTER_INDEX_KEY: Final = "dead-letters"
 DEAD_LETTER_INDEX_SIZE: Final = 10_000
 IDEMPOTENCY_KEY_PREFIX: Final = "idem:"
+# A tenant's quota ledger (apps/intake/quotas.py): its recent submissions and waiting jobs.
+QUOTA_KEY_PREFIX: Final = "quota:"
 
 # Uploads are stored in chunks of this size: big enough that a 10 MiB file is ten writes,
 # small enough to stay far below the sidecar's 4 MiB gRPC message limit and to bound the

@@ -32,10 +32,21 @@ ROOT = Path(__file__).resolve().parents[2]
 APPS = ("model", "intake", "worker", "status")
 # The development secret dapr.yaml gives the status app (README, "Webhooks").
 WEBHOOK_SECRET = "whsec_am9icmVsYXktbG9jYWwtZGV2ZWxvcG1lbnQtc2VjcmV0"  # noqa: S105 (public dev secret)
+# Small quotas for tenants of tests/integration/test_quotas.py alone (one tenant per test,
+# so no test spends another's); every other tenant has the generous defaults.
+QUOTA_TENANTS = {
+    "quota-rate": {"submissions_per_minute": 3},
+    "quota-burst": {"submissions_per_minute": 5},
+    "quota-queue": {"queued_jobs": 2},
+    "quota-heal": {"queued_jobs": 1},
+}
 # Authentication is on in the test stack, as in production: one API key per tenant, fresh
 # per session, only their hashes handed to the secret store. "default" is the tenant every
 # test acts as unless it says otherwise (the `client` fixture sends its key).
-API_KEYS = {tenant: new_key() for tenant in ("default", "tenant-a", "tenant-b", "fuzz")}
+API_KEYS = {
+    tenant: new_key()
+    for tenant in ("default", "tenant-a", "tenant-b", "fuzz", *QUOTA_TENANTS.keys())
+}
 # The sidecars' API token and the apps' token, as `make run` sets them (scripts/run.sh).
 DAPR_API_TOKEN = new_key()
 APP_API_TOKEN = new_key()
@@ -93,6 +104,7 @@ def _run_file(stack: Stack) -> Path:
         # The tests' webhook receivers listen on loopback; every other private range stays
         # refused (tests/integration/test_security.py).
         "JOBRELAY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+        "JOBRELAY_QUOTA_TENANTS": json.dumps(QUOTA_TENANTS),
     }
     apps = [
         {

@@ -1,0 +1,333 @@
+"""Per-tenant quotas: submissions per minute and jobs waiting, answered `429` past either.
+
+Every intake replica keeps to the same numbers because they live in the Dapr state store:
+one ledger per tenant (`quota:{tenant}`, apps/intake/ledger.py), read once and written once
+per submit with an ETag (first-write), so the two limits are checked and charged together
+and two replicas racing for the last slot cannot both win: the loser rereads and decides
+again. One key per tenant rather than one per limit or per minute keeps that to two state
+calls and makes a charge all-or-nothing without a transaction.
+
+The waiting count is the set of the tenant's job ids accepted and not yet seen leaving
+`queued`, not a bare counter, because a counter drifts for good when a process dies between
+two steps (after the charge, before the job is stored; after a claim, before the decrement)
+and nothing could tell which units are stale. With ids it heals itself:
+
+- intake's `job-events` subscription (one delivery per event across intake's replicas)
+  removes a job when any event shows it left `queued`, which is the usual path;
+- at the limit, before answering 429, the entries older than `_SETTLE_SECONDS` are checked
+  against their job records in one bulk read, and those absent or no longer queued are
+  dropped: a lost event or a crash can never make a tenant wait for good. That check runs at
+  most every `_RECHECK_SECONDS` per tenant, so a tenant hammering a full queue costs one
+  bulk read per interval, not one per request;
+- entries older than any queued job can live expire with the ledger's own TTL as backstop.
+
+A job counts while it has never started: a job a worker hands back for a retry, or one an
+operator replays from the dead letters, is the system's work, not a new submission.
+
+Cost: the ledger holds about 47 bytes per waiting job, so a tenant at the default cap of
+2000 waiting jobs reads and writes about 100 KB per submit; a tenant with few waiting jobs,
+a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from dapr.aio.clients import DaprClient
+from dapr.clients.exceptions import DaprInternalError
+from dapr.ext.fastapi import DaprApp
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from apps.intake.ledger import Ledger
+from jobrelay.constants import (
+    JOB_EVENTS_TOPIC,
+    JOB_KEY_PREFIX,
+    MAX_JOB_LIFETIME_SECONDS,
+    PUBSUB,
+    QUOTA_KEY_PREFIX,
+    STATESTORE,
+)
+from jobrelay.contract import JobEvent, JobStatus
+from jobrelay.errors import DAPR_ERRORS, ApiError
+from jobrelay.messages import BadMessage, read_message
+from jobrelay.store import GUARDED, KeyTaken, insert, is_etag_conflict, job_key
+from jobrelay.subscriptions import RETRY, SUCCESS, subscribe
+
+log = logging.getLogger(__name__)
+
+# An entry younger than this may belong to a submit still between its charge and storing
+# its job (an outbox commit takes about a second): the check at the limit leaves it alone.
+_SETTLE_SECONDS = 30
+# At most one check of a full tenant's entries against the job records per this many
+# seconds, and the Retry-After of a `too_many_queued_jobs`: jobs leave the queue as workers
+# take them, which no window predicts.
+_RECHECK_SECONDS = 5
+# Writes lost to another replica before giving up with 503 (each conflict means someone
+# else's submit or release went through, so this many is far past any real contention).
+_MAX_ATTEMPTS = 50
+_BACKOFF_SECONDS = 0.005  # times the attempt number, jittered: racing writers spread out
+# The ledger outlives its oldest possible waiting job, then goes with an idle tenant.
+_LEDGER_TTL_SECONDS = MAX_JOB_LIFETIME_SECONDS + 3600
+
+
+class TenantLimits(BaseModel):
+    """One tenant's limits; `null` (None) means no limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    submissions_per_minute: int | None = Field(
+        default=None, ge=1, description="Jobs accepted in any sixty seconds."
+    )
+    queued_jobs: int | None = Field(
+        default=None, ge=1, description="Jobs accepted and not yet started."
+    )
+
+
+class QuotaSettings(BaseSettings):
+    # `null` in an environment variable turns that default limit off.
+    model_config = SettingsConfigDict(
+        env_prefix="JOBRELAY_QUOTA_", extra="ignore", frozen=True, env_parse_none_str="null"
+    )
+
+    enabled: bool = Field(default=True, description="false: no quotas for anyone.")
+    # Generous: a person trying jobrelay, or the test suite, never meets them; they stop one
+    # runaway client from filling the queue ahead of every other tenant.
+    submissions_per_minute: int | None = Field(
+        default=3000, ge=1, description="Every tenant's default; `null` = no limit."
+    )
+    queued_jobs: int | None = Field(
+        default=2000, ge=1, description="Every tenant's default; `null` = no limit."
+    )
+    tenants: dict[str, TenantLimits] = Field(
+        default_factory=dict,
+        description='Per-tenant overrides as JSON, e.g. {"acme": {"queued_jobs": 50}}; '
+        "a limit left out keeps the default, `null` lifts it.",
+    )
+
+    def limits(self, tenant: str) -> TenantLimits:
+        if not self.enabled:
+            return TenantLimits()
+        chosen = {"submissions_per_minute": self.submissions_per_minute}
+        chosen["queued_jobs"] = self.queued_jobs
+        override = self.tenants.get(tenant)
+        if override is not None:
+            chosen.update(override.model_dump(exclude_unset=True))
+        return TenantLimits.model_validate(chosen)
+
+
+@lru_cache
+def get_quota_settings() -> QuotaSettings:
+    return QuotaSettings()
+
+
+@dataclass(frozen=True)
+class RateHeaders:
+    """The per-minute limit as a client sees it, on every charged submit and every 429.
+
+    `X-RateLimit-Reset` is in seconds from now (like Retry-After, not an epoch time): until
+    the whole limit is free again. Retry-After says when the next submission fits.
+    """
+
+    limit: int
+    remaining: int
+    reset: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+
+
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+def _key(tenant: str) -> str:
+    return f"{QUOTA_KEY_PREFIX}{tenant}"
+
+
+class Quotas:
+    def __init__(self, dapr: DaprClient, settings: QuotaSettings, store: str = STATESTORE) -> None:
+        self._dapr = dapr
+        self._settings = settings
+        self._store = store
+
+    async def charge(self, tenant: str, job_id: str) -> RateHeaders | None:
+        """Count `job_id` as submitted and waiting, or raise ApiError 429 and count nothing.
+
+        The headers to answer with; None when the tenant has no per-minute limit.
+        """
+        limits = self._settings.limits(tenant)
+        rpm, cap = limits.submissions_per_minute, limits.queued_jobs
+        if rpm is None and cap is None:
+            return None
+        for attempt in range(_MAX_ATTEMPTS):
+            resp = await self._dapr.get_state(self._store, _key(tenant))
+            etag = resp.etag if resp.data else None
+            now = time.time()
+            ledger = Ledger.load(resp.data).at(now).waiting(now, MAX_JOB_LIFETIME_SECONDS)
+            ledger = await self._admit(tenant, ledger, etag, limits, now)
+            if rpm is not None:
+                ledger = ledger.count_submission(now)
+            if cap is not None:
+                ledger = ledger.add_job(job_id, now)
+            if await self._write(tenant, ledger, etag):
+                if rpm is None:
+                    return None
+                return RateHeaders(rpm, ledger.remaining(now, rpm), ledger.reset_after(now))
+            await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))  # noqa: S311
+        raise ApiError(503, "quota_busy", "too many submits at once; retry", {"Retry-After": "1"})
+
+    async def refuse_if_full(self, tenant: str) -> None:
+        """429 now if the tenant's ledger already has no room: a read, no charge.
+
+        Before an upload is read, so a tenant over its quota cannot make intake store a
+        file only to delete it. Not for a request with an Idempotency-Key: that may be a
+        replay, which gets its job even at the limit. A full queue due for its check is let
+        through: the charge that follows checks it (that writes).
+        """
+        limits = self._settings.limits(tenant)
+        if limits.submissions_per_minute is None and limits.queued_jobs is None:
+            return
+        resp = await self._dapr.get_state(self._store, _key(tenant))
+        now = time.time()
+        ledger = Ledger.load(resp.data).at(now).waiting(now, MAX_JOB_LIFETIME_SECONDS)
+        rate = _rate(ledger, limits.submissions_per_minute, now)
+        cap = limits.queued_jobs
+        if (
+            cap is not None
+            and len(ledger.queued) >= cap
+            and now - ledger.checked < _RECHECK_SECONDS
+        ):
+            raise _queue_full(cap, rate)
+
+    async def release(self, tenant: str, job_id: str) -> None:
+        """`job_id` no longer waits (it started, ended, or was never stored)."""
+        for attempt in range(_MAX_ATTEMPTS):
+            resp = await self._dapr.get_state(self._store, _key(tenant))
+            ledger = Ledger.load(resp.data)
+            if job_id not in ledger.queued:
+                return
+            if await self._write(tenant, ledger.without({job_id}), resp.etag):
+                return
+            await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))  # noqa: S311
+        log.warning("tenant=%s job_id=%s not released from the quota ledger", tenant, job_id)
+
+    async def _admit(
+        self, tenant: str, ledger: Ledger, etag: str | None, limits: TenantLimits, now: float
+    ) -> Ledger:
+        """`ledger`, perhaps with stale entries dropped, if one more job fits; else 429."""
+        rate = _rate(ledger, limits.submissions_per_minute, now)
+        cap = limits.queued_jobs
+        if cap is None or len(ledger.queued) < cap:
+            return ledger
+        ledger = await self._verified(ledger, now)
+        if len(ledger.queued) < cap:
+            return ledger
+        # Keep what the check learned (and when), so the next request need not repeat it;
+        # a lost race here only means some other replica wrote a fresher ledger.
+        await self._write(tenant, ledger, etag)
+        raise _queue_full(cap, rate)
+
+    async def _verified(self, ledger: Ledger, now: float) -> Ledger:
+        """Without the entries whose job is gone or has started (see the module's doc)."""
+        if now - ledger.checked < _RECHECK_SECONDS:
+            return ledger
+        settled = [job for job, added in ledger.queued.items() if added <= now - _SETTLE_SECONDS]
+        gone: set[str] = set()
+        if settled:
+            items = await self._dapr.get_bulk_state(
+                self._store, [job_key(job) for job in settled], parallelism=8
+            )
+            for item in items.items:
+                if item.error:
+                    continue  # unknown, so still counted: never admit on a failed read
+                status = json.loads(item.data).get("status") if item.data else None
+                if status != JobStatus.QUEUED:
+                    gone.add(item.key.removeprefix(JOB_KEY_PREFIX))
+        if gone:
+            log.info("quota ledger: %d entries no longer waiting, dropped", len(gone))
+        return replace(ledger.without(gone), checked=now)
+
+    async def _write(self, tenant: str, ledger: Ledger, etag: str | None) -> bool:
+        """False if another replica wrote the ledger first (the caller rereads)."""
+        key, data = _key(tenant), ledger.dump()
+        try:
+            if etag is None:
+                await insert(self._dapr, key, data, _LEDGER_TTL_SECONDS, self._store)
+            else:
+                await self._dapr.save_state(
+                    self._store,
+                    key,
+                    data,
+                    etag=etag,
+                    options=GUARDED,
+                    state_metadata={"ttlInSeconds": str(_LEDGER_TTL_SECONDS)},
+                )
+        except KeyTaken:
+            return False
+        except DaprInternalError as exc:
+            if is_etag_conflict(exc):
+                return False
+            raise
+        return True
+
+
+def _rate(ledger: Ledger, rpm: int | None, now: float) -> RateHeaders | None:
+    """The per-minute quota before this submit; ApiError 429 if it has no room."""
+    if rpm is None:
+        return None
+    rate = RateHeaders(rpm, ledger.remaining(now, rpm), ledger.reset_after(now))
+    if rate.remaining < 1:
+        wait = ledger.retry_after(now, rpm)
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"this tenant may submit {rpm} jobs per minute; retry in {wait} s",
+            {"Retry-After": str(wait), **rate.headers()},
+        )
+    return rate
+
+
+def _queue_full(cap: int, rate: RateHeaders | None) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_queued_jobs",
+        f"{cap} jobs of this tenant are waiting to start; submit more once some have",
+        {"Retry-After": str(_RECHECK_SECONDS), **(rate.headers() if rate else {})},
+    )
+
+
+def follow_jobs(dapr_app: DaprApp) -> None:
+    """Release each job from its tenant's ledger once an event shows it left `queued`.
+
+    Through PUBSUB (one consumer group for all intake replicas), so each event is handled
+    once. A failure asks for redelivery; should the retries run out, the event is gone and
+    the check at the limit heals the ledger instead.
+    """
+
+    @subscribe(dapr_app, PUBSUB, JOB_EVENTS_TOPIC)
+    async def on_job_event(request: Request) -> dict[str, str]:
+        try:
+            event = await read_message(request, JobEvent)
+        except BadMessage as exc:
+            log.error("job event discarded: %s", exc)
+            return SUCCESS
+        if event.status is JobStatus.QUEUED:
+            return SUCCESS
+        quotas = Quotas(request.app.state.dapr, get_quota_settings())
+        try:
+            await quotas.release(event.record.tenant, event.job_id)
+        except DAPR_ERRORS as exc:
+            log.warning("job_id=%s quota release failed, will retry: %s", event.job_id, exc)
+            return RETRY
+        return SUCCESS
