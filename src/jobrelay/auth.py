@@ -37,6 +37,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobrelay import webhook_secrets
 from jobrelay.errors import ApiError
 from jobrelay.oidc import ASYMMETRIC_ALGORITHMS, TokenVerifier, looks_like_jwt
 
@@ -253,16 +254,25 @@ TenantDep = Annotated[str, Depends(current_tenant)]
 
 def main() -> None:
     """`python -m jobrelay.auth new-key --tenant acme`: a key for the client, and the line
-    for the secret store (only the hash is stored)."""
+    for the secret store API_KEYS (only the hash is stored).
+
+    `python -m jobrelay.auth new-webhook-secret --tenant acme`: the tenant's webhook signing
+    secret, and its line for the secret store WEBHOOK_SECRETS."""
     parser = argparse.ArgumentParser(prog="python -m jobrelay.auth")
     sub = parser.add_subparsers(dest="command", required=True)
     new = sub.add_parser("new-key", help="create an API key for a tenant")
     new.add_argument("--tenant", required=True)
+    hook = sub.add_parser("new-webhook-secret", help="create a webhook signing secret")
+    hook.add_argument("--tenant", required=True)
     args = parser.parse_args()
-    key = new_key()
+    if args.command == "new-key":
+        key = new_key()
+        made = {"api_key": key, "secret_entry": {hash_key(key): args.tenant}}
+    else:
+        secret = webhook_secrets.new_secret()
+        made = {"webhook_secret": secret, "secret_entry": {args.tenant: secret}}
     # Written, not logged: this is the command's output, read by a person once.
-    out = json.dumps({"api_key": key, "secret_entry": {hash_key(key): args.tenant}}, indent=2)
-    sys.stdout.write(out + "\n")
+    sys.stdout.write(json.dumps(made, indent=2) + "\n")
 
 
 if __name__ == "__main__":
