@@ -93,6 +93,7 @@ def test_the_tenant_claim_is_configurable(idp: IdentityProvider) -> None:
 def test_a_token_failing_a_claim_check_is_401(
     idp: IdentityProvider, claims: dict[str, Any], code: str
 ) -> None:
+    claims = dict(claims)  # parametrize shares the dict between runs: never mutate it
     tenant = claims.pop("tenant", "tenant-a")
     refused = _refusal(_verifier(idp), idp.token(tenant, **claims))
     assert (refused.status, refused.code) == (401, code)
