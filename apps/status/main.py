@@ -10,9 +10,11 @@ from fastapi import FastAPI, Request
 
 from apps.status.routes import router
 from apps.status.settings import get_settings
+from apps.status.signing import SigningSecrets
 from apps.status.web import mount_page
 from apps.status.webhooks import WebhookSender
 from jobrelay import telemetry
+from jobrelay.auth import AuthSettings
 from jobrelay.constants import JOB_EVENTS_TOPIC, PUBSUB
 from jobrelay.contract import JobEvent
 from jobrelay.hub import EventHub
@@ -25,9 +27,10 @@ log = logging.getLogger(__name__)
 
 async def _start(app: FastAPI) -> None:
     app.state.http = httpx.AsyncClient(follow_redirects=False)
-    app.state.webhooks = WebhookSender(app.state.store, get_settings(), app.state.http)
-    if get_settings().webhook_secret is None:
-        log.warning("JOBRELAY_STATUS_WEBHOOK_SECRET is not set: webhooks will not be sent")
+    secrets = SigningSecrets(app.state.dapr, get_settings(), AuthSettings())
+    await secrets.start()
+    app.state.signing_secrets = secrets
+    app.state.webhooks = WebhookSender(app.state.store, get_settings(), app.state.http, secrets)
 
 
 async def _stop(app: FastAPI) -> None:

@@ -6,10 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, Field
 
 from apps.status import stream
 from apps.status.cancel import cancel
 from apps.status.settings import StatusSettings, get_settings
+from apps.status.signing import SigningSecrets
 from jobrelay import telemetry
 from jobrelay.auth import TenantDep
 from jobrelay.constants import RETRY_AFTER_SECONDS
@@ -123,3 +125,44 @@ async def job_events(
         hub, store, record.id, last_seen, settings.public_base_url
     ):
         yield event
+
+
+class WebhookSecret(BaseModel):
+    """The secret that signs your tenant's webhooks."""
+
+    key: str = Field(
+        description="Standard Webhooks signing secret (`whsec_` + base64): verify each "
+        "delivery's `webhook-signature` with it."
+    )
+
+
+def get_signing_secrets(request: Request) -> SigningSecrets:
+    secrets: SigningSecrets = request.app.state.signing_secrets
+    return secrets
+
+
+@router.get(
+    "/v1/webhooks/secret",
+    tags=["webhooks"],
+    responses={
+        401: _NOT_FOUND[401],
+        404: {"model": ErrorBody, "description": "Your tenant has no webhook secret yet."},
+        503: {"model": ErrorBody, "description": "Secret store unreachable; retry later."},
+    },
+)
+async def get_webhook_secret(
+    tenant: TenantDep,
+    response: Response,
+    secrets: Annotated[SigningSecrets, Depends(get_signing_secrets)],
+) -> WebhookSecret:
+    """Your tenant's webhook signing secret, and only yours: each tenant has its own, so a
+    delivery that verifies came from jobrelay for you."""
+    secret = await secrets.for_tenant(tenant)
+    if secret is None:
+        raise ApiError(
+            404,
+            "webhook_secret_not_found",
+            "your tenant has no webhook signing secret; ask the operator to create one",
+        )
+    response.headers["Cache-Control"] = "no-store"  # a credential: no cache may keep it
+    return WebhookSecret(key=secret)

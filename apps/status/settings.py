@@ -22,8 +22,19 @@ class StatusSettings(ServiceSettings):
     )
     webhook_secret: SecretStr | None = Field(
         default=None,
-        description="Standard Webhooks signing secret (`whsec_` + base64). Without one, "
-        "webhook deliveries are recorded as failed: jobrelay never sends unsigned webhooks.",
+        description="Standard Webhooks signing secret (`whsec_` + base64) used while "
+        "authentication is off (every caller is tenant `default`); with it on, each tenant's "
+        "own secret from `webhook_secrets_name` signs instead (apps/status/signing.py). "
+        "Without a secret, deliveries are recorded as failed: jobrelay never sends unsigned "
+        "webhooks.",
+    )
+    webhook_secrets_name: str = Field(
+        default="WEBHOOK_SECRETS",
+        description="The secret, in the store JOBRELAY_AUTH_SECRET_STORE, holding the "
+        "tenants' signing secrets as a JSON object tenant -> whsec_...",
+    )
+    webhook_secrets_refresh_seconds: float = Field(
+        default=30, gt=0, description="How stale the tenants' signing secrets may get."
     )
     webhook_attempts: int = Field(default=5, ge=1, le=20, description="Tries per delivery.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="Per try.")

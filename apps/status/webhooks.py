@@ -15,6 +15,7 @@ from standardwebhooks import Webhook
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
 from apps.status.settings import StatusSettings
+from apps.status.signing import SigningSecrets
 from jobrelay.contract import JobRecord, JobView, WebhookDelivery, WebhookEvent, utcnow
 from jobrelay.errors import DAPR_ERRORS
 from jobrelay.store import JobStore, StaleRecord
@@ -26,12 +27,17 @@ _NOTE_TRIES = 5
 
 
 class WebhookSender:
-    def __init__(self, store: JobStore, settings: StatusSettings, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        settings: StatusSettings,
+        http: httpx.AsyncClient,
+        secrets: SigningSecrets,
+    ) -> None:
         self._store = store
         self._settings = settings
         self._http = http
-        secret = settings.webhook_secret
-        self._signer = Webhook(secret.get_secret_value()) if secret else None
+        self._secrets = secrets
 
     async def on_change(self, record: JobRecord) -> None:
         spec = record.webhook
@@ -51,12 +57,15 @@ class WebhookSender:
             )
             await self._note(record.id, refused)
             return
+        signer = await self._signer(record, event)
+        if signer is None:
+            return
         attempt = 0
 
         async def deliver_once() -> WebhookDelivery:
             nonlocal attempt
             attempt += 1
-            delivery = await self._post(spec.url, msg_id, body, event, attempt)
+            delivery = await self._post(signer, spec.url, msg_id, body, event, attempt)
             await self._note(record.id, delivery)
             return delivery
 
@@ -76,23 +85,34 @@ class WebhookSender:
                 attempt,
             )
 
+    async def _signer(self, record: JobRecord, event: WebhookEvent) -> Webhook | None:
+        """The signer of the job's tenant; None (and the reason noted on the job) if there is
+        none: jobrelay never sends an unsigned webhook, nor one signed for another tenant."""
+        try:
+            secret = await self._secrets.for_tenant(record.tenant)
+        except DAPR_ERRORS as exc:
+            reason = f"webhook signing secrets unreadable ({type(exc).__name__}); not sent"
+        else:
+            if secret is not None:
+                return Webhook(secret)
+            reason = (
+                f"no webhook signing secret for tenant {record.tenant!r} (README, Security: "
+                "new-webhook-secret); not sent"
+            )
+        log.warning("job_id=%s webhook %s: %s", record.id, event, reason)
+        failed = WebhookDelivery(event=event, attempt=1, at=utcnow(), delivered=False, error=reason)
+        await self._note(record.id, failed)
+        return None
+
     async def _post(
-        self, url: str, msg_id: str, body: str, event: WebhookEvent, attempt: int
+        self, signer: Webhook, url: str, msg_id: str, body: str, event: WebhookEvent, attempt: int
     ) -> WebhookDelivery:
         at = utcnow()
-        if self._signer is None:
-            return WebhookDelivery(
-                event=event,
-                attempt=attempt,
-                at=at,
-                delivered=False,
-                error="no signing secret configured (JOBRELAY_STATUS_WEBHOOK_SECRET); not sent",
-            )
         headers = {
             "content-type": "application/json",
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": self._signer.sign(msg_id, at, body),
+            "webhook-signature": signer.sign(msg_id, at, body),
         }
         try:
             resp = await self._http.post(

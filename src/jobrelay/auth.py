@@ -1,4 +1,5 @@
-"""Client authentication: API keys mapped to tenants, read through a Dapr secret store.
+"""Client authentication: API keys mapped to tenants, read through a Dapr secret store, and
+optionally OIDC/JWT bearer tokens validated against a JWKS (jobrelay.oidc).
 
 Only hashes of keys are stored: a leaked secret store lists tenants, not usable keys. A key
 is 32 random bytes, so a single SHA-256 is enough (there is nothing to brute-force, unlike a
@@ -9,9 +10,12 @@ The secret (named by `JOBRELAY_AUTH_SECRET_NAME`, in the Dapr secret store named
 store that answers several values for one secret (Kubernetes, Key Vault) may split the
 object across them: all are merged.
 
-Without a secret store, authentication is off and every caller is the `default` tenant. That
-is allowed on loopback only, with a warning at start-up; `check_bind` refuses any other
-address, so a server reachable from the network never runs without it.
+With `JOBRELAY_AUTH_JWKS_URL` set, a bearer that looks like a JWT is validated as one and its
+tenant claim names the tenant; anything else is still looked up as an API key.
+
+With neither a secret store nor a JWKS, authentication is off and every caller is the
+`default` tenant. That is allowed on loopback only, with a warning at start-up; `check_bind`
+refuses any other address, so a server reachable from the network never runs without it.
 """
 
 from __future__ import annotations
@@ -24,15 +28,18 @@ import logging
 import secrets
 import sys
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Self
+from urllib.parse import urlsplit
 
 from dapr.aio.clients import DaprClient
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobrelay import webhook_secrets
 from jobrelay.errors import ApiError
+from jobrelay.oidc import ASYMMETRIC_ALGORITHMS, TokenVerifier, looks_like_jwt
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,73 @@ class AuthSettings(BaseSettings):
         "(loopback only).",
     )
     secret_name: str = Field(default="API_KEYS", description="The secret in that store.")
+    jwks_url: str | None = Field(
+        default=None,
+        description="The identity provider's JWKS (https; http on loopback only); set = "
+        "OIDC/JWT bearer tokens are accepted beside API keys.",
+    )
+    jwt_issuer: str | None = Field(default=None, description="Required `iss` of tokens.")
+    jwt_audience: str | None = Field(
+        default=None, description="Required `aud` of tokens: this API's identifier at the IdP."
+    )
+    jwt_tenant_claim: str = Field(
+        default="tenant", min_length=1, description="The claim that names the caller's tenant."
+    )
+    jwt_algorithms: list[str] = Field(
+        default=["RS256", "ES256"], min_length=1, description="Accepted `alg`s (asymmetric)."
+    )
+    jwt_leeway_seconds: float = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed on exp and nbf."
+    )
+    jwks_cache_seconds: float = Field(default=300, gt=0, description="JWKS kept this long.")
+    jwks_refresh_cooldown_seconds: float = Field(
+        default=30, ge=0, description="At most one refetch per this for an unknown `kid`."
+    )
+    jwks_timeout_seconds: float = Field(default=5, gt=0, description="Per JWKS fetch.")
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, algorithms: list[str]) -> list[str]:
+        refused = set(algorithms) - ASYMMETRIC_ALGORITHMS
+        if refused:
+            raise ValueError(
+                f"{sorted(refused)} refused: only {sorted(ASYMMETRIC_ALGORITHMS)} can be "
+                "verified with a JWKS's public keys ('none' and HS* never)"
+            )
+        return algorithms
+
+    @model_validator(mode="after")
+    def _jwt_complete(self) -> Self:
+        if self.jwks_url is None:
+            return self
+        if self.jwt_issuer is None or self.jwt_audience is None:
+            # Either missing would accept tokens minted by or for someone else.
+            raise ValueError("JOBRELAY_AUTH_JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE too")
+        url = urlsplit(self.jwks_url)
+        # Keys fetched over plain HTTP can be swapped in transit, and whoever swaps them can
+        # sign tokens for any tenant.
+        if url.scheme != "https" and not (url.scheme == "http" and is_loopback(url.hostname or "")):
+            raise ValueError("JOBRELAY_AUTH_JWKS_URL must be https (http only on loopback)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.secret_store is not None or self.jwks_url is not None
+
+    def token_verifier(self) -> TokenVerifier | None:
+        if self.jwks_url is None or self.jwt_issuer is None or self.jwt_audience is None:
+            return None
+        return TokenVerifier(
+            self.jwks_url,
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            tenant_claim=self.jwt_tenant_claim,
+            algorithms=self.jwt_algorithms,
+            leeway_seconds=self.jwt_leeway_seconds,
+            cache_seconds=self.jwks_cache_seconds,
+            refresh_cooldown_seconds=self.jwks_refresh_cooldown_seconds,
+            timeout_seconds=self.jwks_timeout_seconds,
+        )
 
 
 class AuthNotConfigured(SystemExit):
@@ -76,23 +150,31 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, settings: AuthSettings | None = None) -> None:
     """Refuse to serve clients on a non-loopback address with authentication off."""
     settings = settings or AuthSettings()
-    if settings.secret_store is None and not is_loopback(host):
+    if not settings.enabled and not is_loopback(host):
         raise AuthNotConfigured(
             f"refusing to bind {host} without authentication: set JOBRELAY_AUTH_SECRET_STORE "
-            "(README, Security), or bind 127.0.0.1"
+            "or JOBRELAY_AUTH_JWKS_URL (README, Security), or bind 127.0.0.1"
         )
 
 
 @dataclass(frozen=True)
 class Authenticator:
-    """`tenants` maps key hashes to tenants; None means authentication is off."""
+    """`tenants` maps key hashes to tenants, `tokens` validates JWTs; both None means
+    authentication is off."""
 
     tenants: dict[str, str] | None
+    tokens: TokenVerifier | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.tenants is not None or self.tokens is not None
 
     def tenant_for(self, key: str | None) -> str:
-        if self.tenants is None:
+        if not self.enabled:
             return DEFAULT_TENANT
-        tenant = self.tenants.get(hash_key(key)) if key else None
+        if key and self.tokens is not None and looks_like_jwt(key):
+            return self.tokens.tenant_for(key)
+        tenant = self.tenants.get(hash_key(key)) if key and self.tenants else None
         if tenant is None:
             raise ApiError(
                 401,
@@ -118,31 +200,47 @@ def parse_key_table(values: dict[str, str]) -> dict[str, str]:
 
 
 async def load(dapr: DaprClient, settings: AuthSettings | None = None) -> Authenticator:
-    """The key table from the secret store; start-up fails if auth is on but has no keys, so
-    a typo in the secret's name cannot silently lock every client out (or let them in)."""
+    """The key table from the secret store, and the JWT verifier if configured. Start-up fails
+    if API keys are the only way in and there are none, so a typo in the secret's name cannot
+    silently lock every client out (or let them in)."""
     settings = settings or AuthSettings()
-    if settings.secret_store is None:
+    tokens = settings.token_verifier()
+    if not settings.enabled:
         log.warning(
             "AUTHENTICATION IS OFF: every caller is tenant %r. Loopback only; set "
-            "JOBRELAY_AUTH_SECRET_STORE before exposing this service (README, Security).",
+            "JOBRELAY_AUTH_SECRET_STORE or JOBRELAY_AUTH_JWKS_URL before exposing this service "
+            "(README, Security).",
             DEFAULT_TENANT,
         )
         return Authenticator(None)
-    secret = await dapr.get_secret(settings.secret_store, settings.secret_name)
-    table = parse_key_table(dict(secret.secret))
-    if not table:
-        raise AuthNotConfigured(
-            f"secret {settings.secret_name!r} in store {settings.secret_store!r} holds no keys"
-        )
-    log.info("authentication on: %d API keys, %d tenants", len(table), len(set(table.values())))
-    return Authenticator(table)
+    table: dict[str, str] = {}
+    if settings.secret_store is not None:
+        secret = await dapr.get_secret(settings.secret_store, settings.secret_name)
+        table = parse_key_table(dict(secret.secret))
+        if not table and tokens is None:
+            raise AuthNotConfigured(
+                f"secret {settings.secret_name!r} in store {settings.secret_store!r} holds no keys"
+            )
+    log.info(
+        "authentication on: %d API keys, %d tenants; JWT bearer tokens %s",
+        len(table),
+        len(set(table.values())),
+        f"from {settings.jwks_url}" if tokens else "off",
+    )
+    return Authenticator(table, tokens)
 
 
 # auto_error=False: a missing header is answered by Authenticator with the API's own error
 # shape (and not at all while authentication is off).
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key, or (where the server is configured for it) an OIDC access token "
+    "(JWT): `Authorization: Bearer <key or token>`.",
+)
 
 
+# Sync on purpose: FastAPI runs it in its thread pool, where a JWKS fetch (blocking urllib,
+# jobrelay.oidc) may wait without stalling the event loop.
 def current_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -156,16 +254,25 @@ TenantDep = Annotated[str, Depends(current_tenant)]
 
 def main() -> None:
     """`python -m jobrelay.auth new-key --tenant acme`: a key for the client, and the line
-    for the secret store (only the hash is stored)."""
+    for the secret store API_KEYS (only the hash is stored).
+
+    `python -m jobrelay.auth new-webhook-secret --tenant acme`: the tenant's webhook signing
+    secret, and its line for the secret store WEBHOOK_SECRETS."""
     parser = argparse.ArgumentParser(prog="python -m jobrelay.auth")
     sub = parser.add_subparsers(dest="command", required=True)
     new = sub.add_parser("new-key", help="create an API key for a tenant")
     new.add_argument("--tenant", required=True)
+    hook = sub.add_parser("new-webhook-secret", help="create a webhook signing secret")
+    hook.add_argument("--tenant", required=True)
     args = parser.parse_args()
-    key = new_key()
+    if args.command == "new-key":
+        key = new_key()
+        made = {"api_key": key, "secret_entry": {hash_key(key): args.tenant}}
+    else:
+        secret = webhook_secrets.new_secret()
+        made = {"webhook_secret": secret, "secret_entry": {args.tenant: secret}}
     # Written, not logged: this is the command's output, read by a person once.
-    out = json.dumps({"api_key": key, "secret_entry": {hash_key(key): args.tenant}}, indent=2)
-    sys.stdout.write(out + "\n")
+    sys.stdout.write(json.dumps(made, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@ signature and prints the job it carries.
 
     python -m jobrelay.webhook_receiver --port 9000 [--secret whsec_...]
 
-The default secret is the development one `make run` gives the status app (dapr.yaml).
+The default secret is the development one `make run` gives the status app (dapr.yaml), which
+signs every webhook while authentication is off. With it on, each tenant's webhooks are
+signed with the tenant's own secret: pass the one `GET /v1/webhooks/secret` on status answers
+your credentials (`--secret "$(curl -s -H 'Authorization: Bearer ...' .../v1/webhooks/secret
+| jq -r .key)"`).
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ def handler_for(verifier: Webhook) -> type[BaseHTTPRequestHandler]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--secret", default=DEV_SECRET)
+    parser.add_argument(
+        "--secret", default=DEV_SECRET, help="your tenant's secret (GET /v1/webhooks/secret)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(Webhook(args.secret)))

@@ -24,6 +24,8 @@ from pathlib import Path
 import httpx
 
 from jobrelay.auth import hash_key, new_key
+from jobrelay.webhook_secrets import new_secret
+from tests import identity_provider
 from tests.doubles import flaky_model
 from tests.integration import otlp, profiles
 from tests.ports import free_port
@@ -45,7 +47,15 @@ QUOTA_TENANTS = {
 # test acts as unless it says otherwise (the `client` fixture sends its key).
 API_KEYS = {
     tenant: new_key()
-    for tenant in ("default", "tenant-a", "tenant-b", "fuzz", *QUOTA_TENANTS.keys())
+    for tenant in ("default", "tenant-a", "tenant-b", "tenant-c", "fuzz", *QUOTA_TENANTS.keys())
+}
+# Each tenant's webhook signing secret (the secret WEBHOOK_SECRETS). `default` keeps the
+# documented development secret, so tests acting as `default` verify with WEBHOOK_SECRET;
+# `tenant-c` and `fuzz` have none, as tenants nobody made one for.
+WEBHOOK_SECRETS = {
+    "default": WEBHOOK_SECRET,
+    "tenant-a": new_secret(),
+    "tenant-b": new_secret(),
 }
 # The sidecars' API token and the apps' token, as `make run` sets them (scripts/run.sh).
 DAPR_API_TOKEN = new_key()
@@ -70,6 +80,8 @@ class Stack:
     servers: profiles.Servers | None = None
     model_double: flaky_model.Running | None = None
     otlp: otlp.Running | None = None  # receives every app's and sidecar's spans
+    # The OIDC provider whose JWTs intake and status accept beside API keys.
+    idp: identity_provider.IdentityProvider | None = None
 
     def url(self, app: str) -> str:
         return f"http://127.0.0.1:{self.ports[app].app}"
@@ -101,6 +113,7 @@ def _run_file(stack: Stack) -> Path:
         else f"{stack.url('model')}/v1",
         "JOBRELAY_STATUS_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "JOBRELAY_AUTH_SECRET_STORE": "jobrelay-secrets",
+        **_jwt_env(stack),
         # The tests' webhook receivers listen on loopback; every other private range stays
         # refused (tests/integration/test_security.py).
         "JOBRELAY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
@@ -147,6 +160,7 @@ def start(workdir: Path, profile: str = "redis", timeout: float = 120.0) -> Stac
     stack.servers = profiles.up(profile, workdir)
     stack.model_double = flaky_model.start(f"{stack.url('model')}/v1")
     stack.otlp = otlp.start()
+    stack.idp = identity_provider.IdentityProvider().start()
     runtime = dapr_runtime()
     # daprd inherits this environment (not the run file's env:), so the profile's server
     # addresses, which its components read through envRef, go here.
@@ -173,15 +187,27 @@ def start(workdir: Path, profile: str = "redis", timeout: float = 120.0) -> Stac
 
 def security_env() -> dict[str, str]:
     """What daprd (and, through the CLI, the apps) inherit to run locked down: the tokens,
-    and the key table the secret store component (components/common/secretstore.yaml)
-    serves as the secret API_KEYS."""
+    and the key table and webhook secrets the secret store component
+    (components/common/secretstore.yaml) serves as the secrets API_KEYS and WEBHOOK_SECRETS."""
     table = {hash_key(key): tenant for tenant, key in API_KEYS.items()}
     return {
         "DAPR_API_TOKEN": DAPR_API_TOKEN,
         "APP_API_TOKEN": APP_API_TOKEN,
         "JOBRELAY_SECRET_API_KEYS": json.dumps(table),
+        "JOBRELAY_SECRET_WEBHOOK_SECRETS": json.dumps(WEBHOOK_SECRETS),
         # The payloads store's encryption key (components/common/keystore.yaml).
         "JOBRELAY_KEY_PAYLOADS": PAYLOADS_KEY,
+    }
+
+
+def _jwt_env(stack: Stack) -> dict[str, str]:
+    """JWT bearer tokens from the session's identity provider, beside the API keys."""
+    if stack.idp is None:
+        return {}
+    return {
+        "JOBRELAY_AUTH_JWKS_URL": stack.idp.jwks_url,
+        "JOBRELAY_AUTH_JWT_ISSUER": identity_provider.ISSUER,
+        "JOBRELAY_AUTH_JWT_AUDIENCE": identity_provider.AUDIENCE,
     }
 
 
@@ -251,5 +277,7 @@ def stop(stack: Stack) -> None:
         stack.model_double.stop()
     if stack.otlp is not None:
         stack.otlp.stop()
+    if stack.idp is not None:
+        stack.idp.stop()
     if stack.servers is not None:
         profiles.down(stack.servers)

@@ -1,0 +1,54 @@
+"""Per-tenant webhook signing secrets: their format, shared by the CLI that makes them
+(`python -m jobrelay.auth new-webhook-secret`) and the status app that signs with them.
+
+The secret `WEBHOOK_SECRETS` in the Dapr secret store holds a JSON object
+`{"<tenant>": "whsec_<base64>"}`. Unlike API keys these are stored as they are: signing needs
+the secret itself, not a hash of it. As with API keys, a store that splits one secret into
+several values may spread the object across them; all are merged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+
+PREFIX = "whsec_"
+# The Standard Webhooks spec asks for 24 to 64 random bytes; 32 is the middle of that.
+_SECRET_BYTES = 32
+_MIN_BYTES, _MAX_BYTES = 24, 64
+
+
+def new_secret() -> str:
+    return PREFIX + base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode()
+
+
+def _usable(secret: object) -> bool:
+    """Strict base64 of 24-64 bytes: the signing library decodes leniently (it skips stray
+    characters), so a mangled paste would sign with a different key than the tenant holds."""
+    if not isinstance(secret, str) or not secret.startswith(PREFIX):
+        return False
+    body = secret[len(PREFIX) :]
+    try:
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except binascii.Error:
+        return False
+    return _MIN_BYTES <= len(raw) <= _MAX_BYTES
+
+
+def parse_table(values: dict[str, str]) -> dict[str, str]:
+    """tenant -> secret from the secret's values; ValueError names the first bad entry."""
+    table: dict[str, str] = {}
+    for raw in values.values():
+        if not raw.strip():
+            continue
+        loaded = json.loads(raw)
+        if not isinstance(loaded, dict):
+            raise ValueError("the webhook secret table must be a JSON object of tenant -> whsec_")
+        for tenant, secret in loaded.items():
+            if not tenant or not _usable(secret):
+                # The tenant is named, the secret never is: this message reaches logs.
+                raise ValueError(f"tenant {tenant!r}: not a whsec_ + base64 signing secret")
+        table.update(loaded)
+    return table
