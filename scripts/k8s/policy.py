@@ -33,6 +33,15 @@ TOKEN_ENV = {
 PLACEHOLDER = "from-replacements"
 # Apps reachable from outside the cluster; every other pod must be closed to ingress.
 PUBLIC_APPS = {"intake", "status"}
+# The state store metadata daprd encrypts values with (Dapr 1.18, pkg/encryption).
+ENCRYPTION_KEYS = ("primaryEncryptionKey", "secondaryEncryptionKey")
+# The secret store Dapr's operator resolves for a component that names none, or this one.
+BUILTIN_STORE = "kubernetes"
+KUBERNETES_STORE_TYPE = "secretstores.kubernetes"
+# Where client-go's in-cluster config (so daprd's Kubernetes secret store) reads its token.
+API_CREDENTIALS_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Pod annotations that name a Secret for the injector to read.
+SECRET_ANNOTATIONS = ("dapr.io/api-token-secret", "dapr.io/app-token-secret")
 
 
 def _of_kind(resources: list[Resource], kind: str) -> list[Resource]:
@@ -254,6 +263,152 @@ def secret_stores_exist(resources: list[Resource]) -> Iterator[str]:
             yield f"{describe(component)}: auth.secretStore {store} is no secret store here"
 
 
+def _secret_stores(resources: list[Resource]) -> dict[str, Resource]:
+    return {
+        c["metadata"]["name"]: c
+        for c in _of_kind(resources, "Component")
+        if str(c["spec"].get("type", "")).startswith("secretstores.")
+    }
+
+
+def _loaded_by(resource: Resource, app_ids: set[str]) -> set[str]:
+    """The app-ids whose sidecars load a Component: its scopes, or every app without any."""
+    scopes = resource.get("scopes")
+    return set(scopes) & app_ids if scopes else set(app_ids)
+
+
+def _app_ids(resources: list[Resource]) -> dict[str, Resource]:
+    return {str(_annotations(d).get("dapr.io/app-id")): d for d in _dapr_apps(resources)}
+
+
+def encrypted_stores_get_their_keys(resources: list[Resource]) -> Iterator[str]:
+    """Every sidecar that loads an encrypted state store also loads the store of its key.
+
+    daprd 1.18 (pkg/runtime/processor/state) looks the state store's `auth.secretStore` up
+    among the stores its own sidecar loaded; finding none, it starts the state store without
+    encryption and logs nothing, so that app would write plaintext beside the others'
+    ciphertext. Likewise with a secondary key but no primary one.
+    """
+    stores = _secret_stores(resources)
+    app_ids = set(_app_ids(resources))
+    for component in _of_kind(resources, "Component"):
+        if not str(component["spec"].get("type", "")).startswith("state."):
+            continue
+        keys = {i.get("name") for i in component["spec"].get("metadata", [])} & set(ENCRYPTION_KEYS)
+        if not keys:
+            continue
+        if ENCRYPTION_KEYS[0] not in keys:
+            yield f"{describe(component)}: a {ENCRYPTION_KEYS[1]} without a primary one"
+        name = component.get("auth", {}).get("secretStore")
+        if name not in stores:
+            yield (
+                f"{describe(component)}: encrypted with a key from "
+                f"{name or 'no named secret store'}, which is no secret store of this overlay"
+            )
+            continue
+        for app in sorted(_loaded_by(component, app_ids) - _loaded_by(stores[name], app_ids)):
+            yield (
+                f"{describe(component)}: {app}'s sidecar does not load {name} (its scopes), "
+                "so it would store plaintext"
+            )
+
+
+def _subject_names(binding: Resource) -> set[str]:
+    return {s["name"] for s in binding.get("subjects", []) if s.get("kind") == "ServiceAccount"}
+
+
+def secrets_granted(resources: list[Resource], service_account: str) -> set[str]:
+    """The Secrets a ServiceAccount may get through the overlay's Roles; `*` for any."""
+    roles = {r["metadata"]["name"]: r for r in _of_kind(resources, "Role")}
+    granted: set[str] = set()
+    for binding in _of_kind(resources, "RoleBinding"):
+        role = roles.get(binding["roleRef"]["name"])
+        if role is None or service_account not in _subject_names(binding):
+            continue
+        for rule in role.get("rules", []):
+            if (
+                "" in rule.get("apiGroups", [])
+                and {"secrets", "*"} & set(rule.get("resources", []))
+                and {"get", "*"} & set(rule.get("verbs", []))
+            ):
+                granted |= set(rule.get("resourceNames") or ["*"])
+    return granted
+
+
+def _has_api_credentials(deployment: Resource) -> bool:
+    """Whether daprd gets a Kubernetes API token: automounted, or a projected volume that
+    dapr.io/volume-mounts puts where client-go looks for it."""
+    spec = _pod(deployment)["spec"]
+    if spec.get("automountServiceAccountToken") is True:
+        return True
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    for mount in _annotations(deployment).get("dapr.io/volume-mounts", "").split(","):
+        name, _, path = mount.strip().partition(":")
+        sources = volumes.get(name, {}).get("projected", {}).get("sources", [])
+        if path == API_CREDENTIALS_DIR and any("serviceAccountToken" in s for s in sources):
+            return True
+    return False
+
+
+def _secret_refs(component: Resource) -> set[str]:
+    return {
+        str(item["secretKeyRef"]["name"])
+        for item in component["spec"].get("metadata", [])
+        if item.get("secretKeyRef", {}).get("name")
+    }
+
+
+def kubernetes_secret_refs_are_granted(resources: list[Resource]) -> Iterator[str]:
+    """Each sidecar can read every Secret its components name through a Kubernetes store.
+
+    daprd reads them with its pod's ServiceAccount as it starts: without API credentials
+    (the app's automount is off, so dapr.io/volume-mounts must give them) or a Role granting
+    `get` on the Secret, the component fails to initialise and the sidecar does not start.
+    """
+    stores = _secret_stores(resources)
+    apps = _app_ids(resources)
+    for component in _of_kind(resources, "Component"):
+        store = stores.get(component.get("auth", {}).get("secretStore", ""))
+        refs = _secret_refs(component)
+        if store is None or store["spec"]["type"] != KUBERNETES_STORE_TYPE or not refs:
+            continue
+        for app in sorted(_loaded_by(component, set(apps)) & _loaded_by(store, set(apps))):
+            deployment = apps[app]
+            where = f"{describe(deployment)}: {describe(component)}"
+            if not _has_api_credentials(deployment):
+                yield f"{where}: daprd has no Kubernetes API token to read its Secrets with"
+            account = _pod(deployment)["spec"].get("serviceAccountName", "default")
+            granted = secrets_granted(resources, account)
+            for ref in sorted(refs - granted if "*" not in granted else set()):
+                yield f"{where}: ServiceAccount {account} may not get Secret {ref}"
+
+
+def referenced_secrets(resources: list[Resource]) -> set[str]:
+    """Every Kubernetes Secret the rendered overlay reads: from containers, from Dapr's
+    injector, through Kubernetes secret stores, and the ones Roles grant."""
+    names: set[str] = set()
+    for deployment in _of_kind(resources, "Deployment"):
+        names |= {
+            _annotations(deployment)[a] for a in SECRET_ANNOTATIONS if a in _annotations(deployment)
+        }
+        for container in _pod(deployment)["spec"]["containers"]:
+            for env in container.get("env", []):
+                names.add(env.get("valueFrom", {}).get("secretKeyRef", {}).get("name", ""))
+            for source in container.get("envFrom", []):
+                names.add(source.get("secretRef", {}).get("name", ""))
+    stores = _secret_stores(resources)
+    for component in _of_kind(resources, "Component"):
+        name = component.get("auth", {}).get("secretStore", BUILTIN_STORE)
+        store_type = stores[name]["spec"]["type"] if name in stores else None
+        if name == BUILTIN_STORE or store_type == KUBERNETES_STORE_TYPE:
+            names |= _secret_refs(component)
+    for role in _of_kind(resources, "Role"):
+        for rule in role.get("rules", []):
+            if "secrets" in rule.get("resources", []):
+                names |= set(rule.get("resourceNames", []))
+    return names - {""}
+
+
 CHECKS: tuple[Callable[[list[Resource]], Iterator[str]], ...] = (
     containers_are_hardened,
     dapr_annotations_are_complete,
@@ -264,6 +419,8 @@ CHECKS: tuple[Callable[[list[Resource]], Iterator[str]], ...] = (
     only_public_apps_take_ingress,
     placeholders_are_replaced,
     secret_stores_exist,
+    encrypted_stores_get_their_keys,
+    kubernetes_secret_refs_are_granted,
 )
 
 

@@ -1,0 +1,73 @@
+"""The Secrets the rendered overlays read: each granted only to the apps that need it, and
+each one an operator is told to create (README, "Deploy to Kubernetes").
+
+Rendered by the real kustomize, as in test_validate.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from scripts.k8s import policy, validate
+from scripts.k8s.schemas import Resource
+
+OVERLAYS = sorted(p for p in validate.OVERLAYS.iterdir() if p.is_dir())
+README = validate.REPO / "README.md"
+# The key encrypting `payloads` (k8s/overlays/*/payloads-key.yaml).
+PAYLOADS_KEY = "jobrelay-payloads-key"
+
+
+@pytest.fixture(scope="module")
+def kustomize() -> Path:
+    return validate.tools().kustomize
+
+
+def _documented_secrets() -> set[str]:
+    """The first column of the Secrets table under "Deploy to Kubernetes"."""
+    section = README.read_text().split("## Deploy to Kubernetes", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([a-z0-9.-]+)`", section, flags=re.MULTILINE))
+
+
+def _render(kustomize: Path, overlay: Path) -> list[Resource]:
+    return validate.render(kustomize, overlay)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
+def test_every_secret_an_overlay_reads_is_in_the_readme_table(
+    kustomize: Path, overlay: Path
+) -> None:
+    referenced = policy.referenced_secrets(_render(kustomize, overlay))
+    assert PAYLOADS_KEY in referenced
+    assert referenced - _documented_secrets() == set()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
+def test_worker_may_read_the_payloads_key_and_no_other_secret(
+    kustomize: Path, overlay: Path
+) -> None:
+    resources = _render(kustomize, overlay)
+    assert policy.secrets_granted(resources, "worker") == {PAYLOADS_KEY}
+    for app in ("intake", "status"):
+        assert policy.secrets_granted(resources, app) == {PAYLOADS_KEY, "jobrelay-api-keys"}
+    assert policy.secrets_granted(resources, "model") == set()
+
+
+def test_a_role_without_resource_names_grants_every_secret() -> None:
+    resources: list[Resource] = [
+        {
+            "kind": "Role",
+            "metadata": {"name": "r"},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}],
+        },
+        {
+            "kind": "RoleBinding",
+            "metadata": {"name": "r"},
+            "roleRef": {"name": "r"},
+            "subjects": [{"kind": "ServiceAccount", "name": "worker"}],
+        },
+    ]
+    assert policy.secrets_granted(resources, "worker") == {"*"}
+    assert policy.secrets_granted(resources, "intake") == set()
