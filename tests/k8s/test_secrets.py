@@ -45,13 +45,17 @@ def test_every_secret_an_overlay_reads_is_in_the_readme_table(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
-def test_worker_may_read_the_payloads_key_and_no_other_secret(
+def test_each_sidecar_may_read_only_the_secrets_it_needs(
     kustomize: Path, overlay: Path
 ) -> None:
     resources = _render(kustomize, overlay)
     assert policy.secrets_granted(resources, "worker") == {PAYLOADS_KEY}
-    for app in ("intake", "status"):
-        assert policy.secrets_granted(resources, app) == {PAYLOADS_KEY, "jobrelay-api-keys"}
+    assert policy.secrets_granted(resources, "intake") == {PAYLOADS_KEY, "jobrelay-api-keys"}
+    assert policy.secrets_granted(resources, "status") == {
+        PAYLOADS_KEY,
+        "jobrelay-api-keys",
+        "jobrelay-webhook-secrets",  # only status signs webhooks
+    }
     assert policy.secrets_granted(resources, "model") == set()
 
 
