@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from apps.intake.ledger import Ledger
+from jobrelay import telemetry
 from jobrelay.constants import (
     JOB_EVENTS_TOPIC,
     JOB_KEY_PREFIX,
@@ -322,6 +323,7 @@ def follow_jobs(dapr_app: DaprApp) -> None:
         except BadMessage as exc:
             log.error("job event discarded: %s", exc)
             return SUCCESS
+        telemetry.bind_job(event.job_id, event.record.task, event.record.traceparent)
         if event.status is JobStatus.QUEUED:
             return SUCCESS
         quotas = Quotas(request.app.state.dapr, get_quota_settings())

@@ -29,7 +29,7 @@ from jobrelay.constants import (
 )
 from jobrelay.contract import JobMessage, JobRecord, JobStatus, utcnow
 from jobrelay.files import FileStore
-from jobrelay.payloads import Payloads, stripped
+from jobrelay.payloads import MissingContents, Payloads, stripped
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,9 @@ GUARDED = StateOptions(concurrency=Concurrency.first_write, consistency=Consiste
 # A finished job's contents outlive its record by this much, so the record, whose TTL a
 # later note (a webhook delivery) restarts, never names contents that expired first.
 _CONTENTS_GRACE_SECONDS = 3600
+# Reads of a record and its contents before giving up: each retry means a writer replaced
+# the contents in between, so a few is far more than any real race needs.
+_READ_TRIES = 5
 
 
 class StaleRecord(Exception):
@@ -116,11 +119,18 @@ class JobStore:
         self._payloads = Payloads(dapr, payloads_store)
 
     async def get(self, job_id: str) -> Versioned | None:
-        resp = await self._dapr.get_state(self._store, job_key(job_id))
-        if not resp.data:
-            return None
-        record = JobRecord.model_validate_json(resp.data)
-        return Versioned(await self._payloads.open(record), resp.etag)
+        for _ in range(_READ_TRIES):
+            resp = await self._dapr.get_state(self._store, job_key(job_id))
+            if not resp.data:
+                return None
+            record = JobRecord.model_validate_json(resp.data)
+            try:
+                return Versioned(await self._payloads.open(record), resp.etag)
+            except MissingContents:
+                # A writer replaced the contents this version names (and deleted them) between
+                # the two reads: the record read again names the new ones.
+                continue
+        raise MissingContents(f"job {job_id}: the contents its record names are gone")
 
     async def filled(self, record: JobRecord) -> JobRecord:
         """`record`, from a job event, with its job's contents read from the store.
