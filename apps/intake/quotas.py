@@ -36,6 +36,7 @@ import json
 import logging
 import random
 import time
+from collections import defaultdict
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -156,6 +157,15 @@ def _key(tenant: str) -> str:
     return f"{QUOTA_KEY_PREFIX}{tenant}"
 
 
+# One writer of a tenant's ledger at a time in this process. The ETag keeps replicas from
+# overwriting each other, but racing writers inside one replica only make each other start
+# over. 64 clients of one tenant submitting for 15 s on `make run` (2 cores), one run each:
+# 68 submits/s without quotas; 27/s and 6 % 503 quota_busy with racing writers; 54/s and no
+# 503 behind this lock. Conflicts are left to the few other replicas. One lock per tenant
+# seen, a few hundred bytes each.
+_ledger_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
 class Quotas:
     def __init__(self, dapr: DaprClient, settings: QuotaSettings, store: str = STATESTORE) -> None:
         self._dapr = dapr
@@ -171,6 +181,11 @@ class Quotas:
         rpm, cap = limits.submissions_per_minute, limits.queued_jobs
         if rpm is None and cap is None:
             return None
+        async with _ledger_locks[tenant]:
+            return await self._charge(tenant, job_id, limits)
+
+    async def _charge(self, tenant: str, job_id: str, limits: TenantLimits) -> RateHeaders | None:
+        rpm, cap = limits.submissions_per_minute, limits.queued_jobs
         for attempt in range(_MAX_ATTEMPTS):
             resp = await self._dapr.get_state(self._store, _key(tenant))
             etag = resp.etag if resp.data else None
@@ -213,6 +228,10 @@ class Quotas:
 
     async def release(self, tenant: str, job_id: str) -> None:
         """`job_id` no longer waits (it started, ended, or was never stored)."""
+        async with _ledger_locks[tenant]:
+            await self._release(tenant, job_id)
+
+    async def _release(self, tenant: str, job_id: str) -> None:
         for attempt in range(_MAX_ATTEMPTS):
             resp = await self._dapr.get_state(self._store, _key(tenant))
             ledger = Ledger.load(resp.data)
