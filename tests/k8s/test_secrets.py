@@ -45,9 +45,7 @@ def test_every_secret_an_overlay_reads_is_in_the_readme_table(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
-def test_each_sidecar_may_read_only_the_secrets_it_needs(
-    kustomize: Path, overlay: Path
-) -> None:
+def test_each_sidecar_may_read_only_the_secrets_it_needs(kustomize: Path, overlay: Path) -> None:
     resources = _render(kustomize, overlay)
     assert policy.secrets_granted(resources, "worker") == {PAYLOADS_KEY}
     assert policy.secrets_granted(resources, "intake") == {PAYLOADS_KEY, "jobrelay-api-keys"}
