@@ -41,14 +41,12 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from dapr.aio.clients import DaprClient
-from dapr.clients.exceptions import DaprInternalError
 from dapr.ext.fastapi import DaprApp
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from apps.intake.ledger import Ledger
-from jobrelay import telemetry
 from jobrelay.constants import (
     JOB_EVENTS_TOPIC,
     JOB_KEY_PREFIX,
@@ -57,11 +55,10 @@ from jobrelay.constants import (
     QUOTA_KEY_PREFIX,
     STATESTORE,
 )
-from jobrelay.contract import JobEvent, JobStatus
+from jobrelay.contract import JobStatus
 from jobrelay.errors import DAPR_ERRORS, ApiError
-from jobrelay.messages import BadMessage, read_message
-from jobrelay.store import GUARDED, KeyTaken, insert, is_etag_conflict, job_key
-from jobrelay.subscriptions import RETRY, SUCCESS, subscribe
+from jobrelay.store import job_key, swap
+from jobrelay.subscriptions import RETRY, SUCCESS, read_job_event, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -280,26 +277,9 @@ class Quotas:
 
     async def _write(self, tenant: str, ledger: Ledger, etag: str | None) -> bool:
         """False if another replica wrote the ledger first (the caller rereads)."""
-        key, data = _key(tenant), ledger.dump()
-        try:
-            if etag is None:
-                await insert(self._dapr, key, data, _LEDGER_TTL_SECONDS, self._store)
-            else:
-                await self._dapr.save_state(
-                    self._store,
-                    key,
-                    data,
-                    etag=etag,
-                    options=GUARDED,
-                    state_metadata={"ttlInSeconds": str(_LEDGER_TTL_SECONDS)},
-                )
-        except KeyTaken:
-            return False
-        except DaprInternalError as exc:
-            if is_etag_conflict(exc):
-                return False
-            raise
-        return True
+        return await swap(
+            self._dapr, self._store, _key(tenant), ledger.dump(), etag, _LEDGER_TTL_SECONDS
+        )
 
 
 def _rate(ledger: Ledger, rpm: int | None, now: float) -> RateHeaders | None:
@@ -337,12 +317,9 @@ def follow_jobs(dapr_app: DaprApp) -> None:
 
     @subscribe(dapr_app, PUBSUB, JOB_EVENTS_TOPIC)
     async def on_job_event(request: Request) -> dict[str, str]:
-        try:
-            event = await read_message(request, JobEvent)
-        except BadMessage as exc:
-            log.error("job event discarded: %s", exc)
+        event = await read_job_event(request)
+        if event is None:
             return SUCCESS
-        telemetry.bind_job(event.job_id, event.record.task, event.record.traceparent)
         if event.status is JobStatus.QUEUED:
             return SUCCESS
         quotas = Quotas(request.app.state.dapr, get_quota_settings())

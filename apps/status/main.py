@@ -13,14 +13,11 @@ from apps.status.settings import get_settings
 from apps.status.signing import SigningSecrets
 from apps.status.web import mount_page
 from apps.status.webhooks import WebhookSender
-from jobrelay import telemetry
 from jobrelay.auth import AuthSettings
 from jobrelay.constants import JOB_EVENTS_TOPIC, PUBSUB
-from jobrelay.contract import JobEvent
 from jobrelay.hub import EventHub
-from jobrelay.messages import BadMessage, read_message
 from jobrelay.service import build_app, dapr_lifespan
-from jobrelay.subscriptions import SUCCESS, feed_hub, subscribe
+from jobrelay.subscriptions import SUCCESS, feed_hub, read_job_event, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +51,8 @@ feed_hub(dapr_app, app.state.hub)
 # Webhooks subscribe through the shared consumer group: one delivery per event in all.
 @subscribe(dapr_app, PUBSUB, JOB_EVENTS_TOPIC)
 async def on_job_event(request: Request) -> dict[str, str]:
-    try:
-        event = await read_message(request, JobEvent)
-    except BadMessage as exc:
-        log.error("job event discarded: %s", exc)
+    event = await read_job_event(request)
+    if event is None:
         return SUCCESS
-    telemetry.bind_job(event.job_id, event.record.task, event.record.traceparent)
     await request.app.state.webhooks.on_change(event.record)
     return SUCCESS

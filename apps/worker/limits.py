@@ -24,11 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from dapr.aio.clients import DaprClient
-from dapr.clients.exceptions import DaprInternalError
 
 from apps.worker.profiles import ModelProfile
 from jobrelay.constants import STATESTORE
-from jobrelay.store import GUARDED, KeyTaken, insert, is_etag_conflict
+from jobrelay.store import swap
 
 log = logging.getLogger(__name__)
 
@@ -116,26 +115,7 @@ class SharedLimits:
 
     async def _write(self, key: str, value: dict[str, Any], etag: str | None, ttl: int) -> bool:
         """False if another replica wrote first (then the caller rereads)."""
-        data = json.dumps(value)
-        try:
-            if etag is None:
-                await insert(self._dapr, key, data, ttl, self._store)
-            else:
-                await self._dapr.save_state(
-                    self._store,
-                    key,
-                    data,
-                    etag=etag,
-                    options=GUARDED,
-                    state_metadata={"ttlInSeconds": str(ttl)},
-                )
-        except KeyTaken:
-            return False
-        except DaprInternalError as exc:
-            if is_etag_conflict(exc):
-                return False
-            raise
-        return True
+        return await swap(self._dapr, self._store, key, json.dumps(value), etag, ttl)
 
 
 def _take(slots: dict[str, float], holder: str, lease: float, limit: int) -> dict[str, Any] | None:

@@ -88,6 +88,32 @@ async def insert(
         raise
 
 
+async def swap(
+    dapr: DaprClient, store: str, key: str, data: str, etag: str | None, ttl_seconds: int
+) -> bool:
+    """Compare-and-swap: write `data` if `key` is still at `etag` (still absent when None);
+    False if another writer came first, and the caller rereads and decides again."""
+    try:
+        if etag is None:
+            await insert(dapr, key, data, ttl_seconds, store)
+        else:
+            await dapr.save_state(
+                store,
+                key,
+                data,
+                etag=etag,
+                options=GUARDED,
+                state_metadata={"ttlInSeconds": str(ttl_seconds)},
+            )
+    except KeyTaken:
+        return False
+    except DaprInternalError as exc:
+        if is_etag_conflict(exc):
+            return False
+        raise
+    return True
+
+
 def lifetime_seconds(deadline: datetime | None, retention_seconds: int) -> int:
     """How long things that live with a queued job (its file, its idempotency key) must last."""
     if deadline is None:

@@ -44,17 +44,26 @@ def subscribe(
     return register
 
 
+async def read_job_event(request: Request) -> JobEvent | None:
+    """The job event a delivery carries, its job bound to the request's logs and spans; None
+    (logged) for a message that is not one, which no redelivery would mend."""
+    try:
+        event = await read_message(request, JobEvent)
+    except BadMessage as exc:
+        log.error("job event discarded: %s", exc)
+        return None
+    telemetry.bind_job(event.job_id, event.record.task, event.record.traceparent)
+    return event
+
+
 def feed_hub(dapr_app: DaprApp, hub: EventHub) -> None:
     """Every job event this replica's sidecar receives goes to the local waiters."""
 
     @subscribe(dapr_app, EVENTS_PUBSUB, JOB_EVENTS_TOPIC)
     async def on_job_event(request: Request) -> dict[str, str]:
-        try:
-            event = await read_message(request, JobEvent)
-        except BadMessage as exc:
-            log.error("job event discarded: %s", exc)
+        event = await read_job_event(request)
+        if event is None:
             return DROP
-        telemetry.bind_job(event.job_id, event.record.task, event.record.traceparent)
         # Most events concern jobs nobody here waits on: those cost no store read.
         if not hub.watched(event.job_id):
             return SUCCESS
