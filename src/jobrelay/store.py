@@ -197,11 +197,9 @@ class JobStore:
         """
         stored = await self._seal(record)
         key = job_key(record.id)
-        json_type = {"contentType": "application/json"}
-        # The projection goes first. daprd 1.18 means to drop it from the state operations,
-        # but writes it too (seen here): placed second it overwrote the record, and it bumps
-        # the version, so an ETag on the record would always fail. First, with the record
-        # written after it in the same transaction, the record is what stays.
+        # Only the projection carries metadata: daprd copies the stored operation's metadata
+        # into the published CloudEvent as attributes, and the record needs none (no TTL
+        # while it is live is the store's default).
         try:
             await self._dapr.execute_state_transaction(
                 self._store,
@@ -209,13 +207,9 @@ class JobStore:
                     TransactionalStateOperation(
                         key,
                         message.model_dump_json(),
-                        metadata={**json_type, "outbox.projection": "true"},
+                        metadata={"outbox.projection": "true", "contentType": "application/json"},
                     ),
-                    TransactionalStateOperation(
-                        key,
-                        stored.model_dump_json(),
-                        metadata={**json_type, "ttlInSeconds": "-1"},
-                    ),
+                    TransactionalStateOperation(key, stored.model_dump_json()),
                 ],
             )
         except BaseException:

@@ -13,8 +13,9 @@ import subprocess
 import uuid
 
 import httpx
+import pytest
 
-from jobrelay.contract import JobRecord
+from jobrelay.contract import JobMessage, JobRecord
 from tests.integration.helpers import SENTIMENT, classify, submit, wait_done
 from tests.integration.stack import Stack
 
@@ -103,3 +104,18 @@ def test_uploads_are_stored_encrypted(client: httpx.Client, stack: Stack) -> Non
         assert _decrypted(client, stack, "payloads", chunk) == text.encode()
     finally:
         client.delete(resp.json()["status_url"])
+
+
+def test_the_jobs_topic_carries_one_claim_check_per_job(client: httpx.Client, stack: Stack) -> None:
+    """The outbox publishes the projection alone: never the record beside it, which once
+    put every job twice on `jobs` (dapr/python-sdk#1131)."""
+    if stack.profile != "redis":
+        pytest.skip("reads the broker's stream; the redis profile's broker is Redis")
+    job = wait_done(client, submit(client, stack, classify("one message")).json()["status_url"])
+    raw = _run(_redis_cli(stack, "XREVRANGE", "jobs", "+", "-", "COUNT", "1000"))
+    events = [json.loads(line) for line in raw.splitlines() if line.startswith("{")]
+    mine = [e for e in events if job["id"] in json.dumps(e)]
+    assert len(mine) == 1, mine
+    data = mine[0]["data"]
+    message = JobMessage.model_validate(json.loads(data) if isinstance(data, str) else data)
+    assert message == JobMessage(job_id=job["id"], task="classify")
