@@ -19,9 +19,9 @@ from tests.chaos.launcher import Launcher
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 120.0
-# resiliency.yaml retries a delivery for about 25 s before the dead letter, and the worker
+# resiliency.yaml retries a delivery for about 50 s before the dead letter, and the worker
 # retries each model call 3 times inside every delivery; the dead letter is one more delivery.
-POISON_VISIBLE_WITHIN_SECONDS = 90.0
+POISON_VISIBLE_WITHIN_SECONDS = 120.0
 MODEL_DOWN_SECONDS = 30.0
 # Long enough to outlast the outage with room to run; short enough that a job that merely
 # waited for its deadline to lapse would show as expired or failed here.
