@@ -37,7 +37,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from dapr.aio.clients import DaprClient
@@ -154,13 +154,34 @@ def _key(tenant: str) -> str:
     return f"{QUOTA_KEY_PREFIX}{tenant}"
 
 
-# One writer of a tenant's ledger at a time in this process. The ETag keeps replicas from
-# overwriting each other, but racing writers inside one replica only make each other start
-# over. 64 clients of one tenant submitting for 15 s on `make run` (2 cores), one run each:
-# 68 submits/s without quotas; 27/s and 6 % 503 quota_busy with racing writers; 54/s and no
-# 503 behind this lock. Conflicts are left to the few other replicas. One lock per tenant
-# seen, a few hundred bytes each.
+@dataclass(eq=False)
+class _Change:
+    """A charge (with the tenant's limits) or a release of one job, and its outcome."""
+
+    job_id: str
+    limits: TenantLimits | None  # None: a release
+    outcome: asyncio.Future[RateHeaders | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+# Group commit, per tenant and process. The ETag keeps replicas from overwriting each other,
+# but racing writers inside one replica only make each other start over, and one writer at
+# a time still pays a read and a write per job (twice: the charge, then the release when the
+# job starts). So changes queue here, and whoever holds the tenant's lock applies every
+# queued change in one read and one write; the others find theirs done. 64 clients of one
+# tenant on `make run` (2 cores, 15 s, one run each): 68 submits/s without quotas; 27/s and
+# 6 % 503 quota_busy with racing writers; 54/s behind a plain lock (docs/benchmarks.md, 8,
+# has the batched figures). Conflicts are left to the few other replicas.
+_queued_changes: defaultdict[str, list[_Change]] = defaultdict(list)
 _ledger_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+class _Refused(Exception):
+    """A charge that does not fit: the 429, and the ledger as the check left it."""
+
+    def __init__(self, ledger: Ledger, error: ApiError) -> None:
+        self.ledger, self.error = ledger, error
 
 
 class Quotas:
@@ -175,30 +196,70 @@ class Quotas:
         The headers to answer with; None when the tenant has no per-minute limit.
         """
         limits = self._settings.limits(tenant)
-        rpm, cap = limits.submissions_per_minute, limits.queued_jobs
-        if rpm is None and cap is None:
+        if limits.submissions_per_minute is None and limits.queued_jobs is None:
             return None
-        async with _ledger_locks[tenant]:
-            return await self._charge(tenant, job_id, limits)
+        return await self._commit(tenant, _Change(job_id, limits))
 
-    async def _charge(self, tenant: str, job_id: str, limits: TenantLimits) -> RateHeaders | None:
-        rpm, cap = limits.submissions_per_minute, limits.queued_jobs
+    async def _commit(self, tenant: str, change: _Change) -> RateHeaders | None:
+        _queued_changes[tenant].append(change)
+        async with _ledger_locks[tenant]:
+            if not change.outcome.done():
+                batch = _queued_changes.pop(tenant, [])
+                try:
+                    await self._apply(tenant, batch)
+                except BaseException:
+                    # Cancelled, or the store failed: the changes of others that this one
+                    # did not settle go back in the queue for the next holder of the lock.
+                    unsettled = [c for c in batch if c is not change and not c.outcome.done()]
+                    _queued_changes[tenant][:0] = unsettled
+                    raise
+        return change.outcome.result()
+
+    async def _apply(self, tenant: str, batch: list[_Change]) -> None:
+        """Every change in `batch` in one read and one write of the ledger; each outcome set."""
+        released = {c.job_id for c in batch if c.limits is None}
         for attempt in range(_MAX_ATTEMPTS):
             resp = await self._dapr.get_state(self._store, _key(tenant))
-            etag = resp.etag if resp.data else None
             now = time.time()
-            ledger = Ledger.load(resp.data).at(now).waiting(now, MAX_JOB_LIFETIME_SECONDS)
-            ledger = await self._admit(tenant, ledger, etag, limits, now)
-            if rpm is not None:
-                ledger = ledger.count_submission(now)
-            if cap is not None:
-                ledger = ledger.add_job(job_id, now)
-            if await self._write(tenant, ledger, etag):
-                if rpm is None:
-                    return None
-                return RateHeaders(rpm, ledger.remaining(now, rpm), ledger.reset_after(now))
-            await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))  # noqa: S311
-        raise ApiError(503, "quota_busy", "too many submits at once; retry", {"Retry-After": "1"})
+            stored = Ledger.load(resp.data)
+            outcomes: dict[_Change, RateHeaders | ApiError | None] = dict.fromkeys(batch)
+            charges = [c for c in batch if c.limits is not None]
+            if not charges and not released & stored.queued.keys():
+                _settle(outcomes)  # releases of jobs already gone: nothing to write
+                return
+            ledger = stored.at(now).waiting(now, MAX_JOB_LIFETIME_SECONDS).without(released)
+            for charge in charges:
+                ledger, outcomes[charge] = await self._charged(ledger, charge, now)
+            if await self._write(tenant, ledger, resp.etag if resp.data else None):
+                _settle(outcomes)
+                return
+            # Another replica wrote first: read again and decide every change again.
+            await asyncio.sleep(_backoff(attempt))
+        busy = ApiError(503, "quota_busy", "too many submits at once; retry", {"Retry-After": "1"})
+        for job_id in released:
+            log.warning("tenant=%s job_id=%s not released", tenant, job_id)
+        _settle({c: None if c.limits is None else busy for c in batch})
+
+    async def _charged(
+        self, ledger: Ledger, charge: _Change, now: float
+    ) -> tuple[Ledger, RateHeaders | ApiError | None]:
+        """`ledger` with `charge` counted and its headers, or as it is and the 429."""
+        limits = charge.limits
+        assert limits is not None
+        rpm, cap = limits.submissions_per_minute, limits.queued_jobs
+        try:
+            ledger = await self._admit(ledger, limits, now)
+        except _Refused as refused:
+            # The ledger the check learned from (stale entries dropped, and when) is kept,
+            # so the next request need not repeat the check.
+            return refused.ledger, refused.error
+        if rpm is not None:
+            ledger = ledger.count_submission(now)
+        if cap is not None:
+            ledger = ledger.add_job(charge.job_id, now)
+        if rpm is None:
+            return ledger, None
+        return ledger, RateHeaders(rpm, ledger.remaining(now, rpm), ledger.reset_after(now))
 
     async def refuse_if_full(self, tenant: str) -> None:
         """429 now if the tenant's ledger already has no room: a read, no charge.
@@ -225,35 +286,21 @@ class Quotas:
 
     async def release(self, tenant: str, job_id: str) -> None:
         """`job_id` no longer waits (it started, ended, or was never stored)."""
-        async with _ledger_locks[tenant]:
-            await self._release(tenant, job_id)
+        await self._commit(tenant, _Change(job_id, None))
 
-    async def _release(self, tenant: str, job_id: str) -> None:
-        for attempt in range(_MAX_ATTEMPTS):
-            resp = await self._dapr.get_state(self._store, _key(tenant))
-            ledger = Ledger.load(resp.data)
-            if job_id not in ledger.queued:
-                return
-            if await self._write(tenant, ledger.without({job_id}), resp.etag):
-                return
-            await asyncio.sleep(random.uniform(0, _BACKOFF_SECONDS * (attempt + 1)))  # noqa: S311
-        log.warning("tenant=%s job_id=%s not released from the quota ledger", tenant, job_id)
-
-    async def _admit(
-        self, tenant: str, ledger: Ledger, etag: str | None, limits: TenantLimits, now: float
-    ) -> Ledger:
-        """`ledger`, perhaps with stale entries dropped, if one more job fits; else 429."""
-        rate = _rate(ledger, limits.submissions_per_minute, now)
+    async def _admit(self, ledger: Ledger, limits: TenantLimits, now: float) -> Ledger:
+        """`ledger`, perhaps with stale entries dropped, if one more job fits; else _Refused."""
+        try:
+            rate = _rate(ledger, limits.submissions_per_minute, now)
+        except ApiError as exc:
+            raise _Refused(ledger, exc) from None
         cap = limits.queued_jobs
         if cap is None or len(ledger.queued) < cap:
             return ledger
         ledger = await self._verified(ledger, now)
         if len(ledger.queued) < cap:
             return ledger
-        # Keep what the check learned (and when), so the next request need not repeat it;
-        # a lost race here only means some other replica wrote a fresher ledger.
-        await self._write(tenant, ledger, etag)
-        raise _queue_full(cap, rate)
+        raise _Refused(ledger, _queue_full(cap, rate))
 
     async def _verified(self, ledger: Ledger, now: float) -> Ledger:
         """Without the entries whose job is gone or has started (see the module's doc)."""
@@ -296,6 +343,19 @@ def _rate(ledger: Ledger, rpm: int | None, now: float) -> RateHeaders | None:
             {"Retry-After": str(wait), **rate.headers()},
         )
     return rate
+
+
+def _settle(outcomes: dict[_Change, RateHeaders | ApiError | None]) -> None:
+    for change, outcome in outcomes.items():
+        if isinstance(outcome, ApiError):
+            change.outcome.set_exception(outcome)
+        else:
+            change.outcome.set_result(outcome)
+
+
+def _backoff(attempt: int) -> float:
+    """Jittered, so replicas that lost to each other do not collide again."""
+    return random.uniform(0, _BACKOFF_SECONDS * (attempt + 1))  # noqa: S311
 
 
 def _queue_full(cap: int, rate: RateHeaders | None) -> ApiError:
