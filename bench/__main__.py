@@ -105,6 +105,22 @@ def run_all(ctx: scenarios.Context, quick: bool, workdir: Path, url: str) -> Non
         )
     }
     scenarios.model_bound(ctx, shared, jobs=int(400 * scale))
+    unlimited = str(10**9)
+    variants = {
+        "jobrelay-quotas": lambda: stacks.start_jobrelay(
+            workdir / "quotas",
+            url,
+            extra_env={
+                "JOBRELAY_QUOTA_ENABLED": "true",
+                "JOBRELAY_QUOTA_SUBMISSIONS_PER_MINUTE": unlimited,
+                "JOBRELAY_QUOTA_QUEUED_JOBS": unlimited,
+            },
+        ),
+        "jobrelay-plaintext": lambda: stacks.start_jobrelay(
+            workdir / "plaintext", url, profile=stacks.plaintext_profile(workdir)
+        ),
+    }
+    scenarios.security_cost(ctx, variants, seconds=1.0 if quick else 5.0)
     scenarios.overload(ctx, burst_seconds=0.5 if quick else 2.0, repeats=1 if quick else 2)
     scenarios.profile(ctx, seconds=3 if quick else 8)
     scenarios.backlog(ctx, jobs=int(100_000 * (0.05 if quick else 1.0)))

@@ -42,6 +42,8 @@ NAMES = {
     "celery": "FastAPI + Celery + Redis",
     "sync": "synchronous",
     "jobrelay-shared-limit": "jobrelay (shared limit)",
+    "jobrelay-quotas": "jobrelay (quotas on)",
+    "jobrelay-plaintext": "jobrelay (payloads unencrypted)",
 }
 
 
@@ -139,7 +141,8 @@ def intake(ctx: Context, duration: float = 3.0) -> None:
 
 
 def _ratios(ctx: Context, scenario: str, a: str, b: str) -> list[str]:
-    key_a, key_b = f"{scenario}/{a}/c64", f"{scenario}/{b}/c64"
+    suffix = "" if scenario == "security" else "/c64"  # that scenario runs 64 clients only
+    key_a, key_b = f"{scenario}/{a}{suffix}", f"{scenario}/{b}{suffix}"
     return [
         ratio(ctx.runs.fig(f"{key_a}/rate"), ctx.runs.fig(f"{key_b}/rate")),
         ratio(ctx.runs.fig(f"{key_a}/p50"), ctx.runs.fig(f"{key_b}/p50")),
@@ -433,6 +436,74 @@ def model_bound(ctx: Context, extra: dict[str, Callable[[], Design]], jobs: int 
             else [],
         )
     )
+
+
+# 8. What security costs -------------------------------------------------------------------
+
+
+def security_cost(ctx: Context, variants: dict[str, Callable[[], Design]], seconds: float) -> None:
+    """Intake at 64 clients on jobrelay as benchmarked (payloads encrypted, quotas off) beside
+    one stack with quotas on and one with the payloads store unencrypted. One variant runs at
+    a time, beside the same idle stacks as the baseline."""
+    names = ["jobrelay"]
+    failed: list[str] = []
+    _measure_intake(ctx, "jobrelay", ctx.designs["jobrelay"], seconds)
+    for label, start in variants.items():
+        try:
+            design = start()
+        except RuntimeError as exc:
+            log.warning("%s did not start: %s", label, exc)
+            failed.append(f"{_name(label)} did not start in this run: {str(exc)[:200]}")
+            continue
+        try:
+            _measure_intake(ctx, label, design, seconds)
+            names.append(label)
+        finally:
+            design.stop()
+    rows = [
+        [
+            _name(n),
+            ctx.runs.fig(f"security/{n}/rate").show(0),
+            ctx.runs.fig(f"security/{n}/p50").show(1, MS),
+            ctx.runs.fig(f"security/{n}/p99").show(1, MS),
+            ctx.runs.fig(f"security/{n}/errors").show(0),
+        ]
+        for n in names
+    ]
+    rows += [
+        [f"{_name(n)} ÷ jobrelay", *_ratios(ctx, "security", n, "jobrelay"), ""] for n in names[1:]
+    ]
+    ctx.sections.append(
+        Section(
+            "8. What security costs: quotas and encrypted payloads",
+            f"Intake's closed loop at 64 clients, {seconds:.0f} s per run, on three jobrelay "
+            "stacks: as everywhere above (payloads encrypted, quotas off), with quotas on "
+            "(limits far above the load, so every submit reads and writes its tenant's ledger "
+            "and none is refused), and with the payloads store unencrypted.",
+            ["design", "jobs/s", "p50 ms", "p99 ms", "errors"],
+            rows,
+            [
+                "Ratio rows: jobs/s, p50 and p99 of the variant ÷ the encrypted, quota-free "
+                "stack (above 1 is faster for jobs/s, slower for latencies).",
+                *failed,
+            ],
+        )
+    )
+
+
+def _measure_intake(ctx: Context, name: str, design: Design, seconds: float) -> None:
+    ctx.model.instant()
+    asyncio.run(load.closed_loop(design.submit_url, 64, 2.0))  # warm-up, not measured
+    _drain(ctx, 0)
+    for _ in range(ctx.repeats):
+        out = asyncio.run(load.closed_loop(design.submit_url, 64, seconds))
+        ctx.runs.add(f"security/{name}/rate", out.rate)
+        ctx.runs.add(f"security/{name}/p50", percentile(out.latencies, 50))
+        ctx.runs.add(f"security/{name}/p99", percentile(out.latencies, 99))
+        errors = out.answered - len(out.ids) + sum(out.errors.values())
+        ctx.runs.add(f"security/{name}/errors", errors)
+        _drain(ctx, len(out.ids))
+    log.info("security %s done (%s)", name, ctx.elapsed())
 
 
 # 4. Overload ------------------------------------------------------------------------------

@@ -191,8 +191,30 @@ def _models_file(workdir: Path, model_url: str, shared_limit: int | None) -> Pat
     return path
 
 
+def plaintext_profile(workdir: Path) -> Path:
+    """components/redis with the payloads store unencrypted: only to measure what the
+    encryption costs (bench, section 8), never for use."""
+    copy = workdir / "components-plaintext"
+    copy.mkdir(parents=True, exist_ok=True)
+    for path in (ROOT / "components" / "redis").glob("*.yaml"):
+        component = yaml.safe_load(path.read_text())
+        if component["metadata"]["name"] == "payloads":
+            items = component["spec"]["metadata"]
+            component["spec"]["metadata"] = [
+                item for item in items if item["name"] != "primaryEncryptionKey"
+            ]
+            component.pop("auth", None)
+        (copy / path.name).write_text(yaml.safe_dump(component))
+    return copy
+
+
 def _jobrelay_run_file(
-    workdir: Path, ports: dict[str, dict[str, int]], model_url: str, shared_limit: int | None
+    workdir: Path,
+    ports: dict[str, dict[str, int]],
+    model_url: str,
+    shared_limit: int | None,
+    extra_env: dict[str, str],
+    profile: Path,
 ) -> Path:
     env = {
         "JOBRELAY_INTAKE_STATUS_BASE_URL": f"http://127.0.0.1:{ports['status']['app']}",
@@ -207,6 +229,7 @@ def _jobrelay_run_file(
         # The bench is one tenant submitting far past any sane quota on purpose (bursts,
         # backlogs): it measures the pipeline, not the limiter.
         "JOBRELAY_QUOTA_ENABLED": "false",
+        **extra_env,
     }
     apps = []
     for app in JOBRELAY_APPS:
@@ -228,7 +251,7 @@ def _jobrelay_run_file(
         "version": 1,
         # As dapr.yaml: the same components, configuration and log levels as `make run`.
         "common": {
-            "resourcesPaths": [str(ROOT / "components" / "redis"), str(ROOT / "components/common")],
+            "resourcesPaths": [str(profile), str(ROOT / "components/common")],
             "configFilePath": str(ROOT / "components" / "config.yaml"),
             "placementHostAddress": "",
             "logLevel": "warn",
@@ -258,7 +281,15 @@ def dapr_runtime() -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def start_jobrelay(logdir: Path, model_url: str, shared_limit: int | None = None) -> Design:
+def start_jobrelay(
+    logdir: Path,
+    model_url: str,
+    shared_limit: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    profile: Path = ROOT / "components" / "redis",
+) -> Design:
+    """jobrelay as `make run` runs it; `extra_env` (the apps' settings) and `profile` (the
+    components folder) make the variants that single out one feature's cost."""
     logdir.mkdir(parents=True, exist_ok=True)
     redis = start_redis(logdir / "jobrelay-redis")
     workdir = logdir / "jobrelay"
@@ -276,7 +307,7 @@ def start_jobrelay(logdir: Path, model_url: str, shared_limit: int | None = None
         # gives `make run`: the benchmark pays for encryption as a deployment does.
         JOBRELAY_KEY_PAYLOADS=secrets.token_hex(32),
     )
-    run_file = _jobrelay_run_file(workdir, ports, model_url, shared_limit)
+    run_file = _jobrelay_run_file(workdir, ports, model_url, shared_limit, extra_env or {}, profile)
     cli = [str(runtime / ".dapr" / "bin" / "dapr"), "run", "-f", str(run_file)]
     started = procs.launch("dapr-run", cli, logdir, env, cwd=workdir)
     base = {app: f"http://127.0.0.1:{ports[app]['app']}" for app in JOBRELAY_APPS}
