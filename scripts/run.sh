@@ -32,16 +32,16 @@ echo "run: profile $profile; intake http://127.0.0.1:8000, status http://127.0.0
 export DAPR_API_TOKEN=${DAPR_API_TOKEN:-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')}
 export APP_API_TOKEN=${APP_API_TOKEN:-$(head -c 32 /dev/urandom | base64 | tr -d '/+=')}
 
-# The key daprd encrypts the payloads store with (inputs, results, uploads; read through
-# components/common/keystore.yaml). Made once and kept beside the data it encrypts: a new key
-# per run would leave the jobs of earlier runs unreadable.
-key_file=$state_dir/payloads.key
-if [[ -z ${JOBRELAY_KEY_PAYLOADS:-} ]]; then
+# The key daprd encrypts the state store with (job records with their inputs and results,
+# uploads; read through components/common/keystore.yaml). Made once and kept beside the data
+# it encrypts: a new key per run would leave the jobs of earlier runs unreadable.
+key_file=$state_dir/state.key
+if [[ -z ${JOBRELAY_KEY_STATE:-} ]]; then
   if [[ ! -s $key_file ]]; then
     (umask 077 && mkdir -p "$state_dir" && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$key_file")
   fi
-  JOBRELAY_KEY_PAYLOADS=$(<"$key_file")
-  export JOBRELAY_KEY_PAYLOADS
+  JOBRELAY_KEY_STATE=$(<"$key_file")
+  export JOBRELAY_KEY_STATE
 fi
 
 # dapr.yaml runs the redis profile; another profile gets a copy naming its folder (beside

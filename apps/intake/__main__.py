@@ -1,4 +1,4 @@
 from apps.intake.settings import get_settings
 from jobrelay.service import serve
 
-serve("apps.intake.main:app", get_settings(), clients=True)
+serve("apps.intake.main:create_app", get_settings(), clients=True)

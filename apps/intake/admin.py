@@ -1,7 +1,12 @@
 """Operators' view of dead letters: the jobs that went to `jobs-dead`, and their replay.
 
-A replayed job goes back to `queued` with its history kept, and is published again through
-the outbox; intake does it because intake is the one app that publishes `jobs`.
+Operators only (JOBRELAY_INTAKE_OPERATORS): a replay spends the model's budget again, so a
+tenant may not replay its own failing jobs at will. An operator names the tenant whose list
+it reads; each tenant's list is kept apart (jobrelay.dead_letters), and read a page at a
+time in one bulk read. A replay is charged to the job's tenant's quota like a submit.
+
+A replayed job goes back to `queued` with its history kept, and is published again; intake
+does it because intake is the one app that publishes `jobs`.
 """
 
 from __future__ import annotations
@@ -9,31 +14,29 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from apps.intake.settings import IntakeSettings, get_settings
+from apps.intake.deps import IntakeDep, SettingsDep
+from apps.intake.submission import Intake
 from jobrelay.auth import TenantDep
-from jobrelay.constants import JOBS_TOPIC, PUBSUB
-from jobrelay.contract import IllegalTransition, JobMessage, JobStatus, JobView
-from jobrelay.dead_letters import DeadLetters
+from jobrelay.contract import IllegalTransition, JobMessage, JobRecord, JobStatus, JobView, utcnow
 from jobrelay.errors import ApiError, ErrorBody
-from jobrelay.messages import publish_job_event
-from jobrelay.service import DaprDep, StoreDep
-from jobrelay.store import JobStore, StaleRecord
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/admin/dead-letters", tags=["admin"])
-SettingsDep = Annotated[IntakeSettings, Depends(get_settings)]
+router = APIRouter(
+    prefix="/admin/dead-letters",
+    tags=["admin"],
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+)
 
-# One page of the list; the index keeps the newest 10,000.
-_PAGE = 100
+_MAX_PAGE = 100
 
 
-class DeadLetterList(BaseModel):
-    jobs: list[JobView] = Field(description="Dead-lettered jobs, newest first.")
-    total: int = Field(description="How many the list holds.")
+class DeadLetterPage(BaseModel):
+    jobs: list[JobView] = Field(description="Dead-lettered jobs of the tenant, newest first.")
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next page; null: done.")
 
 
 class Replayed(BaseModel):
@@ -41,103 +44,95 @@ class Replayed(BaseModel):
     skipped: dict[str, str] = Field(description="Ids not replayed, and why.")
 
 
-def get_dead_letters(dapr: DaprDep) -> DeadLetters:
-    return DeadLetters(dapr)
+def operator(caller: TenantDep, settings: SettingsDep) -> str:
+    """The caller, if it is one of the operators; 403 otherwise."""
+    if caller not in settings.operators:
+        raise ApiError(403, "operator_only", "the dead-letter routes are for operators only")
+    return caller
 
 
-DeadLettersDep = Annotated[DeadLetters, Depends(get_dead_letters)]
+Operator = Annotated[str, Depends(operator)]
+TenantQuery = Annotated[str, Query(min_length=1, max_length=200, description="Whose jobs.")]
 
 
 @router.get("")
 async def list_dead_letters(
-    dead: DeadLettersDep, store: StoreDep, settings: SettingsDep, tenant: TenantDep
-) -> DeadLetterList:
-    """The caller's jobs that exhausted their retries (newest first), as they are now."""
-    jobs = []
-    # One shared index, read per tenant: each caller sees (and counts) only its own jobs.
-    for job_id in reversed(await dead.ids()):
-        versioned = await store.get(job_id)
-        if versioned is not None and versioned.record.tenant == tenant:
-            jobs.append(JobView.of(versioned.record, settings.status_base_url))
-    return DeadLetterList(jobs=jobs[:_PAGE], total=len(jobs))
+    intake: IntakeDep,
+    _: Operator,
+    tenant: TenantQuery,
+    limit: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 50,
+    cursor: Annotated[int, Query(ge=0, description="From a page's `next_cursor`.")] = 0,
+) -> DeadLetterPage:
+    """One page of the tenant's jobs that exhausted their retries, newest first, as they
+    are now; a job that has run again since is no longer shown."""
+    newest_first = list(reversed(await intake.dead_letters.ids(tenant)))
+    page = newest_first[cursor : cursor + limit]
+    records = await intake.jobs.get_many(page)
+    base = intake.settings.status_base_url
+    jobs = [
+        JobView.of(records[j], base)
+        for j in page
+        if j in records and records[j].status is JobStatus.FAILED
+    ]
+    more = cursor + limit < len(newest_first)
+    return DeadLetterPage(jobs=jobs, next_cursor=cursor + limit if more else None)
 
 
-@router.post(
-    "/{job_id}/replay",
-    status_code=202,
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody}},
-)
-async def replay_one(
-    job_id: str,
-    request: Request,
-    dead: DeadLettersDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    tenant: TenantDep,
-) -> JobView:
-    """Queue one of the caller's dead-lettered jobs again."""
-    if job_id not in set(await dead.ids()) or not await _owned(store, job_id, tenant):
+@router.post("/{job_id}/replay", status_code=202, responses={404: {"model": ErrorBody}})
+async def replay_one(job_id: str, intake: IntakeDep, _: Operator, tenant: TenantQuery) -> JobView:
+    """Queue one of the tenant's dead-lettered jobs again."""
+    dead = intake.dead_letters
+    if job_id not in set(await dead.ids(tenant)):
         raise ApiError(404, "not_dead_lettered", f"job {job_id} is not in the dead-letter list")
-    reason = await _replay(store, job_id, request)
-    if reason is not None:
-        raise ApiError(409, "not_replayable", reason)
-    await dead.remove({job_id})
-    versioned = await store.get(job_id)
-    assert versioned is not None
-    return JobView.of(versioned.record, settings.status_base_url)
+    replayed = await _replay(intake, tenant, job_id)
+    if isinstance(replayed, str):
+        raise ApiError(409, "not_replayable", replayed)
+    await dead.remove(tenant, {job_id})
+    return JobView.of(replayed, intake.settings.status_base_url)
 
 
 @router.post("/replay", status_code=202)
-async def replay_all(
-    request: Request, dead: DeadLettersDep, store: StoreDep, tenant: TenantDep
-) -> Replayed:
-    """Queue every one of the caller's dead-lettered jobs again."""
-    done, skipped = [], {}
-    for job_id in await dead.ids():
-        versioned = await store.get(job_id)
-        if versioned is not None and versioned.record.tenant != tenant:
-            continue  # another tenant's; a gone one is dropped from the list below
-        reason = await _replay(store, job_id, request)
-        if reason is None:
-            done.append(job_id)
+async def replay_all(intake: IntakeDep, _: Operator, tenant: TenantQuery) -> Replayed:
+    """Queue every one of the tenant's dead-lettered jobs again (each charged to its quota;
+    those over it are skipped and stay listed)."""
+    dead = intake.dead_letters
+    done: list[str] = []
+    skipped: dict[str, str] = {}
+    for job_id in await dead.ids(tenant):
+        replayed = await _replay(intake, tenant, job_id)
+        if isinstance(replayed, str):
+            skipped[job_id] = replayed
         else:
-            skipped[job_id] = reason
-    await dead.remove(set(done) | {i for i, why in skipped.items() if why == "gone"})
+            done.append(job_id)
+    await dead.remove(tenant, set(done) | {i for i, why in skipped.items() if why == "gone"})
     return Replayed(replayed=done, skipped=skipped)
 
 
-async def _owned(store: JobStore, job_id: str, tenant: str) -> bool:
-    versioned = await store.get(job_id)
-    return versioned is not None and versioned.record.tenant == tenant
+async def _replay(intake: Intake, tenant: str, job_id: str) -> JobRecord | str:
+    """The job, queued again; else why not."""
+    current = await intake.jobs.get(job_id)
+    if current is None or current.record.tenant != tenant:
+        return "gone"
+    try:
+        await intake.quotas.charge(tenant, job_id)
+    except ApiError as exc:
+        return f"{exc.code}: {exc.message}"
 
-
-async def _replay(store: JobStore, job_id: str, request: Request) -> str | None:
-    """None once queued again; else why not."""
-    for _ in range(3):
-        versioned = await store.get(job_id)
-        if versioned is None:
-            return "gone"
+    def requeued(record: JobRecord) -> JobRecord | None:
         try:
-            queued = versioned.record.replayed()
+            return record.replayed()
         except IllegalTransition:
-            return f"the job is {versioned.record.status}, not failed"
-        try:
-            await store.replace(queued, versioned.etag)
-        except StaleRecord:
-            continue
-        # Published after the guarded write, not through the outbox: the outbox cannot take
-        # an ETag (jobrelay.store.create_and_publish). Should intake die in between, the job
-        # stays queued in the dead-letter list, and a second replay publishes it.
-        message = JobMessage(job_id=job_id, task=queued.task)
-        await request.app.state.dapr.publish_event(
-            PUBSUB, JOBS_TOPIC, message.model_dump_json(), data_content_type="application/json"
-        )
-        log.info(
-            "job_id=%s task=%s status=%s replayed by an operator",
-            job_id,
-            queued.task,
-            JobStatus.QUEUED,
-        )
-        await publish_job_event(request.app.state.dapr, queued)
-        return None
-    return "the job kept changing; try again"
+            return None
+
+    updated = await intake.jobs.update(job_id, requeued)
+    if updated is None:
+        return "gone"
+    if updated.record.status is not JobStatus.QUEUED:
+        return f"the job is {updated.record.status}, not failed"
+    # Published after the guarded write: should intake die in between, the job stays queued
+    # in the dead-letter list, and a second replay publishes it (requeued is idempotent).
+    message = JobMessage(job_id=job_id, task=updated.record.task, sent_at=utcnow())
+    await intake.publish(message)
+    log.info("job_id=%s task=%s status=queued replayed by an operator", job_id, updated.record.task)
+    await intake.events.changed(updated.record)
+    return updated.record

@@ -1,9 +1,11 @@
 """`Idempotency-Key`: the same key with the same request returns the same job, never a second
 one, even when the two requests race; the same key with a different request is refused.
 
-The key is claimed with an insert-if-absent before the job is stored and published, so
+The key is claimed with an insert-if-absent before the job is published and stored, so
 exactly one of two racing requests wins, and the loser answers with the winner's job without
-having published anything. Keys live as long as their job can.
+having published anything. A request that finds the key's job missing past a grace fences
+that job out before taking the key over (apps/intake/submission.py), so the slow owner can
+no longer store it: one key never runs two jobs. Keys live as long as their job can.
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ import hashlib
 import json
 from typing import Any
 
-from dapr.aio.clients import DaprClient
 from pydantic import BaseModel
 
-from jobrelay.constants import IDEMPOTENCY_KEY_PREFIX, STATESTORE
+from jobrelay import keys
 from jobrelay.errors import DAPR_ERRORS, ApiError
-from jobrelay.store import GUARDED, KeyTaken, insert
+from jobrelay.state import Conflict, Contended, KeyTaken, State, Write
 
 MAX_KEY_LENGTH = 255
 
@@ -34,10 +35,6 @@ def fingerprint(request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _key(tenant: str, key: str) -> str:
-    return f"{IDEMPOTENCY_KEY_PREFIX}{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
-
-
 def check_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ApiError(
@@ -48,21 +45,21 @@ def check_key(key: str) -> None:
 
 
 async def claim(
-    dapr: DaprClient, tenant: str, key: str, claim: KeyClaim, ttl_seconds: int
+    state: State, tenant: str, key: str, claim: KeyClaim, ttl_seconds: int
 ) -> str | None:
     """None if this request now owns `key`; else the job id of the request that owns it.
 
     ApiError 409 if the key was used for a different request.
     """
     try:
-        await insert(dapr, _key(tenant, key), claim.model_dump_json(), ttl_seconds)
+        await state.insert(keys.idempotency(tenant, key), claim.model_dump_json(), ttl_seconds)
         return None
     except KeyTaken:
         pass
-    resp = await dapr.get_state(STATESTORE, _key(tenant, key))
-    if not resp.data:  # expired between the two calls: rare enough to ask for a retry
+    item = await state.get(keys.idempotency(tenant, key))
+    if item is None:  # expired between the two calls: rare enough to ask for a retry
         raise ApiError(409, "idempotency_key_busy", "this Idempotency-Key is changing; retry")
-    owner = KeyClaim.model_validate_json(resp.data)
+    owner = KeyClaim.model_validate_json(item.data)
     if owner.fingerprint != claim.fingerprint:
         raise ApiError(
             409,
@@ -73,42 +70,42 @@ async def claim(
 
 
 async def take_over(
-    dapr: DaprClient, tenant: str, key: str, dead_owner: str, claim: KeyClaim, ttl_seconds: int
+    state: State, tenant: str, key: str, dead_owner: str, claim: KeyClaim, ttl_seconds: int
 ) -> None:
-    """Point `key` at `claim`'s job instead of `dead_owner`'s, which was never stored.
+    """Point `key` at `claim`'s job instead of `dead_owner`'s, which was fenced out (it can
+    never be stored now, so it can never run: jobrelay.store).
 
-    ETag-guarded: of several requests taking over at once, one wins; the others are told to
+    Guarded: of several requests taking over at once, one wins; the others are told to
     retry, and will then find the winner's job.
     """
-    resp = await dapr.get_state(STATESTORE, _key(tenant, key))
-    current = KeyClaim.model_validate_json(resp.data) if resp.data else None
-    if current is None or current.job_id != dead_owner or current.fingerprint != claim.fingerprint:
-        raise ApiError(409, "idempotency_key_busy", "this Idempotency-Key is changing; retry")
+    busy = ApiError(409, "idempotency_key_busy", "this Idempotency-Key is changing; retry")
+
+    def moved(data: bytes | None) -> Write:
+        current = KeyClaim.model_validate_json(data) if data else None
+        if (
+            current is None
+            or current.job_id != dead_owner
+            or current.fingerprint != claim.fingerprint
+        ):
+            raise busy
+        return Write(claim.model_dump_json(), ttl_seconds)
+
     try:
-        await dapr.save_state(
-            STATESTORE,
-            _key(tenant, key),
-            claim.model_dump_json(),
-            etag=resp.etag,
-            options=GUARDED,
-            state_metadata={"ttlInSeconds": str(ttl_seconds)},
-        )
-    except DAPR_ERRORS as exc:
-        raise ApiError(
-            409, "idempotency_key_busy", "this Idempotency-Key is changing; retry"
-        ) from exc
+        await state.update(keys.idempotency(tenant, key), moved)
+    except Contended as exc:
+        raise busy from exc
 
 
-async def release(dapr: DaprClient, tenant: str, key: str, job_id: str) -> None:
+async def release(state: State, tenant: str, key: str, job_id: str) -> None:
     """Free `key` if it still names `job_id`, a job that was refused and never stored.
 
     Without this, a client retrying a refused submit with the same key (as it should) would
     find the key taken by a job that never existed and wait out the owner's grace first.
-    ETag-guarded: a key another request has taken over since is left alone.
+    Guarded: a key another request has taken over since is left alone.
     """
-    resp = await dapr.get_state(STATESTORE, _key(tenant, key))
-    if not resp.data or KeyClaim.model_validate_json(resp.data).job_id != job_id:
+    item = await state.get(keys.idempotency(tenant, key))
+    if item is None or KeyClaim.model_validate_json(item.data).job_id != job_id:
         return
     # Refused: taken over meanwhile. Failed: left to expire, as a dead owner's key would be.
-    with contextlib.suppress(*DAPR_ERRORS):
-        await dapr.delete_state(STATESTORE, _key(tenant, key), etag=resp.etag, options=GUARDED)
+    with contextlib.suppress(Conflict, *DAPR_ERRORS):
+        await state.delete(keys.idempotency(tenant, key), etag=item.etag)

@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from apps.intake.idempotency import fingerprint
 from apps.intake.settings import IntakeSettings
 from apps.intake.uploads import read_form
+from jobrelay import keys
 from jobrelay.constants import MAX_JOB_LIFETIME_SECONDS
 from jobrelay.contract import JobInput, JobRecord, SubmitRequest, WebhookSpec, new_job_id
 from jobrelay.errors import ApiError
-from jobrelay.files import FileStore, file_key
+from jobrelay.files import FileStore
 from jobrelay.inputs import accepts
 from jobrelay.tasks import UnknownTask, parse_params
 from jobrelay.webhook_targets import RefusedTarget, check_url
@@ -122,7 +123,7 @@ async def from_form(
     form = await read_form(
         request,
         files,
-        file_key(job_id),
+        keys.file(job_id),
         settings.max_upload_bytes,
         ttl,
         check_type(task) if task else lambda _: None,

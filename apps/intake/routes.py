@@ -3,21 +3,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 
 from apps.intake import idempotency
-from apps.intake.quotas import Quotas, get_quota_settings
+from apps.intake.deps import IntakeDep
 from apps.intake.requests import from_form, from_json
-from apps.intake.settings import IntakeSettings, get_settings
-from apps.intake.submission import Intake
+from apps.intake.submission import Accepted, Intake
 from jobrelay.auth import TenantDep
 from jobrelay.constants import MAX_WAIT_SECONDS, RETRY_AFTER_SECONDS
-from jobrelay.contract import JobRecord, JobView, SubmitRequest
+from jobrelay.contract import JobView, SubmitRequest
 from jobrelay.errors import ErrorBody
-from jobrelay.service import DaprDep, StoreDep
 
 router = APIRouter(tags=["jobs"])
-SettingsDep = Annotated[IntakeSettings, Depends(get_settings)]
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Same key, same request: the same job back."),
@@ -30,13 +27,6 @@ Prefer = Annotated[
     ),
 ]
 
-
-def get_intake(request: Request, dapr: DaprDep, store: StoreDep, settings: SettingsDep) -> Intake:
-    quotas = Quotas(dapr, get_quota_settings())
-    return Intake(dapr, store, settings, request.app.state.hub, quotas)
-
-
-IntakeDep = Annotated[Intake, Depends(get_intake)]
 
 _SECONDS = {"description": "Seconds to wait.", "schema": {"type": "integer", "minimum": 0}}
 _RATE_HEADERS = {
@@ -101,22 +91,14 @@ def _wait_seconds(prefer: str | None) -> float:
     return min(float(match.group(1)), MAX_WAIT_SECONDS) if match else 0.0
 
 
-def _rate_headers(intake: Intake, response: Response) -> None:
-    """The per-minute quota after this submit (none on a replay: it was not charged)."""
-    if intake.rate is not None:
-        response.headers.update(intake.rate.headers())
-
-
-async def _answer(
-    intake: Intake, record: JobRecord, prefer: str | None, response: Response
-) -> JobView:
-    wait = _wait_seconds(prefer)
-    if wait and not record.status.terminal:
-        record = await intake.wait(record, wait)
+def _answer(intake: Intake, accepted: Accepted, wait: float, response: Response) -> JobView:
+    record = accepted.record
+    if wait:
         response.headers["Preference-Applied"] = f"wait={wait:g}"
     view = JobView.of(record, intake.settings.status_base_url)
     response.headers["Location"] = view.status_url
-    _rate_headers(intake, response)
+    if accepted.rate is not None:  # none on a replay: it was not charged
+        response.headers.update(accepted.rate.headers())
     if record.status.terminal:
         response.status_code = 200
     else:
@@ -141,12 +123,13 @@ async def create_job(
         if idempotency_key is None:
             await intake.quotas.refuse_if_full(tenant)
         record, fingerprint = await from_form(
-            request, intake.settings, intake.store.files, intake.store.retention_seconds, tenant
+            request, intake.settings, intake.jobs.files, intake.jobs.retention_seconds, tenant
         )
     else:
         record, fingerprint = await from_json(request, intake.settings, tenant)
-    job = await intake.accept(record, idempotency_key, fingerprint)
-    return await _answer(intake, job, prefer, response)
+    wait = _wait_seconds(prefer)
+    accepted = await intake.submit(record, idempotency_key, fingerprint, wait)
+    return _answer(intake, accepted, wait, response)
 
 
 @router.post(
@@ -185,15 +168,17 @@ async def process(
     record, fingerprint = await from_form(
         request,
         settings,
-        intake.store.files,
-        intake.store.retention_seconds,
+        intake.jobs.files,
+        intake.jobs.retention_seconds,
         tenant,
         task=settings.compat_task,
         params=settings.compat_params,
     )
-    job = await intake.accept(record, idempotency_key, fingerprint)
+    accepted = await intake.accept(record, idempotency_key, fingerprint)
+    job = accepted.record
     results_url = f"{settings.status_base_url.rstrip('/')}/api/results/{job.id}"
     response.headers["Location"] = results_url
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    _rate_headers(intake, response)
+    if accepted.rate is not None:
+        response.headers.update(accepted.rate.headers())
     return {"id": job.id, "results_url": results_url}

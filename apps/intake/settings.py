@@ -2,9 +2,11 @@ from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from jobrelay.auth import DEFAULT_TENANT
+from jobrelay.constants import STORE_WINDOW_SECONDS
 from jobrelay.settings import ServiceSettings, port_field
 
 _PREFIX = "JOBRELAY_INTAKE_"
@@ -24,17 +26,29 @@ class IntakeSettings(ServiceSettings):
     max_json_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest JSON body of a submit (413 above)."
     )
-    delivery: Literal["outbox", "direct"] = Field(
-        default="outbox",
-        description="`outbox`: a job's record and its message commit together (the state "
-        "store's outbox), at the cost of Dapr 1.18's one-second relay wait per job. "
-        "`direct`: store, then publish: no wait, but a crash between the two leaves a "
-        "queued job that nothing will run.",
+    store_window_seconds: float = Field(
+        default=STORE_WINDOW_SECONDS,
+        gt=0,
+        description="Longest time between publishing a job and storing its record; past it "
+        "the submit answers 503 not_accepted. Keep it well below the worker's "
+        "JOBRELAY_WORKER_ARRIVAL_GRACE_SECONDS, after which a worker fences the job.",
     )
-    fault: Literal["exit_after_store"] | None = Field(
+    fault: Literal["exit_after_publish", "exit_after_store", "fail_store"] | None = Field(
         default=None,
-        description="Testing only (tests/chaos): exit right after a job is stored, before "
-        "answering, to prove no job is left half-accepted.",
+        description="Testing only (tests/chaos): die right after publishing a job or right "
+        "after storing it, or fail its store, to prove no job is left half-accepted.",
+    )
+    fault_store_delay_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Testing only (tests/chaos): wait this long between publishing a job and "
+        "storing it, so the worker's delivery arrives before the record.",
+    )
+    operators: list[str] = Field(
+        default_factory=lambda: [DEFAULT_TENANT],
+        description="Tenants allowed the admin routes (dead letters), as JSON. The default is "
+        "the tenant every caller is while authentication is off (loopback development); with "
+        "authentication on, name your operators' tenants.",
     )
     compat_task: str = Field(
         default="describe_image",
@@ -56,6 +70,56 @@ class IntakeSettings(ServiceSettings):
         return [f"{status.scheme}://{status.netloc}", *self.cors_origins]
 
 
+class TenantLimits(BaseModel):
+    """One tenant's limits; `null` (None) means no limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    submissions_per_minute: int | None = Field(
+        default=None, ge=1, description="Jobs accepted in any sixty seconds."
+    )
+    queued_jobs: int | None = Field(
+        default=None, ge=1, description="Jobs accepted and not yet started."
+    )
+
+
+class QuotaSettings(BaseSettings):
+    # `null` in an environment variable turns that default limit off.
+    model_config = SettingsConfigDict(
+        env_prefix="JOBRELAY_QUOTA_", extra="ignore", frozen=True, env_parse_none_str="null"
+    )
+
+    enabled: bool = Field(default=True, description="false: no quotas for anyone.")
+    # Generous: a person trying jobrelay, or the test suite, never meets them; they stop one
+    # runaway client from filling the queue ahead of every other tenant.
+    submissions_per_minute: int | None = Field(
+        default=3000, ge=1, description="Every tenant's default; `null` = no limit."
+    )
+    queued_jobs: int | None = Field(
+        default=2000, ge=1, description="Every tenant's default; `null` = no limit."
+    )
+    tenants: dict[str, TenantLimits] = Field(
+        default_factory=dict,
+        description='Per-tenant overrides as JSON, e.g. {"acme": {"queued_jobs": 50}}; '
+        "a limit left out keeps the default, `null` lifts it.",
+    )
+
+    def limits(self, tenant: str) -> TenantLimits:
+        if not self.enabled:
+            return TenantLimits()
+        chosen = {"submissions_per_minute": self.submissions_per_minute}
+        chosen["queued_jobs"] = self.queued_jobs
+        override = self.tenants.get(tenant)
+        if override is not None:
+            chosen.update(override.model_dump(exclude_unset=True))
+        return TenantLimits.model_validate(chosen)
+
+
 @lru_cache
 def get_settings() -> IntakeSettings:
     return IntakeSettings()
+
+
+@lru_cache
+def get_quota_settings() -> QuotaSettings:
+    return QuotaSettings()

@@ -1,5 +1,15 @@
-"""Accepting a job: claim its Idempotency-Key, then store its record and publish its claim
-check as one commit (the state store's transactional outbox)."""
+"""Accepting a job: claim its Idempotency-Key, charge the tenant's quota, publish its
+message, then store its record.
+
+Publish first, then store: a stored record always has its message, so a crash can never
+leave a job that got a 202 with nothing to run it. A crash (or a failed store) between the
+two leaves a message without a record: the worker waits for the record through its grace,
+then fences the job's key (jobrelay.store), and intake, should it try to store the record
+after all, fails and answers 503, so the client knows to retry. Intake never tries to
+store later than STORE_WINDOW_SECONDS after publishing, well inside the worker's grace.
+
+Nothing here waits on a relay: the job is on the broker the moment the publish returns.
+"""
 
 from __future__ import annotations
 
@@ -7,51 +17,68 @@ import asyncio
 import contextlib
 import logging
 import os
-
-from dapr.aio.clients import DaprClient
+from dataclasses import dataclass
+from datetime import timedelta
 
 from apps.intake import idempotency
 from apps.intake.quotas import Quotas, RateHeaders
 from apps.intake.settings import IntakeSettings
 from jobrelay import telemetry, transitions
 from jobrelay.constants import JOBS_TOPIC, PUBSUB
-from jobrelay.contract import JobError, JobMessage, JobRecord, JobStatus
+from jobrelay.contract import JobMessage, JobRecord, utcnow
+from jobrelay.dead_letters import DeadLetters
 from jobrelay.errors import DAPR_ERRORS, ApiError
+from jobrelay.events import Events
 from jobrelay.hub import EventHub, until_terminal
-from jobrelay.store import JobStore, lifetime_seconds
+from jobrelay.service import Sidecar
+from jobrelay.store import Fenced, JobStore, lifetime_seconds
 
 log = logging.getLogger(__name__)
 
 # A request that finds its Idempotency-Key taken by a job whose record is not there yet
 # waits this long for it (the owner is between claiming the key and storing the job)
-# before taking the key over from an owner that must have died in between.
+# before fencing that job out and taking the key over.
 _OWNER_GRACE_SECONDS = 2.0
+_OWNER_POLL_SECONDS = 0.02
+
+
+def _not_accepted(reason: str) -> ApiError:
+    return ApiError(
+        503, "not_accepted", f"the job was not accepted ({reason}); retry", {"Retry-After": "1"}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What a submit answers with."""
+
+    record: JobRecord  # the job: this request's, or the one its Idempotency-Key names
+    rate: RateHeaders | None  # the per-minute quota after this submit; None if not charged
 
 
 class Intake:
     def __init__(
-        self,
-        dapr: DaprClient,
-        store: JobStore,
-        settings: IntakeSettings,
-        hub: EventHub,
-        quotas: Quotas,
+        self, sidecar: Sidecar, settings: IntakeSettings, hub: EventHub, quotas: Quotas
     ) -> None:
-        self.dapr, self.store, self.settings, self.hub = dapr, store, settings, hub
+        self._dapr = sidecar.dapr
+        self.jobs: JobStore = sidecar.jobs
+        self.events: Events = sidecar.events
+        self.dead_letters = DeadLetters(sidecar.state)
+        self._state = sidecar.state
+        self.settings = settings
+        self.hub = hub
         self.quotas = quotas
-        # The per-minute quota after this request's charge, for the answer's headers.
-        self.rate: RateHeaders | None = None
 
     async def accept(
         self, record: JobRecord, idempotency_key: str | None, fingerprint: str
-    ) -> JobRecord:
-        """The job to answer with: `record`, now stored and queued, or the job an earlier
-        request with the same Idempotency-Key made.
+    ) -> Accepted:
+        """`record`, now stored and queued, or the job an earlier request with the same
+        Idempotency-Key made.
 
-        The key is claimed before the job is stored and published: a request that loses the
-        key never publishes anything, so one key can never run two jobs. The tenant's quota
-        is charged after the key, so a replay of an accepted job is never charged (nor
-        refused) again, and before the store, so a refused job leaves nothing behind.
+        The key is claimed before anything is published, so of two requests with one key
+        only one ever publishes. The tenant's quota is charged after the key, so a replay of
+        an accepted job is never charged (nor refused) again, and before the publish, so a
+        refused job leaves nothing behind.
         """
         telemetry.bind_job(record.id, record.task)
         # The submit's trace context, kept with the job: every later hop joins this trace.
@@ -60,85 +87,107 @@ class Intake:
             existing = await self._claim_key(record, idempotency_key, fingerprint)
             if existing is not None:
                 await self._withdraw(record)
-                return existing
+                return Accepted(existing, None)
         try:
-            self.rate = await self.quotas.charge(record.tenant, record.id)
-        except ApiError:
-            if idempotency_key is not None:
-                await idempotency.release(self.dapr, record.tenant, idempotency_key, record.id)
+            rate = await self.quotas.charge(record.tenant, record.id)
+            await self._publish_then_store(record)
+        except BaseException:
             await self._withdraw(record)
+            if idempotency_key is not None:
+                with contextlib.suppress(*DAPR_ERRORS):
+                    await idempotency.release(
+                        self._state, record.tenant, idempotency_key, record.id
+                    )
             raise
-        message = JobMessage(job_id=record.id, task=record.task)
-        try:
-            if self.settings.delivery == "outbox":
-                await self.store.create_and_publish(record, message)
-            else:
-                await self._store_then_publish(record, message)
-        except Exception:
-            # Not queued: it must not take a waiting slot (the check at the limit would
-            # find that out too, but only once the tenant is full).
-            with contextlib.suppress(*DAPR_ERRORS):
-                await self.quotas.release(record.tenant, record.id)
-            raise
-        if self.settings.fault == "exit_after_store":
-            # Testing only: the process dies between the committed write and the answer,
-            # which is where a crash used to leave a stored job that nobody would run.
-            log.error("job_id=%s fault injection: exiting after the store", record.id)
-            os._exit(17)
-        log.info("job_id=%s task=%s status=queued", record.id, record.task)
+        # Queued is written here, and nobody is told: whoever waits registered with it.
         transitions.observe(record)
-        return record
+        return Accepted(record, rate)
 
-    async def _store_then_publish(self, record: JobRecord, message: JobMessage) -> None:
-        """The `direct` delivery: no relay wait, and no atomicity (see IntakeSettings)."""
-        await self.store.create(record)
+    async def _publish_then_store(self, record: JobRecord) -> None:
+        sent_at = utcnow()
         try:
-            await self.dapr.publish_event(
-                PUBSUB, JOBS_TOPIC, message.model_dump_json(), data_content_type="application/json"
-            )
+            await self.publish(JobMessage(job_id=record.id, task=record.task, sent_at=sent_at))
         except DAPR_ERRORS as exc:
-            # Not queued after all: fail the job rather than leave it waiting for nothing.
-            failed = record.moved_to(
-                JobStatus.FAILED,
-                error=JobError(code="publish_failed", message=f"not queued: {exc}", retryable=True),
-            )
-            versioned = await self.store.get(record.id)
-            if versioned is not None:
-                await self.store.replace(failed, versioned.etag)
+            log.warning("job_id=%s not published: %s", record.id, exc)
             raise ApiError(
                 503,
                 "broker_unavailable",
-                "the job could not be queued; try again",
+                "the job could not be queued; retry",
                 {"Retry-After": "5"},
             ) from exc
+        await self._fault("exit_after_publish", record)
+        if self.settings.fault_store_delay_seconds:
+            await asyncio.sleep(self.settings.fault_store_delay_seconds)
+        if utcnow() - sent_at > timedelta(seconds=self.settings.store_window_seconds):
+            # A worker may fence the job any moment now: better a clear retry than a race.
+            raise _not_accepted("it took too long to store")
+        if self.settings.fault == "fail_store":
+            raise _not_accepted("fault injection: the store failed")
+        try:
+            await self.jobs.create(record)
+        except Fenced as exc:
+            raise _not_accepted("a worker gave up waiting for it") from exc
+        except DAPR_ERRORS as exc:
+            log.warning("job_id=%s published but not stored: %s", record.id, exc)
+            raise _not_accepted("the job store is not reachable") from exc
+        await self._fault("exit_after_store", record)
+
+    async def publish(self, message: JobMessage) -> None:
+        """Put a job on the `jobs` topic (its record, if any, is the worker's to read)."""
+        await self._dapr.publish_event(
+            PUBSUB, JOBS_TOPIC, message.model_dump_json(), data_content_type="application/json"
+        )
+
+    async def _fault(self, point: str, record: JobRecord) -> None:
+        if self.settings.fault == point:
+            # Testing only (tests/chaos): the process dies at this point of an accept.
+            log.error("job_id=%s fault injection: exiting at %s", record.id, point)
+            os._exit(17)
 
     async def _claim_key(self, record: JobRecord, key: str, fingerprint: str) -> JobRecord | None:
-        ttl = lifetime_seconds(record.deadline, self.store.retention_seconds)
+        """None once this request owns `key`; else the job of the request that does."""
+        ttl = lifetime_seconds(record.deadline, self.jobs.retention_seconds)
         claim = idempotency.KeyClaim(job_id=record.id, fingerprint=fingerprint)
-        owner = await idempotency.claim(self.dapr, record.tenant, key, claim, ttl)
+        owner = await idempotency.claim(self._state, record.tenant, key, claim, ttl)
         if owner is None:
             return None
         loop = asyncio.get_running_loop()
         give_up = loop.time() + _OWNER_GRACE_SECONDS
         while loop.time() < give_up:
-            versioned = await self.store.get(owner)
+            versioned = await self.jobs.get(owner)
             if versioned is not None:
                 return versioned.record
-            await asyncio.sleep(0.05)
-        # The owner claimed the key and never stored its job: take the key over for this one.
-        await idempotency.take_over(self.dapr, record.tenant, key, owner, claim, ttl)
+            await asyncio.sleep(_OWNER_POLL_SECONDS)
+        # The owner claimed the key and has not stored its job: make sure it never can,
+        # unless it just did, before taking the key over for this request.
+        stored = await self.jobs.fence(owner)
+        if stored is not None:
+            return stored.record
+        await idempotency.take_over(self._state, record.tenant, key, owner, claim, ttl)
         return None
 
     async def _withdraw(self, record: JobRecord) -> None:
-        """This request's job was never stored; only an upload may need removing."""
+        """This request's job was not stored; only an upload may need removing."""
         if record.input.file is not None:
-            await self.store.files.delete(record.input.file)
+            await self.jobs.files.delete(record.input.file)
 
-    async def wait(self, record: JobRecord, seconds: float) -> JobRecord:
-        """The job once terminal, or as it is after `seconds` (Prefer: wait)."""
+    async def submit(
+        self, record: JobRecord, idempotency_key: str | None, fingerprint: str, wait: float
+    ) -> Accepted:
+        """`accept`, then (Prefer: wait) the job once terminal, or as it is after `wait`
+        seconds. The record is stored with this replica among its watchers, so its events
+        come here from the start and waiting costs no extra write."""
+        if not wait:
+            return await self.accept(record, idempotency_key, fingerprint)
         with self.hub.watch(record.id) as events:
-            # Reread inside the watch: a change before it is in the store, one after it
-            # arrives as an event.
-            versioned = await self.store.get(record.id)
-            current = versioned.record if versioned else record
-            return await until_terminal(events, current, seconds)
+            watched = record.watched_by(self.hub.replica) or record
+            accepted = await self.accept(watched, idempotency_key, fingerprint)
+            current = accepted.record
+            if current.id != record.id:
+                # An earlier request's job (the same Idempotency-Key): register on it.
+                with self.hub.watch(current.id) as theirs:
+                    current = await self.hub.register(current.id) or current
+                    done = await until_terminal(theirs, current, wait)
+                return Accepted(done, accepted.rate)
+            done = await until_terminal(events, current, wait)
+            return Accepted(done, accepted.rate)

@@ -1,4 +1,4 @@
 from apps.model.settings import get_settings
 from jobrelay.service import serve
 
-serve("apps.model.main:app", get_settings())
+serve("apps.model.main:create_app", get_settings())

@@ -1,4 +1,4 @@
-"""Cancelling a job: an ETag-guarded move to `cancelled`.
+"""Cancelling a job: a guarded move to `cancelled`.
 
 A queued job then never runs (the worker finds it terminal); a running job's worker finds
 its claim gone when it comes to store the result, and discards it.
@@ -9,28 +9,31 @@ from __future__ import annotations
 import logging
 
 from jobrelay.contract import JobRecord, JobStatus
-from jobrelay.errors import ApiError
-from jobrelay.store import JobRecords, StaleRecord
+from jobrelay.store import JobStore
 
 log = logging.getLogger(__name__)
 
-_TRIES = 3
+
+class JobNotFound(Exception):
+    """No such job of this tenant's (another tenant's job is not found either)."""
 
 
-async def cancel(store: JobRecords, job_id: str, tenant: str) -> JobRecord:
-    for _ in range(_TRIES):
-        versioned = await store.get(job_id)
+class JobFinished(Exception):
+    """The job is terminal already; its status is the message."""
+
+
+async def cancel(jobs: JobStore, job_id: str, tenant: str) -> JobRecord:
+    """The job, now cancelled; JobNotFound, JobFinished, or Contended if it kept changing."""
+
+    def cancelled(record: JobRecord) -> JobRecord:
         # Another tenant's job is "not found", never "forbidden" (apps/status/routes.py).
-        if versioned is None or versioned.record.tenant != tenant:
-            raise ApiError(404, "job_not_found", f"no job with id {job_id}")
-        record = versioned.record
+        if record.tenant != tenant:
+            raise JobNotFound(job_id)
         if record.status.terminal:
-            raise ApiError(409, "job_finished", f"the job is already {record.status}")
-        cancelled = record.moved_to(JobStatus.CANCELLED)
-        try:
-            await store.replace(cancelled, versioned.etag)
-        except StaleRecord:
-            continue
-        log.info("job_id=%s task=%s status=cancelled (was %s)", job_id, record.task, record.status)
-        return cancelled
-    raise ApiError(409, "job_busy", "the job changed while being cancelled; try again")
+            raise JobFinished(record.status)
+        return record.moved_to(JobStatus.CANCELLED)
+
+    updated = await jobs.update(job_id, cancelled)
+    if updated is None:
+        raise JobNotFound(job_id)
+    return updated.record

@@ -5,54 +5,75 @@ from __future__ import annotations
 import logging
 
 import httpx
-from dapr.ext.fastapi import DaprApp
-from fastapi import FastAPI, Request
+from fastapi import Request
 
+from apps.status.deps import StatusApp
 from apps.status.routes import router
-from apps.status.settings import get_settings
+from apps.status.settings import StatusSettings, get_settings
 from apps.status.signing import SigningSecrets
 from apps.status.web import mount_page
 from apps.status.webhooks import WebhookSender
 from jobrelay.auth import AuthSettings
-from jobrelay.constants import JOB_EVENTS_TOPIC, PUBSUB
+from jobrelay.constants import PUBSUB, WEBHOOK_EVENTS_TOPIC
+from jobrelay.errors import DAPR_ERRORS
+from jobrelay.events import new_replica_id
 from jobrelay.hub import EventHub
-from jobrelay.service import build_app, dapr_lifespan
-from jobrelay.subscriptions import SUCCESS, feed_hub, read_job_event, subscribe
+from jobrelay.service import Sidecar, build_app, dapr_lifespan
+from jobrelay.state import STORE_ERRORS
+from jobrelay.subscriptions import Delivery, Subscription, Subscriptions, read_job_event
 
 log = logging.getLogger(__name__)
 
 
-async def _start(app: FastAPI) -> None:
-    app.state.http = httpx.AsyncClient(follow_redirects=False)
-    secrets = SigningSecrets(app.state.dapr, get_settings(), AuthSettings())
-    await secrets.start()
-    app.state.signing_secrets = secrets
-    app.state.webhooks = WebhookSender(app.state.store, get_settings(), app.state.http, secrets)
+def create_app(settings: StatusSettings | None = None) -> StatusApp:
+    settings = settings or get_settings()
 
+    async def start(sidecar: Sidecar) -> None:
+        app.hub.bind(sidecar.jobs)
+        app.http = httpx.AsyncClient(follow_redirects=False)
+        secrets = SigningSecrets(sidecar.dapr, settings, AuthSettings())
+        await secrets.start()
+        app.signing_secrets = secrets
+        app.webhook_sender = WebhookSender(sidecar.jobs, settings, app.http, secrets)
 
-async def _stop(app: FastAPI) -> None:
-    await app.state.http.aclose()
+    async def stop(_: Sidecar) -> None:
+        await app.http.aclose()
 
+    async def on_webhook_event(request: Request) -> Delivery:
+        event = await read_job_event(request)
+        if event is None:
+            return Delivery.SUCCESS
+        try:
+            current = await app.sidecar.jobs.get(event.job_id)
+        except DAPR_ERRORS as exc:
+            log.warning(
+                "job_id=%s webhook event: store unreachable, retrying: %s", event.job_id, exc
+            )
+            return Delivery.RETRY
+        # A change the job has moved past is not delivered: the later change's own event is.
+        if current is None or current.record.seq != event.seq:
+            return Delivery.SUCCESS
+        try:
+            await app.webhook_sender.on_change(current.record)
+        except STORE_ERRORS as exc:
+            log.warning("job_id=%s webhook not sent, retrying: %s", event.job_id, exc)
+            return Delivery.RETRY
+        return Delivery.SUCCESS
 
-app = build_app(
-    "jobrelay status",
-    "0.1.0",
-    dapr_lifespan(on_start=_start, on_stop=_stop, clients=True),
-    "Read a job's status and result, follow it live, or cancel it.",
-)
-app.state.hub = EventHub()
-app.include_router(router)
-mount_page(app)
-dapr_app = DaprApp(app)
-# Every replica sees every event (its own consumer group): its live streams need them all.
-feed_hub(dapr_app, app.state.hub)
-
-
-# Webhooks subscribe through the shared consumer group: one delivery per event in all.
-@subscribe(dapr_app, PUBSUB, JOB_EVENTS_TOPIC)
-async def on_job_event(request: Request) -> dict[str, str]:
-    event = await read_job_event(request)
-    if event is None:
-        return SUCCESS
-    await request.app.state.webhooks.on_change(event.record)
-    return SUCCESS
+    app = build_app(
+        "jobrelay status",
+        "0.1.0",
+        dapr_lifespan(on_start=start, on_stop=stop, clients=True),
+        "Read a job's status and result, follow it live, or cancel it.",
+        StatusApp,
+    )
+    app.settings = settings
+    app.hub = EventHub(new_replica_id("status"))
+    app.include_router(router)
+    mount_page(app)
+    subscriptions = Subscriptions(app)
+    # Each replica hears of the jobs its live streams follow.
+    app.hub.subscribe(subscriptions)
+    # Webhooks through the shared consumer group: one delivery per event in all.
+    subscriptions.add(Subscription(PUBSUB, WEBHOOK_EVENTS_TOPIC), on_webhook_event)
+    return app

@@ -4,25 +4,23 @@ import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
 from apps.status import stream
-from apps.status.cancel import cancel
-from apps.status.settings import StatusSettings, get_settings
-from apps.status.signing import SigningSecrets
+from apps.status.cancel import JobFinished, JobNotFound, cancel
+from apps.status.deps import HubDep, SettingsDep, SigningSecretsDep
+from apps.status.settings import StatusSettings
 from jobrelay import telemetry
 from jobrelay.auth import TenantDep
 from jobrelay.constants import RETRY_AFTER_SECONDS
 from jobrelay.contract import JobRecord, JobView
 from jobrelay.errors import ApiError, ErrorBody
-from jobrelay.hub import EventHub
-from jobrelay.messages import publish_job_event
-from jobrelay.service import DaprDep, StoreDep
+from jobrelay.service import JobsDep, SidecarDep
+from jobrelay.state import Contended
 
 router = APIRouter(tags=["jobs"])
-SettingsDep = Annotated[StatusSettings, Depends(get_settings)]
 
 # Ids are uuid4 hex. Anything else cannot name a job, so it is answered 404 like any unknown
 # id (not 422: to a client both mean "no such job") without a store round trip.
@@ -41,8 +39,8 @@ _POLL: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def existing_job(job_id: str, store: StoreDep, tenant: TenantDep) -> JobRecord:
-    versioned = await store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
+async def existing_job(job_id: str, jobs: JobsDep, tenant: TenantDep) -> JobRecord:
+    versioned = await jobs.get(job_id) if _JOB_ID.fullmatch(job_id) else None
     # Another tenant's job answers exactly as a missing one: a 403 would confirm that the
     # id exists, and let a caller probe for other tenants' jobs.
     if versioned is None or versioned.record.tenant != tenant:
@@ -53,11 +51,6 @@ async def existing_job(job_id: str, store: StoreDep, tenant: TenantDep) -> JobRe
 
 
 JobDep = Annotated[JobRecord, Depends(existing_job)]
-
-
-def get_hub(request: Request) -> EventHub:
-    hub: EventHub = request.app.state.hub
-    return hub
 
 
 def _poll_answer(record: JobRecord, response: Response, settings: StatusSettings) -> JobView:
@@ -84,14 +77,21 @@ async def get_result(record: JobDep, response: Response, settings: SettingsDep) 
     responses={409: {"model": ErrorBody, "description": "Already finished."}, **_NOT_FOUND},
 )
 async def cancel_job(
-    job_id: str, store: StoreDep, dapr: DaprDep, settings: SettingsDep, tenant: TenantDep
+    job_id: str, sidecar: SidecarDep, settings: SettingsDep, tenant: TenantDep
 ) -> JobView:
     """Cancel a job: a queued one never runs; a running one's result is discarded."""
     if not _JOB_ID.fullmatch(job_id):
         raise ApiError(404, "job_not_found", f"no job with id {job_id}")
     telemetry.bind_job(job_id)
-    cancelled = await cancel(store, job_id, tenant)
-    await publish_job_event(dapr, cancelled)
+    try:
+        cancelled = await cancel(sidecar.jobs, job_id, tenant)
+    except JobNotFound as exc:
+        raise ApiError(404, "job_not_found", f"no job with id {job_id}") from exc
+    except JobFinished as exc:
+        raise ApiError(409, "job_finished", f"the job is already {exc}") from exc
+    except Contended as exc:
+        raise ApiError(409, "job_busy", "the job changed while being cancelled; try again") from exc
+    await sidecar.events.changed(cancelled)
     return JobView.of(cancelled, settings.public_base_url)
 
 
@@ -113,17 +113,14 @@ async def cancel_job(
 )
 async def job_events(
     record: JobDep,
-    store: StoreDep,
     settings: SettingsDep,
-    hub: Annotated[EventHub, Depends(get_hub)],
+    hub: HubDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: the job now, then each change; `id` is the record's `seq`, so a
     reconnect with `Last-Event-ID` resumes after what the client has seen."""
     last_seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else -1
-    async for event in stream.job_events(
-        hub, store, record.id, last_seen, settings.public_base_url
-    ):
+    async for event in stream.job_events(hub, record.id, last_seen, settings.public_base_url):
         yield event
 
 
@@ -134,11 +131,6 @@ class WebhookSecret(BaseModel):
         description="Standard Webhooks signing secret (`whsec_` + base64): verify each "
         "delivery's `webhook-signature` with it."
     )
-
-
-def get_signing_secrets(request: Request) -> SigningSecrets:
-    secrets: SigningSecrets = request.app.state.signing_secrets
-    return secrets
 
 
 @router.get(
@@ -153,7 +145,7 @@ def get_signing_secrets(request: Request) -> SigningSecrets:
 async def get_webhook_secret(
     tenant: TenantDep,
     response: Response,
-    secrets: Annotated[SigningSecrets, Depends(get_signing_secrets)],
+    secrets: SigningSecretsDep,
 ) -> WebhookSecret:
     """Your tenant's webhook signing secret, and only yours: each tenant has its own, so a
     delivery that verifies came from jobrelay for you."""

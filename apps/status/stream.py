@@ -17,7 +17,6 @@ from fastapi.sse import ServerSentEvent
 from jobrelay.constants import STREAM_KEEPALIVE_SECONDS
 from jobrelay.contract import JobRecord, JobView
 from jobrelay.hub import EventHub
-from jobrelay.store import JobRecords
 
 
 def _event(record: JobRecord, base_url: str) -> ServerSentEvent:
@@ -29,17 +28,17 @@ def _event(record: JobRecord, base_url: str) -> ServerSentEvent:
 
 async def job_events(
     hub: EventHub,
-    store: JobRecords,
     job_id: str,
     last_seen: int,
     base_url: str,
     keepalive: float = STREAM_KEEPALIVE_SECONDS,
 ) -> AsyncIterator[ServerSentEvent]:
     with hub.watch(job_id) as changes:
-        versioned = await store.get(job_id)
-        if versioned is None:
+        # Registered on the record before reading it (jobrelay.hub): nothing falls between.
+        current = await hub.register(job_id)
+        if current is None:
             return
-        record = versioned.record
+        record = current
         while True:
             if record.seq > last_seen:
                 last_seen = record.seq
@@ -50,7 +49,7 @@ async def job_events(
                 newer = await asyncio.wait_for(changes.get(), keepalive)
             except TimeoutError:
                 yield ServerSentEvent(comment="keepalive")
-                reread = await store.get(job_id)
+                reread = await hub.jobs.get(job_id)
                 if reread is None:
                     return
                 newer = reread.record

@@ -11,13 +11,12 @@ jobrelay avoids: services talk only through Dapr pub/sub and state.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from apps.status.settings import StatusSettings, get_settings
+from apps.status.deps import SettingsDep
 
 PAGE_DIR = Path(__file__).with_name("web")
 
@@ -30,9 +29,7 @@ async def home() -> RedirectResponse:
 
 
 @router.get("/ui/config.json")
-async def page_config(
-    settings: Annotated[StatusSettings, Depends(get_settings)],
-) -> dict[str, str]:
+async def page_config(settings: SettingsDep) -> dict[str, str]:
     """Where the page sends jobs; the page lets a person point it elsewhere."""
     return {"intake_url": settings.intake_public_url}
 

@@ -18,12 +18,11 @@ from apps.status.settings import StatusSettings
 from apps.status.signing import SigningSecrets
 from jobrelay.contract import JobRecord, JobView, WebhookDelivery, WebhookEvent, utcnow
 from jobrelay.errors import DAPR_ERRORS
-from jobrelay.store import JobStore, StaleRecord
+from jobrelay.state import STORE_ERRORS
+from jobrelay.store import JobStore
 from jobrelay.webhook_targets import RefusedTarget, check_url
 
 log = logging.getLogger(__name__)
-
-_NOTE_TRIES = 5
 
 
 class WebhookSender:
@@ -44,7 +43,6 @@ class WebhookSender:
         event = WebhookEvent.of(record.status)
         if spec is None or event is None or event not in spec.events:
             return
-        record = await self._store.filled(record)  # the event came without the result
         body = JobView.of(record, self._settings.public_base_url).model_dump_json()
         msg_id = f"{record.id}-{record.seq}"
         try:
@@ -137,19 +135,12 @@ class WebhookSender:
         )
 
     async def _note(self, job_id: str, delivery: WebhookDelivery) -> None:
-        for _ in range(_NOTE_TRIES):
-            try:
-                versioned = await self._store.get(job_id)
-                if versioned is None:
-                    return
-                record = versioned.record
-                noted = record.model_copy(
-                    update={"webhook_deliveries": [*record.webhook_deliveries, delivery]}
-                )
-                await self._store.note(noted, versioned.etag)
-                return
-            except StaleRecord:
-                continue
-            except DAPR_ERRORS as exc:
-                log.warning("job_id=%s webhook delivery not recorded: %s", job_id, exc)
-                return
+        def noted(record: JobRecord) -> JobRecord:
+            return record.model_copy(
+                update={"webhook_deliveries": [*record.webhook_deliveries, delivery]}
+            )
+
+        try:
+            await self._store.update(job_id, noted)
+        except STORE_ERRORS as exc:
+            log.warning("job_id=%s webhook delivery not recorded: %s", job_id, exc)

@@ -6,7 +6,7 @@ import grpc
 import openai
 from dapr.clients.exceptions import DaprInternalError
 
-from apps.worker.gateway import CapabilityUnavailable
+from apps.worker.gateway import CapabilityUnavailable, ModelBudgetSpent
 from apps.worker.inputs import UnreadableInput
 from apps.worker.limits import LimitWait
 from apps.worker.tasks.extract import InvalidOutput
@@ -20,6 +20,7 @@ _OWN: tuple[tuple[type[BaseException], str, bool], ...] = (
     (grpc.RpcError, "store_unavailable", True),
     (LimitWait, "model_rate_limited", True),
     (CapabilityUnavailable, "capability_unavailable", False),
+    (ModelBudgetSpent, "model_call_budget_exhausted", False),
     (InvalidOutput, "invalid_output", False),
     (UnreadableInput, "invalid_input", False),
 )

@@ -34,6 +34,10 @@ class CapabilityUnavailable(Exception):
     """No configured model can do what the task needs (see, say, an image)."""
 
 
+class ModelBudgetSpent(Exception):
+    """The job has made as many model calls as one job may (over all its attempts)."""
+
+
 def _client(profile: ModelProfile) -> AsyncOpenAI:
     # max_retries=0: retries belong to one policy (retry.py), not to two stacked ones.
     key = profile.api_key().get_secret_value()
@@ -76,10 +80,13 @@ class Gateway:
         attempt: int,
         op: Op[T],
         tokens: int = 0,
+        budget: int | None = None,
     ) -> tuple[T, ModelProfile]:
         """`op`'s answer from the first profile of `chain` that gives one, and that profile.
 
         `tokens` estimates the call's tokens, for the profiles' tokens-per-minute limits.
+        `budget`: the calls the job may still make; ModelBudgetSpent once `calls` holds that
+        many (every retry is a call).
         """
         if not chain:
             raise CapabilityUnavailable(capability)
@@ -91,6 +98,12 @@ class Gateway:
                     if try_.retry_state.attempt_number > 1:
                         count_retry(profile)
                     with try_:
+                        if budget is not None and len(calls) >= budget:
+                            raise ModelBudgetSpent(
+                                f"the job made the most model calls one job may make "
+                                f"({len(calls)} in this attempt; "
+                                "JOBRELAY_WORKER_MAX_MODEL_CALLS_PER_JOB)"
+                            )
                         answer = await self._once(
                             profile, capability, deadline, calls, attempt, op, tokens
                         )
@@ -121,12 +134,15 @@ class Gateway:
         seconds = profile.timeout_seconds
         if deadline is not None:
             seconds = max(min(seconds, deadline.timestamp() - time.time()), 0.001)
+        # The rate limit first: a call waiting for the next minute holds no slot, so the
+        # slot's lease cannot run out while it waits. Then this worker's own slot, then the
+        # one shared with every replica: each is held only around the model call itself.
+        if self._limits is not None:
+            await self._limits.admit(profile, tokens=tokens, deadline=deadline)
         async with self._inflight:
-            limits = self._limits
-            if limits is None:
+            if self._limits is None:
                 return await self._timed(profile, capability, calls, attempt, op, seconds)
-            async with limits.slot(profile, deadline):
-                await limits.admit(profile, tokens=tokens, deadline=deadline)
+            async with self._limits.slot(profile, deadline):
                 return await self._timed(profile, capability, calls, attempt, op, seconds)
 
     async def _timed(

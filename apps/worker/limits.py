@@ -1,13 +1,22 @@
 """Per-profile limits shared by every worker replica, kept in the Dapr state store.
 
-- Concurrency: a slot table per profile (`limit:{profile}:slots`), holders added and removed
-  with ETag-guarded writes; each holder carries an expiry, so a worker that dies holding a
-  slot frees it after the call's timeout instead of shrinking the pool for good.
-- Rate: a counter per profile and minute (`limit:{profile}:{minute}`, requests and tokens),
-  incremented with ETag-guarded writes; over the limit, a call waits for the next minute.
+Concurrency: `max_concurrency` slots per profile, one key each (`limit:{profile}:slot:{n}`).
+A replica takes a free slot by inserting its key (first-write, so two replicas cannot take
+one slot), with a TTL: a replica that dies holding a slot frees it when the TTL runs out,
+instead of shrinking the pool for good. There is no shared counter to read-modify-write, so
+replicas taking different slots never contend.
 
-Both wait at most until the job's deadline. A Dapr-backed table costs two or three state
-calls per model call: milliseconds against model calls of seconds.
+Inside a replica a slot is handed straight from a call that ends to the next call waiting
+for one, with no store round trip in between: a model at its limit stays at its limit. A slot
+no call here waits for is given back (its key deleted). A call that finds every slot taken
+waits for a local hand-over, and looks at the store again after a doubling pause for slots
+other replicas gave back.
+
+Rate: a counter per profile and minute (`limit:{profile}:rate:{minute}`, requests and tokens),
+counted up through the state layer's read-modify-write; over the limit, a call waits for the
+next minute, holding no slot meanwhile (apps/worker/gateway.py).
+
+Every wait ends at the job's deadline (LimitWait).
 """
 
 from __future__ import annotations
@@ -18,31 +27,51 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dapr.aio.clients import DaprClient
-
 from apps.worker.profiles import ModelProfile
-from jobrelay.constants import STATESTORE
-from jobrelay.store import swap
+from jobrelay import keys
+from jobrelay.errors import DAPR_ERRORS
+from jobrelay.state import KeyTaken, State, Write
 
 log = logging.getLogger(__name__)
 
-_POLL_SECONDS = (0.02, 0.1)  # a waiting call looks again after a random pause in this range
-_GRACE_SECONDS = 10.0  # a slot outlives its call's timeout by this before others may take it
+# A slot outlives its call's timeout by this before its TTL frees it for others.
+_GRACE_SECONDS = 10.0
+# Looking for slots other replicas gave back: the first pause, doubling up to the last.
+_FIRST_LOOK_SECONDS = 0.025
+_LAST_LOOK_SECONDS = 1.0
+_RATE_WINDOW_TTL_SECONDS = 120
 
 
 class LimitWait(Exception):
     """The limit did not free up before the job's deadline."""
 
 
+@dataclass(eq=False)
+class _Slot:
+    index: int
+    taken_at: float  # when its key's TTL was last set (time.monotonic())
+
+
+@dataclass
+class _Pool:
+    """What this replica knows of one profile's slots."""
+
+    waiting: deque[asyncio.Future[_Slot]] = field(default_factory=deque)
+
+
 class SharedLimits:
-    def __init__(self, dapr: DaprClient, store: str = STATESTORE) -> None:
-        self._dapr = dapr
-        self._store = store
+    def __init__(self, state: State) -> None:
+        self._state = state
+        self._owner = uuid.uuid4().hex  # this replica, as written in the slots it holds
+        self._pools: dict[str, _Pool] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def slot(self, profile: ModelProfile, deadline: datetime | None) -> AsyncIterator[None]:
@@ -50,16 +79,98 @@ class SharedLimits:
         if profile.max_concurrency is None:
             yield
             return
-        key = f"limit:{profile.name}:slots"
-        holder = uuid.uuid4().hex
-        lease = profile.timeout_seconds + _GRACE_SECONDS
-        await self._update(
-            key, deadline, lambda slots: _take(slots, holder, lease, profile.max_concurrency or 0)
-        )
+        pool = self._pools.setdefault(profile.name, _Pool())
+        held = await self._take(profile, pool, deadline)
         try:
             yield
         finally:
-            await self._update(key, None, lambda slots: _release(slots, holder))
+            self._pass_on(profile, pool, held)
+
+    async def _take(self, profile: ModelProfile, pool: _Pool, deadline: datetime | None) -> _Slot:
+        pause, looked = _FIRST_LOOK_SECONDS, False
+        while True:
+            # A call arriving behind others that wait lets a hand-over reach them first.
+            if looked or not pool.waiting:
+                taken = await self._take_free(profile)
+                if taken is not None:
+                    return taken
+            looked = True
+            left = None if deadline is None else deadline.timestamp() - time.time()
+            if left is not None and left <= 0:
+                raise LimitWait(f"{profile.name}: no free slot before the deadline")
+            handed: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
+            pool.waiting.append(handed)
+            try:
+                wait = pause if left is None else min(pause, left)
+                return await asyncio.wait_for(asyncio.shield(handed), wait)
+            except TimeoutError:
+                pass
+            except asyncio.CancelledError:
+                # Stopped while waiting: a slot handed over meanwhile must not be lost.
+                if handed.done() and not handed.cancelled():
+                    self._pass_on(profile, pool, handed.result())
+                handed.cancel()
+                raise
+            finally:
+                if handed in pool.waiting:
+                    pool.waiting.remove(handed)
+            if handed.done() and not handed.cancelled():
+                return handed.result()  # handed over just as the wait timed out
+            handed.cancel()
+            pause = min(pause * 2, _LAST_LOOK_SECONDS) * random.uniform(0.75, 1.0)  # noqa: S311
+
+    async def _take_free(self, profile: ModelProfile) -> _Slot | None:
+        """A slot no one holds, now held by this replica; None if all are taken."""
+        limit = profile.max_concurrency or 0
+        slot_keys = [keys.limit_slot(profile.name, i) for i in range(limit)]
+        found = await self._state.get_many(slot_keys)
+        # Absent keys only: a slot that failed to read may be held.
+        free = [i for i, key in enumerate(slot_keys) if key in found and found[key] is None]
+        random.shuffle(free)  # replicas racing for slots mostly try different ones
+        for index in free:
+            try:
+                await self._state.insert(
+                    slot_keys[index], self._owner, int(profile.timeout_seconds + _GRACE_SECONDS)
+                )
+            except KeyTaken:
+                continue
+            return _Slot(index, time.monotonic())
+        return None
+
+    def _pass_on(self, profile: ModelProfile, pool: _Pool, slot: _Slot) -> None:
+        """Hand `slot` to a call of this replica waiting for one, else give it back."""
+        while pool.waiting:
+            handed = pool.waiting.popleft()
+            if handed.done():
+                continue
+            handed.set_result(slot)
+            lease = profile.timeout_seconds + _GRACE_SECONDS
+            if time.monotonic() - slot.taken_at > lease / 2:
+                # The next call may run as long as the last: its key must outlive that.
+                slot.taken_at = time.monotonic()
+                self._in_background(self._extend(profile, slot, int(lease)))
+            return
+        self._in_background(self._give_back(profile, slot))
+
+    async def _extend(self, profile: ModelProfile, slot: _Slot, ttl: int) -> None:
+        key = keys.limit_slot(profile.name, slot.index)
+        try:
+            await self._state.put(key, self._owner, ttl)
+        except DAPR_ERRORS as exc:
+            log.warning("profile=%s slot %d lease not extended: %s", profile.name, slot.index, exc)
+
+    async def _give_back(self, profile: ModelProfile, slot: _Slot) -> None:
+        key = keys.limit_slot(profile.name, slot.index)
+        try:
+            await self._state.delete(key)
+        except DAPR_ERRORS as exc:
+            # Left to its TTL: the pool is a slot short until then.
+            log.warning("profile=%s slot %d not given back: %s", profile.name, slot.index, exc)
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def admit(self, profile: ModelProfile, tokens: int, deadline: datetime | None) -> None:
         """Count one request of about `tokens` tokens against the profile's per-minute limits."""
@@ -68,18 +179,19 @@ class SharedLimits:
             return
         while True:
             minute = int(time.time() // 60)
-            key = f"limit:{profile.name}:{minute}"
 
-            def count(window: dict[str, Any]) -> dict[str, Any] | None:
+            def count(data: bytes | None) -> Write | None:
+                window = json.loads(data) if data else {}
                 requests, used = window.get("requests", 0), window.get("tokens", 0)
                 if (rpm is not None and requests + 1 > rpm) or (
                     tpm is not None and used + tokens > tpm and used > 0
                 ):
-                    return None
-                return {"requests": requests + 1, "tokens": used + tokens}
+                    raise LimitWait(profile.name)
+                counted = {"requests": requests + 1, "tokens": used + tokens}
+                return Write(json.dumps(counted), _RATE_WINDOW_TTL_SECONDS)
 
             try:
-                await self._update(key, None, count, ttl=120, wait=False)
+                await self._state.update(keys.rate_window(profile.name, minute), count)
                 return
             except LimitWait:
                 next_minute = (minute + 1) * 60
@@ -93,38 +205,3 @@ class SharedLimits:
                     next_minute - time.time(),
                 )
                 await asyncio.sleep(max(next_minute - time.time(), 0.0))
-
-    async def _update(
-        self, key: str, deadline: datetime | None, change: Any, ttl: int = -1, wait: bool = True
-    ) -> None:
-        """Apply `change` (current value -> new value, or None for "not now") under ETags,
-        waiting for room until `deadline` (or raising LimitWait at once when not `wait`)."""
-        while True:
-            resp = await self._dapr.get_state(self._store, key)
-            current = json.loads(resp.data) if resp.data else {}
-            new = change(current)
-            if new is None:
-                if not wait:
-                    raise LimitWait(key)
-                if deadline is not None and time.time() >= deadline.timestamp():
-                    raise LimitWait(f"{key}: no free slot before the deadline")
-                await asyncio.sleep(random.uniform(*_POLL_SECONDS))  # noqa: S311
-                continue
-            if await self._write(key, new, resp.etag if resp.data else None, ttl):
-                return
-
-    async def _write(self, key: str, value: dict[str, Any], etag: str | None, ttl: int) -> bool:
-        """False if another replica wrote first (then the caller rereads)."""
-        return await swap(self._dapr, self._store, key, json.dumps(value), etag, ttl)
-
-
-def _take(slots: dict[str, float], holder: str, lease: float, limit: int) -> dict[str, Any] | None:
-    now = time.time()
-    live = {h: until for h, until in slots.items() if until > now}
-    if len(live) >= limit:
-        return None
-    return {**live, holder: now + lease}
-
-
-def _release(slots: dict[str, float], holder: str) -> dict[str, Any]:
-    return {h: until for h, until in slots.items() if h != holder}

@@ -3,87 +3,102 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 
-from dapr.ext.fastapi import DaprApp
-from fastapi import FastAPI, Request
+from fastapi import Request
 
 from apps.worker.gateway import Gateway
 from apps.worker.limits import SharedLimits
 from apps.worker.profiles import load_catalog
 from apps.worker.runner import Runner, give_up
-from apps.worker.settings import get_settings
+from apps.worker.settings import WorkerSettings, get_settings
 from jobrelay import metrics, telemetry
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
 from jobrelay.contract import JobMessage
 from jobrelay.dead_letters import DeadLetters
-from jobrelay.errors import DAPR_ERRORS
-from jobrelay.messages import BadMessage, publish_job_event, read_message
-from jobrelay.service import build_app, dapr_lifespan
-from jobrelay.subscriptions import DROP, RETRY, SUCCESS, subscribe
+from jobrelay.messages import BadMessage, read_message
+from jobrelay.service import ServiceApp, Sidecar, build_app, dapr_lifespan
+from jobrelay.state import STORE_ERRORS
+from jobrelay.subscriptions import Delivery, Subscription, Subscriptions
 
 log = logging.getLogger(__name__)
 
 
-async def _start(app: FastAPI) -> None:
-    settings = get_settings()
-    catalog = load_catalog(settings.models_file)
-    log.info("model profiles from %s: %s", settings.models_file, ", ".join(catalog.profiles))
-    app.state.gateway = Gateway(catalog, SharedLimits(app.state.dapr), settings.max_inflight)
-    app.state.publish = partial(publish_job_event, app.state.dapr)
-    app.state.runner = Runner(
-        app.state.store,
-        app.state.store.files,
-        app.state.gateway,
-        app.state.publish,
-        lease_seconds=settings.claim_lease_seconds,
-        hold_seconds=settings.duplicate_hold_seconds,
+class Worker:
+    """The worker's two subscriptions, and what they run on (built once the sidecar is up)."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self._settings = settings
+        self._sidecar: Sidecar | None = None
+        self._gateway: Gateway | None = None
+        self._runner: Runner | None = None
+
+    async def start(self, sidecar: Sidecar) -> None:
+        catalog = load_catalog(self._settings.models_file)
+        log.info(
+            "model profiles from %s: %s", self._settings.models_file, ", ".join(catalog.profiles)
+        )
+        self._sidecar = sidecar
+        self._gateway = Gateway(catalog, SharedLimits(sidecar.state), self._settings.max_inflight)
+        self._runner = Runner(sidecar.jobs, self._gateway, sidecar.events.changed, self._settings)
+
+    async def stop(self, _: Sidecar) -> None:
+        if self._gateway is not None:
+            await self._gateway.close()
+
+    async def on_job(self, request: Request) -> Delivery:
+        assert self._runner is not None, "deliveries start after the lifespan"
+        try:
+            message = await read_message(request, JobMessage)
+        except BadMessage as exc:
+            log.error("dropping undeliverable message to the dead-letter topic: %s", exc)
+            return Delivery.DROP
+        telemetry.bind_job(message.job_id, message.task)
+        try:
+            return await self._runner.deliver(message)
+        except STORE_ERRORS as exc:
+            # The store is unreachable (or the record hammered): nothing was decided, so
+            # the broker should try again.
+            log.warning(
+                "job_id=%s store unavailable, asking for redelivery: %s", message.job_id, exc
+            )
+            return Delivery.RETRY
+
+    async def on_dead_letter(self, request: Request) -> Delivery:
+        assert self._sidecar is not None, "deliveries start after the lifespan"
+        try:
+            message = await read_message(request, JobMessage)
+        except BadMessage as exc:
+            log.error("dead letter that is not a job message, discarded: %s", exc)
+            return Delivery.SUCCESS
+        telemetry.bind_job(message.job_id, message.task)
+        sidecar = self._sidecar
+        try:
+            versioned = await sidecar.jobs.get(message.job_id)
+            if versioned is None or versioned.record.status.terminal:
+                return Delivery.SUCCESS
+            # Listed first: should the failing write or the process fail next, the
+            # redelivery finds the job listed already (listing twice is harmless), and a job
+            # is never failed without its operator hearing of it.
+            await DeadLetters(sidecar.state).add(versioned.record.tenant, message.job_id)
+            if await give_up(sidecar.jobs, message.job_id, sidecar.events.changed) is not None:
+                metrics.DEAD_LETTERED.labels(message.task).inc()
+        except STORE_ERRORS as exc:
+            log.warning("job_id=%s store unavailable for a dead letter: %s", message.job_id, exc)
+            return Delivery.RETRY
+        return Delivery.SUCCESS
+
+
+def create_app(settings: WorkerSettings | None = None) -> ServiceApp:
+    settings = settings or get_settings()
+    worker = Worker(settings)
+    app = build_app(
+        "jobrelay worker",
+        "0.1.0",
+        dapr_lifespan(on_start=worker.start, on_stop=worker.stop),
+        "Dapr subscriber: runs jobs from the `jobs` topic. Not for clients.",
+        ServiceApp,
     )
-
-
-async def _stop(app: FastAPI) -> None:
-    await app.state.gateway.close()
-
-
-app = build_app(
-    "jobrelay worker",
-    "0.1.0",
-    dapr_lifespan(on_start=_start, on_stop=_stop),
-    "Dapr subscriber: runs jobs from the `jobs` topic. Not for clients.",
-)
-dapr_app = DaprApp(app)
-
-
-@subscribe(dapr_app, PUBSUB, JOBS_TOPIC, dead_letter_topic=DEAD_LETTER_TOPIC)
-async def on_job(request: Request) -> dict[str, str]:
-    try:
-        message = await read_message(request, JobMessage)
-    except BadMessage as exc:
-        log.error("dropping undeliverable message to the dead-letter topic: %s", exc)
-        return DROP
-    telemetry.bind_job(message.job_id, message.task)
-    try:
-        outcome = await request.app.state.runner.deliver(message.job_id)
-    except DAPR_ERRORS as exc:
-        # The store is unreachable: nothing was decided, so the broker should try again.
-        log.warning("job_id=%s store unavailable, asking for redelivery: %s", message.job_id, exc)
-        return RETRY
-    return {"status": outcome}
-
-
-@subscribe(dapr_app, PUBSUB, DEAD_LETTER_TOPIC)
-async def on_dead_letter(request: Request) -> dict[str, str]:
-    try:
-        message = await read_message(request, JobMessage)
-    except BadMessage as exc:
-        log.error("dead letter that is not a job message, discarded: %s", exc)
-        return SUCCESS
-    telemetry.bind_job(message.job_id, message.task)
-    try:
-        if await give_up(request.app.state.store, message.job_id, request.app.state.publish):
-            await DeadLetters(request.app.state.dapr).add(message.job_id)
-            metrics.DEAD_LETTERED.labels(message.task).inc()
-    except DAPR_ERRORS as exc:
-        log.warning("job_id=%s store unavailable for a dead letter: %s", message.job_id, exc)
-        return RETRY
-    return SUCCESS
+    subscriptions = Subscriptions(app)
+    subscriptions.add(Subscription(PUBSUB, JOBS_TOPIC, DEAD_LETTER_TOPIC), worker.on_job)
+    subscriptions.add(Subscription(PUBSUB, DEAD_LETTER_TOPIC), worker.on_dead_letter)
+    return app

@@ -64,9 +64,15 @@ _NO_MODEL = {
 
 class ModelClient:
     def __init__(
-        self, gateway: Gateway, task: str, deadline: datetime | None, attempt: int
+        self,
+        gateway: Gateway,
+        task: str,
+        deadline: datetime | None,
+        attempt: int,
+        budget: int | None = None,
     ) -> None:
         self._gateway = gateway
+        self._budget = budget  # model calls this attempt may still make
         self._task = task
         self._deadline = deadline
         self._attempt = attempt
@@ -87,7 +93,7 @@ class ModelClient:
                 f"(JOBRELAY_WORKER_MODELS_FILE; see config/models.example.yaml)"
             )
         return await self._gateway.call(
-            chain, capability, self._deadline, self.calls, self._attempt, op, tokens
+            chain, capability, self._deadline, self.calls, self._attempt, op, tokens, self._budget
         )
 
     async def embed(self, texts: list[str]) -> EmbeddingCall:

@@ -1,14 +1,19 @@
-"""One delivery of a job: claim it, run its task, store the outcome.
+"""One delivery of a job: wait for its record, claim it, run its task, store the outcome.
 
 The claim is an ETag-guarded write of `running` with `attempts` raised by one; `attempts` is
-then the claim's token. Every later write rereads the record and goes through only if it
-still shows this claim, so a duplicate delivery, a takeover after a dead worker, a cancel or
-a late result can never overwrite a newer state.
+then the claim's token. Every later write goes through the state layer's read-modify-write
+and only if the record still shows this claim, so a duplicate delivery, a takeover after a
+dead worker, a cancel or a late result can never overwrite a newer state.
 
-A claim is a lease: the running worker renews it while the model works, and a claim whose
-lease lapsed (its worker died) is taken over by the next delivery. A second delivery of a job
+A claim is a lease: the running worker renews it while the job runs, and a claim whose lease
+lapsed (its worker died) is taken over by the next delivery. A second delivery of a job
 whose claim is alive (the broker redelivers long jobs) is held, not acknowledged: should the
 running worker die, that delivery is what resumes the job.
+
+Intake publishes a job's message before it stores the record (apps/intake/submission.py), so
+a message may arrive first: the delivery waits for the record until the message's grace
+ends, then fences the job's key (jobrelay.store), and a record that comes later can never be
+stored. Every job that got a 202 thus has both its record and its message.
 """
 
 from __future__ import annotations
@@ -17,35 +22,38 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from enum import StrEnum
 
 from apps.worker.failures import describe
 from apps.worker.gateway import Gateway
 from apps.worker.inputs import materialize
+from apps.worker.leases import keep_claim
 from apps.worker.models import ModelClient
+from apps.worker.settings import WorkerSettings
 from apps.worker.tasks import RUNNERS, TaskRunner
 from jobrelay import telemetry
-from jobrelay.constants import CLAIM_LEASE_SECONDS, DUPLICATE_HOLD_SECONDS
-from jobrelay.contract import JobError, JobRecord, JobResult, JobStatus, ModelCall, utcnow
+from jobrelay.contract import (
+    JobError,
+    JobMessage,
+    JobRecord,
+    JobResult,
+    JobStatus,
+    ModelCall,
+    utcnow,
+)
 from jobrelay.files import FileStore
-from jobrelay.store import JobRecords, StaleRecord
+from jobrelay.state import Contended
+from jobrelay.store import JobStore, StaleRecord, Versioned
+from jobrelay.subscriptions import Delivery
 
 log = logging.getLogger(__name__)
-
-# A write that loses an ETag race rereads and decides again; more losses than this in a row
-# mean something else is hammering the record, and the broker's redelivery takes over.
-_WRITE_TRIES = 3
 
 OnChange = Callable[[JobRecord], Awaitable[None]]
 Change = Callable[[JobRecord], JobRecord]
 
-
-class Delivery(StrEnum):
-    """What the worker tells Dapr about a message."""
-
-    SUCCESS = "SUCCESS"  # done with it (including duplicates that need nothing)
-    RETRY = "RETRY"  # deliver again later, per the resiliency policy
-    DROP = "DROP"  # unusable; goes to the dead-letter topic
+# First pause before reading again for a record that is not there yet: it normally follows
+# its message within milliseconds, so the pauses start short and double.
+_FIRST_REREAD_SECONDS = 0.002
+_MAX_REREAD_SECONDS = 0.5
 
 
 class DeadlinePassed(Exception):
@@ -67,93 +75,97 @@ _STOPPED = JobError(
 class Runner:
     def __init__(
         self,
-        store: JobRecords,
-        files: FileStore,
+        jobs: JobStore,
         gateway: Gateway,
         on_change: OnChange,
-        lease_seconds: float = CLAIM_LEASE_SECONDS,
-        hold_seconds: float = DUPLICATE_HOLD_SECONDS,
+        settings: WorkerSettings,
     ) -> None:
-        self._store = store
-        self._files = files
+        self._jobs = jobs
+        self._files: FileStore = jobs.files
         self._gateway = gateway
-        self._on_change = on_change  # publishes the job event of every status this writes
-        self._lease = lease_seconds
-        self._hold = hold_seconds
+        self._on_change = on_change  # logs, counts and tells watchers of every status written
+        self._settings = settings
+        # Events published without holding up the model call (a `running`), kept so the
+        # event loop cannot drop them half-done.
+        self._background: set[asyncio.Task[None]] = set()
 
-    async def deliver(self, job_id: str) -> Delivery:
+    async def deliver(self, message: JobMessage) -> Delivery:
+        versioned = await self._arrived(message)
+        if versioned is None:
+            return Delivery.SUCCESS
         loop = asyncio.get_running_loop()
-        hold_until, races = loop.time() + self._hold, 0
+        hold_until = loop.time() + self._settings.duplicate_hold_seconds
         while True:
             try:
-                claimed = await self._claim(job_id)
+                claimed = await self._claim(versioned)
             except StaleRecord:
-                races += 1
-                if races >= _WRITE_TRIES:
-                    return Delivery.RETRY
+                versioned = await self._jobs.get(message.job_id)
+                if versioned is None:
+                    return Delivery.SUCCESS
                 continue
             except LiveClaim:
                 # Held, not acknowledged: if the running worker dies, this copy resumes the
                 # job once the lease lapses. Past the hold, the broker keeps it (RETRY).
                 if loop.time() >= hold_until:
                     return Delivery.RETRY
-                await asyncio.sleep(min(5.0, self._lease / 4))
+                await asyncio.sleep(min(5.0, self._settings.claim_lease_seconds / 4))
+                versioned = await self._jobs.get(message.job_id)
+                if versioned is None:
+                    return Delivery.SUCCESS
                 continue
             if claimed is None:
                 return Delivery.SUCCESS
             # In the job's trace even when the delivery came without its context.
             with telemetry.job_span(f"run {claimed.task}", claimed.id, claimed.traceparent):
-                await self._on_change(claimed)
+                self._in_background(self._on_change(claimed))
                 return await self._run(claimed)
 
-    async def _claim(self, job_id: str) -> JobRecord | None:
+    async def _arrived(self, message: JobMessage) -> Versioned | None:
+        """The job's record, waited for while the message's grace lasts; None if there is
+        none to run (fenced now, or gone: expired long after its job ended)."""
+        grace_ends = message.sent_at + timedelta(seconds=self._settings.arrival_grace_seconds)
+        pause = _FIRST_REREAD_SECONDS
+        while True:
+            versioned = await self._jobs.get(message.job_id)
+            if versioned is not None:
+                return versioned
+            left = (grace_ends - utcnow()).total_seconds()
+            if left <= 0:
+                # Either the record arrives now and wins the key, or the tombstone does
+                # and intake's store of it fails: never both, never neither.
+                return await self._jobs.fence(message.job_id)
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, _MAX_REREAD_SECONDS)
+
+    async def _claim(self, versioned: Versioned) -> JobRecord | None:
         """The record, now `running` under this delivery; None if there is nothing to run."""
-        versioned = await self._store.get(job_id)
-        if versioned is None:
-            log.warning("job_id=%s has no record (expired or never stored); acknowledged", job_id)
-            return None
         record, now = versioned.record, utcnow()
         if record.status.terminal:
-            log.info("job_id=%s already %s; duplicate delivery acknowledged", job_id, record.status)
+            log.info(
+                "job_id=%s already %s; duplicate delivery acknowledged", record.id, record.status
+            )
             return None
-        if (
-            record.status is JobStatus.RUNNING
-            and record.lease_expires_at
-            and record.lease_expires_at > now
-        ):
-            log.info("job_id=%s has a live claim elsewhere; holding this delivery", job_id)
-            raise LiveClaim(job_id)
+        lease = record.lease_expires_at
+        if record.status is JobStatus.RUNNING and lease and lease > now:
+            log.info("job_id=%s has a live claim elsewhere; holding this delivery", record.id)
+            raise LiveClaim(record.id)
         if record.deadline and now >= record.deadline:
             ended = _past_deadline(record)
-            await self._store.replace(ended, versioned.etag)
-            log.info(
-                "job_id=%s task=%s status=%s deadline=%s",
-                job_id,
-                record.task,
-                ended.status,
-                record.deadline.isoformat(),
-            )
+            await self._jobs.replace(ended, versioned.etag)
             await self._on_change(ended)
             return None
         claimed = record.moved_to(
             JobStatus.RUNNING,
             attempts=record.attempts + 1,
             started_at=now,
-            lease_expires_at=now + timedelta(seconds=self._lease),
+            lease_expires_at=now + timedelta(seconds=self._settings.claim_lease_seconds),
             # Queue wait is measured to the first start: the wait before a retry is the
             # backend's trouble, and shows in model_calls instead.
             queue_seconds=record.queue_seconds
             if record.attempts
             else (now - record.created_at).total_seconds(),
         )
-        await self._store.replace(claimed, versioned.etag)
-        log.info(
-            "job_id=%s task=%s status=running attempt=%d queue_seconds=%.3f",
-            job_id,
-            record.task,
-            claimed.attempts,
-            claimed.queue_seconds or 0.0,
-        )
+        await self._jobs.replace(claimed, versioned.etag)
         return claimed
 
     async def _run(self, claimed: JobRecord) -> Delivery:
@@ -168,9 +180,17 @@ class Runner:
             )
             await self._finish(claimed, lambda r: r.moved_to(JobStatus.FAILED, error=error))
             return Delivery.SUCCESS
-        models = ModelClient(self._gateway, claimed.task, claimed.deadline, claimed.attempts)
+        models = ModelClient(
+            self._gateway,
+            claimed.task,
+            claimed.deadline,
+            claimed.attempts,
+            budget=self._settings.max_model_calls_per_job - len(claimed.model_calls),
+        )
         work = asyncio.create_task(self._call(task, claimed, models))
-        keeper = asyncio.create_task(self._keep_claim(claimed, work))
+        keeper = asyncio.create_task(
+            keep_claim(self._jobs, claimed, work, self._settings.claim_lease_seconds)
+        )
         try:
             result = await work
         except asyncio.CancelledError:
@@ -186,44 +206,12 @@ class Runner:
             return await self._failed(claimed, exc, models.calls)
         finally:
             keeper.cancel()
-        stored = await self._finish(
+        await self._finish(
             claimed,
             lambda r: r.moved_to(JobStatus.SUCCEEDED, result=result, error=None),
             models.calls,
         )
-        log.info(
-            "job_id=%s task=%s status=%s model=%s model_seconds=%.3f calls=%d",
-            claimed.id,
-            claimed.task,
-            "succeeded" if stored else "discarded",
-            result.model,
-            sum(c.seconds for c in models.calls),
-            len(models.calls),
-        )
         return Delivery.SUCCESS
-
-    async def _keep_claim(self, claimed: JobRecord, work: asyncio.Task[JobResult]) -> None:
-        """Renew the lease while `work` runs; stop `work` if the claim is lost (a cancel, or a
-        takeover after this worker looked dead): its result would be discarded anyway."""
-        while True:
-            await asyncio.sleep(self._lease / 3)
-            if not await self._renew(claimed):
-                work.cancel()
-                return
-
-    async def _renew(self, claimed: JobRecord) -> bool:
-        for _ in range(_WRITE_TRIES):
-            versioned = await self._store.get(claimed.id)
-            if versioned is None or not _same_claim(versioned.record, claimed):
-                return False
-            until = utcnow() + timedelta(seconds=self._lease)
-            renewed = versioned.record.model_copy(update={"lease_expires_at": until})
-            try:
-                await self._store.note(renewed, versioned.etag)
-            except StaleRecord:
-                continue
-            return True
-        return True  # lost every race to other writers: the claim still stands; try later
 
     async def _hand_back(self, claimed: JobRecord, calls: list[ModelCall]) -> None:
         handed = await self._finish(
@@ -249,23 +237,22 @@ class Runner:
             error = JobError(code="deadline_exceeded", message=str(exc), retryable=False)
         else:
             error = describe(exc)
-        retry = error.retryable
         log.warning(
             "job_id=%s task=%s attempt=%d failed (%s, retryable=%s): %s",
             claimed.id,
             claimed.task,
             claimed.attempts,
             error.code,
-            retry,
+            error.retryable,
             error.message,
         )
-        status = JobStatus.QUEUED if retry else JobStatus.FAILED
+        status = JobStatus.QUEUED if error.retryable else JobStatus.FAILED
         # Back to queued with the error kept, so the redelivery can claim it again and a
         # dead-lettered job still says what went wrong last.
         await self._finish(
             claimed, lambda r: r.moved_to(status, error=error, lease_expires_at=None), calls
         )
-        return Delivery.RETRY if retry else Delivery.SUCCESS
+        return Delivery.RETRY if error.retryable else Delivery.SUCCESS
 
     async def _finish(
         self, claimed: JobRecord, change: Change, calls: list[ModelCall] | None = None
@@ -273,24 +260,31 @@ class Runner:
         """Apply `change` (and record this attempt's model `calls`) if the record still shows
         this claim; False if the claim was lost (taken over, or cancelled while the model
         ran: the outcome is then discarded)."""
-        for _ in range(_WRITE_TRIES):
-            versioned = await self._store.get(claimed.id)
-            if versioned is None or not _same_claim(versioned.record, claimed):
-                log.warning(
-                    "job_id=%s attempt=%d lost its claim (%s); outcome discarded",
-                    claimed.id,
-                    claimed.attempts,
-                    versioned.record.status if versioned else "gone",
-                )
-                return False
-            changed = _with_calls(change(versioned.record), calls or [])
-            try:
-                await self._store.replace(changed, versioned.etag)
-            except StaleRecord:
-                continue
-            await self._on_change(changed)
-            return True
-        raise StaleRecord(claimed.id)
+
+        def if_still_claimed(current: JobRecord) -> JobRecord | None:
+            if not _same_claim(current, claimed):
+                return None
+            return _with_calls(change(current), calls or [])
+
+        updated = await self._jobs.update(claimed.id, if_still_claimed)
+        if updated is None or not updated.written:
+            log.warning(
+                "job_id=%s attempt=%d lost its claim (%s); outcome discarded",
+                claimed.id,
+                claimed.attempts,
+                updated.record.status if updated else "gone",
+            )
+            return False
+        await self._on_change(updated.record)
+        return True
+
+    def _in_background(self, publishing: Awaitable[None]) -> None:
+        async def run() -> None:
+            await publishing
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
 
 def _with_calls(record: JobRecord, calls: list[ModelCall]) -> JobRecord:
@@ -319,19 +313,17 @@ def _past_deadline(record: JobRecord) -> JobRecord:
     )
 
 
-async def give_up(store: JobRecords, job_id: str, on_change: OnChange) -> bool:
-    """Mark a dead-lettered job failed, with the last error it recorded; False if it was
-    not left to fail (gone, already final, or still running under a live claim)."""
-    for _ in range(_WRITE_TRIES):
-        versioned = await store.get(job_id)
-        if versioned is None or versioned.record.status.terminal:
-            return False
-        record = versioned.record
+async def give_up(jobs: JobStore, job_id: str, on_change: OnChange) -> JobRecord | None:
+    """Mark a dead-lettered job failed, with the last error it recorded; the failed record,
+    or None if it was not left to fail (gone, already final, or still running under a live
+    claim)."""
+
+    def failed(record: JobRecord) -> JobRecord | None:
+        if record.status.terminal:
+            return None
         lease = record.lease_expires_at
         if record.status is JobStatus.RUNNING and lease and lease > utcnow():
-            # A held duplicate gave up waiting while the job still runs: its worker finishes.
-            log.info("job_id=%s dead letter of a job that is running; left to its worker", job_id)
-            return False
+            return None  # a held duplicate gave up waiting while the job runs: its worker ends it
         last = record.error
         error = JobError(
             code=last.code if last else "retries_exhausted",
@@ -339,14 +331,13 @@ async def give_up(store: JobRecords, job_id: str, on_change: OnChange) -> bool:
             + (f"; last error: {last.message}" if last else ""),
             retryable=True,
         )
-        failed = record.moved_to(JobStatus.FAILED, error=error)
-        try:
-            await store.replace(failed, versioned.etag)
-        except StaleRecord:
-            continue
-        log.warning(
-            "job_id=%s task=%s status=failed dead-lettered: %s", job_id, record.task, error.message
-        )
-        await on_change(failed)
-        return True
-    return False
+        return record.moved_to(JobStatus.FAILED, error=error)
+
+    try:
+        updated = await jobs.update(job_id, failed)
+    except Contended:
+        return None
+    if updated is None or not updated.written:
+        return None
+    await on_change(updated.record)
+    return updated.record

@@ -4,7 +4,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from jobrelay.constants import CLAIM_LEASE_SECONDS, DUPLICATE_HOLD_SECONDS
+from jobrelay.constants import ARRIVAL_GRACE_SECONDS, CLAIM_LEASE_SECONDS, DUPLICATE_HOLD_SECONDS
 from jobrelay.settings import ServiceSettings, port_field
 
 _PREFIX = "JOBRELAY_WORKER_"
@@ -37,8 +37,24 @@ class WorkerSettings(ServiceSettings):
         default=8,
         ge=1,
         le=1024,
-        description="Model calls in flight in this worker; keep dapr.yaml's appMaxConcurrency "
-        "for the worker at or below it, so extra messages wait with the broker.",
+        description="Model calls in flight in this worker. Deliveries beyond it wait in the "
+        "worker for a free call, so keep dapr.yaml's appMaxConcurrency above it: a delivery "
+        "ready the moment a call ends keeps the model busy all the time.",
+    )
+    arrival_grace_seconds: float = Field(
+        default=ARRIVAL_GRACE_SECONDS,
+        gt=0,
+        description="How long a message may wait for its job's record (intake publishes "
+        "before it stores) before the job is fenced as never accepted; above intake's "
+        "JOBRELAY_INTAKE_STORE_WINDOW_SECONDS, with room for clock skew.",
+    )
+    max_model_calls_per_job: int = Field(
+        default=12,
+        ge=1,
+        le=1000,
+        description="Model calls one job may make over all its attempts, retries and "
+        "redeliveries included; past it the job fails `model_call_budget_exhausted`, so a "
+        "job the model always fails cannot burn the model's budget.",
     )
 
 

@@ -8,33 +8,26 @@ from typing import Final
 
 # Dapr component names (the `metadata.name` of the component files).
 PUBSUB: Final = "pubsub"
+# Job records (with what clients sent and models answered), uploads, and the services' own
+# bookkeeping (idempotency keys, quota ledgers, shared limits); daprd encrypts it.
 STATESTORE: Final = "statestore"
-# What clients send and models answer (input text, parameters, results, uploads), kept apart
-# from the job records in a store daprd encrypts (jobrelay/payloads.py).
-PAYLOADS_STORE: Final = "payloads"
 # The same broker as PUBSUB, but every subscribing sidecar gets its own consumer group, so
 # every replica of status (live streams) and intake (Prefer: wait) sees every job event.
-# Webhooks subscribe through PUBSUB instead: one delivery per event, whatever the replicas.
 EVENTS_PUBSUB: Final = "events"
 
 # Topics. The dead-letter topic receives what the worker gave up on after the resiliency
 # policy's retries, so a job can be marked failed instead of staying "queued" forever.
 JOBS_TOPIC: Final = "jobs"
 DEAD_LETTER_TOPIC: Final = "jobs-dead"
-# A job's record after each status change (JobEvent), for live streams, waits and webhooks.
+# A status change of a job someone waits on (JobEvent), for live streams and Prefer: wait,
+# through EVENTS_PUBSUB: published only for jobs with a watcher (jobrelay.events).
 JOB_EVENTS_TOPIC: Final = "job-events"
+# A status change a job's webhook asked for, through PUBSUB: one delivery across the
+# status replicas (apps/status/webhooks.py).
+WEBHOOK_EVENTS_TOPIC: Final = "job-webhooks"
 
-# State keys. The state component uses `keyPrefix: name`, so every app sees the same key space.
-JOB_KEY_PREFIX: Final = "job:"
-FILE_KEY_PREFIX: Final = "file:"
-CONTENTS_KEY_PREFIX: Final = "contents:"
-# The ids of dead-lettered jobs, for the admin endpoints (jobrelay/dead_letters.py); the
-# newest this many are kept.
-DEAD_LETTER_INDEX_KEY: Final = "dead-letters"
-DEAD_LETTER_INDEX_SIZE: Final = 10_000
-IDEMPOTENCY_KEY_PREFIX: Final = "idem:"
-# A tenant's quota ledger (apps/intake/quotas.py): its recent submissions and waiting jobs.
-QUOTA_KEY_PREFIX: Final = "quota:"
+# The newest this many dead-lettered jobs of a tenant are listed (jobrelay.dead_letters).
+DEAD_LETTER_INDEX_SIZE: Final = 1000
 
 # Uploads are stored in chunks of this size: big enough that a 10 MiB file is ten writes,
 # small enough to stay far below the sidecar's 4 MiB gRPC message limit and to bound the
@@ -58,6 +51,17 @@ DUPLICATE_HOLD_SECONDS: Final = 270
 
 # Longest `Prefer: wait=N` honoured: past a minute a client is better off with the stream.
 MAX_WAIT_SECONDS: Final = 60
+
+# How long a worker waits for the record of a job whose message came first, counted from the
+# message's `sent_at`. Intake publishes a job's message, then stores its record: the record
+# normally follows within milliseconds, and intake never stores it later than
+# STORE_WINDOW_SECONDS after publishing. Past this grace the worker fences the job's key
+# (jobrelay.store), so a record that comes later still can never be stored. The margin over
+# the window covers clock skew between intake's host and the worker's.
+ARRIVAL_GRACE_SECONDS: Final = 30.0
+STORE_WINDOW_SECONDS: Final = 5.0
+# How long a fence outlives the job it stopped: far past any store of its record.
+FENCE_TTL_SECONDS: Final = 3600
 
 # Idle live streams send a comment this often, so proxies do not cut them, and reread the
 # record, so an event the broker lost still reaches the client.

@@ -185,14 +185,9 @@ class JobError(_Model):
     retryable: bool = Field(description="Whether submitting the same job again may succeed.")
 
 
-class JobContents(_Model):
-    """What a job holds of its client's data: the input text, the parameters (a chat's
-    messages are there) and the result. Stored apart from the record, in the `payloads`
-    store that daprd encrypts (jobrelay/payloads.py)."""
-
-    text: str | None = Field(default=None, description="The input text, if any.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Task parameters.")
-    result: JobResult | None = Field(default=None, description="The result, once succeeded.")
+# A job's watchers are kept to the newest this many: a replica that stopped watching is not
+# removed (that would be a write per stream closed), so the list must not grow with them.
+MAX_WATCHERS = 8
 
 
 class JobRecord(_Model):
@@ -236,11 +231,12 @@ class JobRecord(_Model):
         description="Internal: W3C traceparent of the submit; every later span of the job "
         "joins its trace, even from a delivery that arrived without one.",
     )
-    contents: str | None = Field(
-        default=None,
-        description="Internal: key of the job's JobContents in the encrypted `payloads` store. "
-        "The stored record then holds no input text, params or result of its own; a record "
-        "read through the job store has them back.",
+    watchers: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_WATCHERS,
+        description="Internal: the intake and status replicas waiting on this job (a "
+        "`Prefer: wait`, a live stream). Its job events are published only while it has any, "
+        "and each reaches only these replicas (jobrelay.events).",
     )
 
     @classmethod
@@ -288,6 +284,12 @@ class JobRecord(_Model):
             }
         )
 
+    def watched_by(self, replica: str) -> Self | None:
+        """A copy with `replica` among the watchers; None if it is there already."""
+        if replica in self.watchers:
+            return None
+        return self.model_copy(update={"watchers": [*self.watchers, replica][-MAX_WATCHERS:]})
+
     def moved_to(self, status: JobStatus, **changes: Any) -> Self:
         """A copy in `status`, or IllegalTransition if `status` may not follow the current one."""
         if status not in TRANSITIONS.get(self.status, frozenset()):
@@ -307,24 +309,39 @@ class JobMessage(_Model):
 
     job_id: str = Field(description="Key of the record, without the `job:` prefix.")
     task: str = Field(description="Task name, for routing and metrics before the record is read.")
+    sent_at: datetime = Field(
+        description="When intake published it, before storing the record: a worker that finds "
+        "no record waits for it until this plus its grace (jobrelay.constants)."
+    )
 
 
 class JobEvent(_Model):
-    """The message on the `job-events` topic: a job's record right after a status change.
+    """A job changed status: the message on `job-events` and `job-webhooks`.
 
-    The record comes without its contents (input text, params, result), which are stored
-    only encrypted; a consumer that shows them reads them from the store. `seq` orders events
-    of one job, since brokers may deliver them out of order.
+    Ids and status only: what a client sent and a model answered stays in the encrypted
+    store, and a consumer that shows the job reads it there. `seq` orders the events of one
+    job, since brokers may deliver them out of order.
     """
 
     job_id: str = Field(description="The job.")
+    tenant: str = Field(description="The job's owner.")
     seq: int = Field(description="The record's `seq` after the change.")
     status: JobStatus = Field(description="The status it changed to.")
-    record: JobRecord = Field(description="The record after the change, without contents.")
+    watchers: list[str] = Field(
+        default_factory=list,
+        description="The replicas waiting on the job: each subscription's routing rule passes "
+        "only the events that name its own replica (jobrelay.events).",
+    )
 
     @classmethod
     def of(cls, record: JobRecord) -> Self:
-        return cls(job_id=record.id, seq=record.seq, status=record.status, record=record)
+        return cls(
+            job_id=record.id,
+            tenant=record.tenant,
+            seq=record.seq,
+            status=record.status,
+            watchers=record.watchers,
+        )
 
 
 class SubmitRequest(_Model):

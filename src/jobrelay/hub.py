@@ -1,14 +1,31 @@
 """In-process fan-out of job events to whoever waits on a job in this process: live event
-streams (status) and `Prefer: wait` (intake). Fed by a subscription to `job-events`."""
+streams (status) and `Prefer: wait` (intake).
+
+The replica subscribes to `job-events` with a rule that passes only events naming it
+(jobrelay.events), so its app hears only of jobs it waits on. To wait on a job, a request
+enters `watch` first, then puts the replica on the job's record (`register`), then reads
+it: a change written after that read names this replica in its event, and one written
+before it is in what was read.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from fastapi import Request
+
+from jobrelay.constants import EVENTS_PUBSUB, JOB_EVENTS_TOPIC
 from jobrelay.contract import JobRecord
+from jobrelay.errors import DAPR_ERRORS
+from jobrelay.events import subscription_rule
+from jobrelay.store import JobStore
+from jobrelay.subscriptions import Delivery, Subscription, Subscriptions, read_job_event
+
+log = logging.getLogger(__name__)
 
 # Events a slow reader may fall behind by before the oldest are dropped. A reader that drops
 # events loses nothing that matters: it rereads the record from the store when idle.
@@ -16,15 +33,25 @@ _QUEUE_SIZE = 32
 
 
 class EventHub:
-    def __init__(self) -> None:
+    """Made with its app; `bind` gives it the job store once the app's sidecar is up."""
+
+    def __init__(self, replica: str) -> None:
+        self.replica = replica  # this process's name among a job's watchers
+        self._jobs: JobStore | None = None
         self._watchers: defaultdict[str, set[asyncio.Queue[JobRecord]]] = defaultdict(set)
+
+    def bind(self, jobs: JobStore) -> None:
+        self._jobs = jobs
+
+    @property
+    def jobs(self) -> JobStore:
+        assert self._jobs is not None, "the hub is bound in the app's lifespan"
+        return self._jobs
 
     @contextmanager
     def watch(self, job_id: str) -> Iterator[asyncio.Queue[JobRecord]]:
-        """A queue that receives every record of `job_id` published while the block runs.
-
-        Enter it BEFORE reading the current record, so no change can fall between the two.
-        """
+        """A queue that receives every record of `job_id` this replica hears of while the
+        block runs. Enter it BEFORE registering on the record and reading it."""
         queue: asyncio.Queue[JobRecord] = asyncio.Queue(_QUEUE_SIZE)
         self._watchers[job_id].add(queue)
         try:
@@ -35,6 +62,16 @@ class EventHub:
             if not watchers:
                 del self._watchers[job_id]
 
+    async def register(self, job_id: str) -> JobRecord | None:
+        """Put this replica among the job's watchers (unless the job is over, or it is there
+        already); the job's record as it then stands, None if there is no such job."""
+
+        def watched(record: JobRecord) -> JobRecord | None:
+            return None if record.status.terminal else record.watched_by(self.replica)
+
+        updated = await self.jobs.update(job_id, watched)
+        return None if updated is None else updated.record
+
     def watched(self, job_id: str) -> bool:
         return job_id in self._watchers
 
@@ -43,6 +80,28 @@ class EventHub:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(record)
+
+    def subscribe(self, subscriptions: Subscriptions) -> None:
+        """Feed this hub from `job-events`, with only the events that name this replica."""
+        rule = subscription_rule(self.replica)
+        subscriptions.add(Subscription(EVENTS_PUBSUB, JOB_EVENTS_TOPIC, match=rule), self._on)
+
+    async def _on(self, request: Request) -> Delivery:
+        event = await read_job_event(request)
+        if event is None:
+            return Delivery.DROP
+        # The rule already passed only this replica's events; a waiter may have left since.
+        if not self.watched(event.job_id):
+            return Delivery.SUCCESS
+        try:
+            versioned = await self.jobs.get(event.job_id)
+        except DAPR_ERRORS as exc:
+            # The waiters reread the record when idle, so nothing is lost.
+            log.warning("job_id=%s event not passed on; store unreachable: %s", event.job_id, exc)
+            return Delivery.SUCCESS
+        if versioned is not None:
+            self.publish(versioned.record)
+        return Delivery.SUCCESS
 
 
 async def until_terminal(

@@ -49,11 +49,25 @@ def handler() -> logging.Handler:
     return json_lines
 
 
+class _ClientRequestsOnly(logging.Filter):
+    """Keeps uvicorn's access lines for what clients asked, not for what the sidecar
+    delivers or probes: a job's deliveries are told by its transition lines, and a line per
+    delivery would cost more than the delivery's own work."""
+
+    _QUIET = ("/events/", "/dapr/", "/healthz", "/metrics")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        path = args[2] if isinstance(args, tuple) and len(args) > 2 else ""
+        return not (isinstance(path, str) and path.startswith(self._QUIET))
+
+
 def configure(level: str) -> None:
     """Every log line of the process as JSON (uvicorn's loggers propagate to the root)."""
     root = logging.getLogger()
     root.handlers[:] = [handler()]
     root.setLevel(level.upper())
+    logging.getLogger("uvicorn.access").addFilter(_ClientRequestsOnly())
 
 
 def transition(record: JobRecord) -> None:

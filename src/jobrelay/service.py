@@ -7,7 +7,7 @@ import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import uvicorn
 from dapr.aio.clients import DaprClient
@@ -17,7 +17,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobrelay import auth, logs, metrics, telemetry
 from jobrelay.errors import DAPR_ERRORS, ApiError, ErrorBody, error_response, install_error_handlers
+from jobrelay.events import Events
 from jobrelay.settings import ServiceSettings, SidecarSettings, StoreSettings
+from jobrelay.state import State
 from jobrelay.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -30,48 +32,63 @@ def configure_logging(level: str) -> None:
     logs.configure(level)
 
 
-def get_dapr(request: Request) -> DaprClient:
-    dapr: DaprClient = request.app.state.dapr
-    return dapr
+class Sidecar:
+    """What an app holds for its whole life: one Dapr client (never one per request; its
+    constructor waits for the sidecar) and what is built on it."""
+
+    def __init__(self, dapr: DaprClient, retention_seconds: int) -> None:
+        self.dapr = dapr
+        self.state = State(dapr)
+        self.jobs = JobStore(self.state, retention_seconds)
+        self.events = Events(dapr)
 
 
-def get_store(request: Request) -> JobStore:
-    store: JobStore = request.app.state.store
-    return store
+class ServiceApp(FastAPI):
+    """A jobrelay app: its sidecar, typed, once the lifespan has started it."""
+
+    sidecar: Sidecar
 
 
-DaprDep = Annotated[DaprClient, Depends(get_dapr)]
-StoreDep = Annotated[JobStore, Depends(get_store)]
+def get_sidecar(request: Request) -> Sidecar:
+    app = request.app
+    assert isinstance(app, ServiceApp), "every jobrelay app is a ServiceApp"
+    return app.sidecar
 
-Hook = Callable[[FastAPI], Awaitable[None]]
+
+def get_jobs(request: Request) -> JobStore:
+    return get_sidecar(request).jobs
 
 
-Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+SidecarDep = Annotated[Sidecar, Depends(get_sidecar)]
+JobsDep = Annotated[JobStore, Depends(get_jobs)]
+
+Hook = Callable[[Sidecar], Awaitable[None]]
+Lifespan = Callable[[ServiceApp], AbstractAsyncContextManager[None]]
 
 
 def dapr_lifespan(
     on_start: Hook | None = None, on_stop: Hook | None = None, clients: bool = False
 ) -> Lifespan:
-    """A lifespan that opens one Dapr client for the app's life (never one per request).
+    """A lifespan that opens the app's sidecar client, runs `on_start` with it, and
+    `on_stop` when the app stops.
 
     `clients`: the app answers clients, so it loads their API keys (jobrelay.auth) first.
     """
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: ServiceApp) -> AsyncIterator[None]:
         # The client reads DAPR_GRPC_PORT and DAPR_API_TOKEN, which `dapr run` sets.
         async with DaprClient() as dapr:
-            app.state.dapr = dapr
-            app.state.store = JobStore(dapr, StoreSettings().retention_seconds)
+            app.sidecar = Sidecar(dapr, StoreSettings().retention_seconds)
             if clients:
                 app.state.auth = await auth.load(dapr)
             if on_start:
-                await on_start(app)
+                await on_start(app.sidecar)
             try:
                 yield
             finally:
                 if on_stop:
-                    await on_stop(app)
+                    await on_stop(app.sidecar)
 
     return lifespan
 
@@ -80,10 +97,10 @@ health = APIRouter(tags=["health"])
 
 
 @health.get("/healthz", responses={503: {"model": ErrorBody}})
-async def healthz(dapr: DaprDep) -> dict[str, str]:
+async def healthz(sidecar: SidecarDep) -> dict[str, str]:
     """200 once this app's Dapr sidecar answers; 503 while it does not."""
     try:
-        await asyncio.wait_for(dapr.get_metadata(), _HEALTH_TIMEOUT_SECONDS)
+        await asyncio.wait_for(sidecar.dapr.get_metadata(), _HEALTH_TIMEOUT_SECONDS)
     except TimeoutError as exc:
         raise ApiError(
             503,
@@ -129,8 +146,13 @@ class AppTokenMiddleware:
         await self._app(scope, receive, send)
 
 
-def build_app(title: str, version: str, lifespan: Lifespan, description: str) -> FastAPI:
-    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+A = TypeVar("A", bound=ServiceApp)
+
+
+def build_app(title: str, version: str, lifespan: Lifespan, description: str, kind: type[A]) -> A:
+    """An app of `kind` (ServiceApp, or an app's own subclass naming what its lifespan
+    builds), with what every jobrelay app has: errors, health, metrics, tracing."""
+    app = kind(title=title, version=version, description=description, lifespan=lifespan)
     install_error_handlers(app)
     # `dapr run` and the Kubernetes injector give the app the same APP_API_TOKEN as its
     # sidecar. Unset (the local default), sidecar routes stay open, as on loopback they may.
@@ -145,8 +167,9 @@ def build_app(title: str, version: str, lifespan: Lifespan, description: str) ->
     return app
 
 
-def serve(app_path: str, settings: ServiceSettings, clients: bool = False) -> None:
-    """Run an app under uvicorn with the settings' address; the app module's `__main__`.
+def serve(factory: str, settings: ServiceSettings, clients: bool = False) -> None:
+    """Run the app `factory` (`module:create_app`) makes under uvicorn, at the settings'
+    address; the app module's `__main__`.
 
     `clients`: the app answers clients, so it refuses a non-loopback address unless
     authentication is configured.
@@ -155,7 +178,8 @@ def serve(app_path: str, settings: ServiceSettings, clients: bool = False) -> No
     if clients:
         auth.check_bind(settings.host)
     uvicorn.run(
-        app_path,
+        factory,
+        factory=True,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -15,8 +15,10 @@ so the model server's spans carry it too.
 
 Export is OTLP/HTTP to the endpoint of the standard settings (`OTEL_EXPORTER_OTLP_ENDPOINT`,
 or `..._TRACES_ENDPOINT`), or Zipkin's JSON with `OTEL_TRACES_EXPORTER=zipkin` (the local
-viewer of `make traces`); with no endpoint set, spans are still made (trace ids reach the
-logs and the propagated context) but nothing is exported and nothing complains.
+viewer of `make traces`), for the share of jobs `OTEL_TRACES_SAMPLER_ARG` asks. Sampling is
+parent-based: the submit decides, every later hop follows, so a job is traced whole or not at
+all. With no endpoint set, no span is recorded; trace ids are still made and passed on (they
+reach the logs and the propagated context), and nothing complains.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,6 +89,14 @@ class TelemetrySettings(BaseSettings):
     otel_exporter_otlp_traces_endpoint: str | None = Field(
         default=None, description="Full URL for traces only, e.g. http://host:4318/v1/traces."
     )
+    otel_traces_sampler_arg: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of jobs traced when spans are exported: each submit decides, and "
+        "every later hop of the job follows its decision (parent-based), so a sampled job is "
+        "traced whole. 1 traces every job.",
+    )
 
     @property
     def exporter(self) -> str | None:
@@ -122,7 +133,13 @@ def setup(service: str) -> None:
     if _provider is not None or settings.otel_sdk_disabled:
         return
     name = settings.otel_service_name or service
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    # Spans that go nowhere are not recorded at all; their ids are still made and passed on
+    # (logs and the sidecars' context keep them), at a fraction of a recorded span's cost.
+    ratio = settings.otel_traces_sampler_arg if settings.exporter else 0.0
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: name}),
+        sampler=ParentBased(TraceIdRatioBased(ratio)),
+    )
     provider.add_span_processor(_JobAttributes())
     # The exporters read their endpoint, headers and timeout from the same OTEL_* settings.
     if settings.exporter == "otlp":
@@ -133,7 +150,7 @@ def setup(service: str) -> None:
     _provider = provider
     HTTPXClientInstrumentor().instrument()
     _instrument_grpc()
-    log.info("tracing as %s; export to %s", name, settings.exporter or "nowhere")
+    log.info("tracing as %s; export to %s, %g of jobs", name, settings.exporter or "nowhere", ratio)
 
 
 def _instrument_grpc() -> None:

@@ -18,6 +18,7 @@ from apps.worker.limits import LimitWait, SharedLimits
 from apps.worker.models import ModelClient
 from apps.worker.profiles import Catalog, ModelProfile
 from jobrelay.contract import utcnow
+from jobrelay.state import State
 from tests.doubles.scripted_model import ScriptedModel, scripted_model
 from tests.integration.stack import DAPR_API_TOKEN, Stack
 
@@ -45,7 +46,7 @@ def _gateway(dapr: DaprClient, url: str, name: str, **limits: int) -> Gateway:
         {"name": name, "base_url": url, "model": "m", "capabilities": ["embeddings"], **limits}
     )
     catalog = Catalog(profiles={name: profile}, tasks={"embed": [name]})
-    return Gateway(catalog, SharedLimits(dapr), max_inflight=50)
+    return Gateway(catalog, SharedLimits(State(dapr)), max_inflight=50)
 
 
 async def test_replicas_together_keep_to_the_profiles_concurrency(

@@ -12,7 +12,7 @@ def _job() -> JobRecord:
 
 
 async def test_a_waiter_gets_the_terminal_record_published_after_it_started() -> None:
-    hub, queued = EventHub(), _job()
+    hub, queued = EventHub("intake-test"), _job()
     running = queued.moved_to(JobStatus.RUNNING)
     done = running.moved_to(JobStatus.SUCCEEDED)
 
@@ -31,7 +31,7 @@ async def test_a_waiter_gets_the_terminal_record_published_after_it_started() ->
 
 
 async def test_a_wait_that_runs_out_returns_the_newest_record_seen() -> None:
-    hub, queued = EventHub(), _job()
+    hub, queued = EventHub("intake-test"), _job()
     running = queued.moved_to(JobStatus.RUNNING)
     with hub.watch(queued.id) as events:
         hub.publish(running)
@@ -41,7 +41,7 @@ async def test_a_wait_that_runs_out_returns_the_newest_record_seen() -> None:
 
 
 async def test_an_older_event_never_replaces_a_newer_record() -> None:
-    hub, queued = EventHub(), _job()
+    hub, queued = EventHub("intake-test"), _job()
     done = queued.moved_to(JobStatus.RUNNING).moved_to(JobStatus.SUCCEEDED)
     with hub.watch(queued.id) as events:
         hub.publish(queued)  # a late duplicate of an older state
@@ -50,7 +50,7 @@ async def test_an_older_event_never_replaces_a_newer_record() -> None:
 
 
 async def test_events_of_other_jobs_and_unwatched_jobs_go_nowhere() -> None:
-    hub, mine, other = EventHub(), _job(), _job()
+    hub, mine, other = EventHub("intake-test"), _job(), _job()
     hub.publish(other)  # nobody watches it: dropped, no error
     with hub.watch(mine.id) as events:
         hub.publish(other)

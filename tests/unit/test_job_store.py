@@ -1,66 +1,37 @@
-"""JobStore's split of a job into its record and its encrypted contents, on an in-memory
-stand-in for the Dapr client (the real stores are covered by tests/integration)."""
+"""The job store and the state layer under it, on an in-memory FAKE of the Dapr client that
+keeps Dapr's ETag rules (tests/doubles/memory_dapr.py); tests/integration runs the same
+code on real daprd and real stores."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, cast
+from datetime import timedelta
+from typing import cast
 
 import pytest
 from dapr.aio.clients import DaprClient
+from dapr.clients.exceptions import DaprInternalError
 
-from jobrelay.constants import PAYLOADS_STORE, STATESTORE
-from jobrelay.contract import JobInput, JobRecord, JobResult, JobStatus, Usage
-from jobrelay.payloads import MissingContents
-from jobrelay.store import JobStore
+from jobrelay import keys
+from jobrelay.constants import FENCE_TTL_SECONDS, MAX_JOB_LIFETIME_SECONDS
+from jobrelay.contract import FileRef, JobInput, JobRecord, JobResult, JobStatus, Usage
+from jobrelay.state import UPDATE_TRIES, Contended, KeyTaken, State, Write
+from jobrelay.store import Fenced, JobStore, StaleRecord
+from tests.doubles.memory_dapr import MemoryDapr
 
+pytestmark = pytest.mark.anyio
 
-@dataclass
-class _Read:
-    data: bytes
-    etag: str
-
-
-@dataclass
-class MemoryDapr:
-    """The state calls JobStore makes, on dicts; ETags are version numbers."""
-
-    stores: dict[str, dict[str, tuple[str, int]]] = field(
-        default_factory=lambda: {STATESTORE: {}, PAYLOADS_STORE: {}}
-    )
-    # Runs before each read of the payloads store: a writer racing a reader.
-    before_contents_read: Callable[[], Awaitable[None]] | None = None
-
-    async def get_state(self, store: str, key: str) -> _Read:
-        if store == PAYLOADS_STORE and self.before_contents_read:
-            hook, self.before_contents_read = self.before_contents_read, None
-            await hook()
-        value, version = self.stores[store].get(key, ("", 0))
-        return _Read(value.encode(), str(version))
-
-    async def save_state(self, store: str, key: str, value: str, **_options: Any) -> None:
-        version = self.stores[store].get(key, ("", 0))[1]
-        self.stores[store][key] = (value, version + 1)
-
-    async def delete_state(self, store: str, key: str) -> None:
-        self.stores[store].pop(key, None)
-
-    def raw(self, store: str, key: str) -> dict[str, Any]:
-        loaded: dict[str, Any] = json.loads(self.stores[store][key][0])
-        return loaded
+RETENTION = 60
 
 
-def _job() -> JobRecord:
-    return JobRecord.new("classify", JobInput(text="a private review"), {"labels": ["a"]}, {})
+def _job(**changes: object) -> JobRecord:
+    job = JobRecord.new("classify", JobInput(text="a private review"), {"labels": ["a"]}, {})
+    return job.model_copy(update=changes)
 
 
 def _succeeded(record: JobRecord) -> JobRecord:
     usage = Usage(prompt_tokens=1, total_tokens=1)
     result = JobResult(output={"label": "a"}, model="m", usage=usage)
-    running = record.moved_to(JobStatus.RUNNING)
-    return running.moved_to(JobStatus.SUCCEEDED, result=result)
+    return record.moved_to(JobStatus.RUNNING).moved_to(JobStatus.SUCCEEDED, result=result)
 
 
 @pytest.fixture
@@ -69,77 +40,165 @@ def dapr() -> MemoryDapr:
 
 
 @pytest.fixture
-def store(dapr: MemoryDapr) -> JobStore:
-    return JobStore(cast(DaprClient, dapr), retention_seconds=60)
+def state(dapr: MemoryDapr) -> State:
+    return State(cast(DaprClient, dapr))
 
 
-@pytest.mark.anyio
-async def test_a_record_is_stored_without_its_contents_and_read_back_whole(
-    dapr: MemoryDapr, store: JobStore
+@pytest.fixture
+def jobs(state: State) -> JobStore:
+    return JobStore(state, retention_seconds=RETENTION)
+
+
+async def test_a_job_is_one_key_read_back_whole_in_one_call(
+    dapr: MemoryDapr, jobs: JobStore
 ) -> None:
     job = _job()
-    await store.create(job)
+    await jobs.create(job)
+    dapr.calls.clear()
 
-    stored = dapr.raw(STATESTORE, f"job:{job.id}")
-    assert (stored["input"]["text"], stored["params"], stored["result"]) == (None, {}, None)
-    contents = dapr.raw(PAYLOADS_STORE, stored["contents"])
-    assert contents["text"] == "a private review"
+    versioned = await jobs.get(job.id)
 
-    read = await store.get(job.id)
-    assert read is not None
-    assert (read.record.input.text, read.record.params) == ("a private review", {"labels": ["a"]})
+    assert versioned is not None
+    assert versioned.record == job
+    assert dapr.calls == {"get_state": 1}
+    assert [key for _, key in dapr.rows] == [keys.job(job.id)]
 
 
-@pytest.mark.anyio
-async def test_contents_are_rewritten_only_when_they_can_change(
-    dapr: MemoryDapr, store: JobStore
+async def test_every_write_of_a_job_has_a_ttl_and_none_is_minus_one(
+    dapr: MemoryDapr, jobs: JobStore
 ) -> None:
-    job_id = (job := _job()).id
-    await store.create(job)
-    first = await store.get(job_id)
+    """Queued and running jobs expire once they could no longer run (a lost message must not
+    leave a job queued for ever); finished ones after the retention. -1 would cost Redis a
+    PERSIST on every write."""
+    job = _job()
+    await jobs.create(job)
+    queued_ttl = int(dapr.ttl(keys.job(job.id)) or 0)
+    assert MAX_JOB_LIFETIME_SECONDS <= queued_ttl <= MAX_JOB_LIFETIME_SECONDS + RETENTION
+
+    versioned = await jobs.get(job.id)
+    assert versioned is not None
+    await jobs.replace(versioned.record.moved_to(JobStatus.RUNNING), versioned.etag)
+    assert int(dapr.ttl(keys.job(job.id)) or 0) > RETENTION
+
+    versioned = await jobs.get(job.id)
+    assert versioned is not None
+    done = versioned.record.moved_to(JobStatus.SUCCEEDED)
+    await jobs.replace(done, versioned.etag)
+    assert dapr.ttl(keys.job(job.id)) == str(RETENTION)
+
+
+async def test_a_job_with_a_deadline_expires_with_it(dapr: MemoryDapr, jobs: JobStore) -> None:
+    job = _job()
+    job = job.model_copy(update={"deadline": job.created_at + timedelta(seconds=100)})
+    await jobs.create(job)
+    assert 100 <= int(dapr.ttl(keys.job(job.id)) or 0) <= 100 + RETENTION
+
+
+async def test_a_fence_before_the_store_keeps_the_record_out_for_good(jobs: JobStore) -> None:
+    job = _job()
+
+    assert await jobs.fence(job.id) is None
+    with pytest.raises(Fenced):
+        await jobs.create(job)
+    assert await jobs.get(job.id) is None
+    assert await jobs.statuses([job.id]) == {job.id: None}
+
+
+async def test_a_store_before_the_fence_wins_and_the_fence_returns_it(
+    dapr: MemoryDapr, jobs: JobStore
+) -> None:
+    job = _job()
+    await jobs.create(job)
+
+    fenced = await jobs.fence(job.id)
+
+    assert fenced is not None
+    assert fenced.record == job
+    assert dapr.ttl(keys.job(job.id)) != str(FENCE_TTL_SECONDS)  # the record, untouched
+
+
+async def test_a_write_from_a_stale_read_is_refused(jobs: JobStore) -> None:
+    job = _job()
+    await jobs.create(job)
+    first = await jobs.get(job.id)
     assert first is not None
+    await jobs.replace(first.record.moved_to(JobStatus.RUNNING), first.etag)
 
-    running = first.record.moved_to(JobStatus.RUNNING)
-    await store.replace(running, first.etag)
-    assert dapr.raw(STATESTORE, f"job:{job_id}")["contents"] == first.record.contents
-
-    claimed = await store.get(job_id)
-    assert claimed is not None
-    await store.replace(_succeeded(first.record), claimed.etag)
-    key = dapr.raw(STATESTORE, f"job:{job_id}")["contents"]
-    assert key != first.record.contents
-    assert list(dapr.stores[PAYLOADS_STORE]) == [key]  # the old contents went
-    assert dapr.raw(PAYLOADS_STORE, key)["result"]["output"] == {"label": "a"}
+    with pytest.raises(StaleRecord):
+        await jobs.replace(first.record.moved_to(JobStatus.CANCELLED), first.etag)
 
 
-@pytest.mark.anyio
-async def test_a_read_racing_a_rewrite_follows_the_record_to_its_new_contents(
-    dapr: MemoryDapr, store: JobStore
+async def test_update_decides_again_after_losing_a_race(dapr: MemoryDapr, jobs: JobStore) -> None:
+    job = _job()
+    await jobs.create(job)
+    seen: list[JobStatus] = []
+    raced = False
+
+    def cancel(record: JobRecord) -> JobRecord | None:
+        nonlocal raced
+        seen.append(record.status)
+        if not raced:  # another writer claims the job between this read and its write
+            raced = True
+            row = dapr.rows[("statestore", keys.job(job.id))]
+            claimed = record.moved_to(JobStatus.RUNNING)
+            row.value, row.version = claimed.model_dump_json().encode(), row.version + 1
+        return None if record.status.terminal else record.moved_to(JobStatus.CANCELLED)
+
+    updated = await jobs.update(job.id, cancel)
+
+    assert seen == [JobStatus.QUEUED, JobStatus.RUNNING]
+    assert updated is not None
+    assert (updated.record.status, updated.written) == (JobStatus.CANCELLED, True)
+
+
+async def test_an_update_with_nothing_to_change_writes_nothing(
+    dapr: MemoryDapr, jobs: JobStore
 ) -> None:
     job = _job()
-    await store.create(job)
-    before = await store.get(job.id)
-    assert before is not None
+    await jobs.create(job)
+    writes = dapr.calls["save_state"]
 
-    async def finish_meanwhile() -> None:
-        await store.replace(_succeeded(before.record), before.etag)
+    updated = await jobs.update(job.id, lambda _: None)
 
-    # The reader has the record naming the first contents; the writer replaces (and deletes)
-    # them before the reader gets there.
-    dapr.before_contents_read = finish_meanwhile
-    read = await store.get(job.id)
-    assert read is not None
-    assert read.record.status is JobStatus.SUCCEEDED
-    assert read.record.result is not None
-    assert read.record.input.text == "a private review"
+    assert updated is not None
+    assert (updated.record, updated.written) == (job, False)
+    assert dapr.calls["save_state"] == writes
 
 
-@pytest.mark.anyio
-async def test_contents_that_are_gone_for_good_are_an_error(
-    dapr: MemoryDapr, store: JobStore
+async def test_a_finished_job_takes_its_upload_with_it(dapr: MemoryDapr, jobs: JobStore) -> None:
+    ref = FileRef(key=keys.file("f"), content_type="image/png", size=3, chunks=1, sha256="0")
+    await jobs.files.put_chunk(ref.key, 0, b"png", ttl_seconds=600)
+    job = _job(input=JobInput(file=ref))
+    await jobs.create(job)
+
+    assert await jobs.update(job.id, _succeeded) is not None
+
+    assert not dapr.has(keys.file_chunk(ref.key, 0))
+
+
+async def test_a_key_hammered_past_the_bound_gives_up(dapr: MemoryDapr, state: State) -> None:
+    await state.insert("k", "0")
+
+    def always_raced(data: bytes | None) -> Write:
+        row = dapr.rows[("statestore", "k")]
+        row.version += 1  # someone else wrote it since this read
+        return Write(b"1")
+
+    with pytest.raises(Contended):
+        await state.update("k", always_raced)
+    assert dapr.calls["get_state"] == UPDATE_TRIES
+
+
+async def test_an_insert_refused_with_a_generic_error_is_confirmed_by_a_read(
+    dapr: MemoryDapr, state: State
 ) -> None:
-    job = _job()
-    await store.create(job)
-    dapr.stores[PAYLOADS_STORE].clear()
-    with pytest.raises(MissingContents):
-        await store.get(job.id)
+    """Redis refuses a first-write on a taken key with a generic error, not ABORTED."""
+    await state.insert("k", "mine")
+    dapr.fail_next.append("save_state")
+
+    with pytest.raises(KeyTaken):
+        await state.insert("k", "theirs")
+
+    dapr.fail_next.append("save_state")
+    with pytest.raises(DaprInternalError):  # absent after all: a real failure
+        await state.insert("other", "x")

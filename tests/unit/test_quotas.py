@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from apps.intake.ledger import WINDOW_SECONDS, Ledger
-from apps.intake.quotas import QuotaSettings, TenantLimits
+from apps.intake.settings import QuotaSettings, TenantLimits
 
 T0 = 1_000_000 * WINDOW_SECONDS  # the start of some minute
 

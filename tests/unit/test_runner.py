@@ -1,68 +1,63 @@
-"""The worker's claim protocol, against an in-memory fake of the job store.
-
-FakeJobRecords keeps Dapr's ETag rules (first-write insert, ETag-checked replace); the
-integration tests run the same code on real daprd and Redis. Tasks are fakes too, so these
-tests say nothing about models, only about who runs what and what gets stored.
+"""The worker's claim protocol, on the real job store over an in-memory FAKE of the Dapr
+client (tests/doubles/memory_dapr.py, which keeps Dapr's ETag rules); the integration tests
+run the same code on real daprd and Redis. Tasks are fakes too, so these tests say nothing
+about models, only about who runs what and what gets stored.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import cast
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import anyio
 import httpx2
 import openai
 import pytest
+from dapr.aio.clients import DaprClient
 
 from apps.worker import tasks as worker_tasks
 from apps.worker.gateway import Gateway
 from apps.worker.models import ModelClient
-from apps.worker.runner import Delivery, Runner, give_up
-from jobrelay.contract import JobError, JobInput, JobRecord, JobResult, JobStatus, Usage, utcnow
-from jobrelay.files import FileStore
-from jobrelay.store import StaleRecord, Versioned
+from apps.worker.runner import Runner, give_up
+from apps.worker.settings import WorkerSettings
+from jobrelay import keys
+from jobrelay.contract import (
+    JobError,
+    JobInput,
+    JobMessage,
+    JobRecord,
+    JobResult,
+    JobStatus,
+    Usage,
+    utcnow,
+)
+from jobrelay.state import State
+from jobrelay.store import Fenced, JobStore, Versioned
+from jobrelay.subscriptions import Delivery
+from tests.doubles.memory_dapr import MemoryDapr
 
 pytestmark = pytest.mark.anyio
 
 _NO_GATEWAY = cast(Gateway, None)  # the fake tasks never touch a model
-_NO_FILES = cast(FileStore, None)  # and these jobs have text inputs, never files
 TaskFn = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
 InstallTask = Callable[[TaskFn], None]
 
 
-class FakeJobRecords:
-    """In-memory stand-in for JobStore with the same ETag semantics."""
+class Jobs(JobStore):
+    """The real JobStore, with a synchronous look at what the fake holds."""
 
-    def __init__(self) -> None:
-        self.rows: dict[str, tuple[JobRecord, int]] = {}
-        self.writes = 0
-
-    async def get(self, job_id: str) -> Versioned | None:
-        await anyio.lowlevel.checkpoint()  # a real store call yields to other deliveries
-        row = self.rows.get(job_id)
-        return Versioned(row[0], str(row[1])) if row else None
-
-    async def create(self, record: JobRecord) -> None:
-        if record.id in self.rows:
-            raise StaleRecord(record.id)
-        self.rows[record.id] = (record, 1)
-
-    async def replace(self, record: JobRecord, etag: str) -> None:
-        await anyio.lowlevel.checkpoint()
-        current = self.rows.get(record.id)
-        if current is None or str(current[1]) != etag:
-            raise StaleRecord(record.id)
-        self.writes += 1
-        self.rows[record.id] = (record, current[1] + 1)
-
-    async def note(self, record: JobRecord, etag: str) -> None:
-        await self.replace(record, etag)
+    def __init__(self, dapr: MemoryDapr) -> None:
+        super().__init__(State(cast(DaprClient, dapr)), retention_seconds=60)
+        self.dapr = dapr
 
     def record(self, job_id: str) -> JobRecord:
-        return self.rows[job_id][0]
+        return JobRecord.model_validate(self.dapr.value(keys.job(job_id)))
+
+    @property
+    def writes(self) -> int:
+        return self.dapr.calls["save_state"]
 
 
 class CountingTask:
@@ -99,8 +94,8 @@ class Events:
 
 
 @pytest.fixture
-def store() -> FakeJobRecords:
-    return FakeJobRecords()
+def store() -> Jobs:
+    return Jobs(MemoryDapr())
 
 
 @pytest.fixture
@@ -108,9 +103,13 @@ def events() -> Events:
     return Events()
 
 
+def _settings(**overrides: Any) -> WorkerSettings:
+    return WorkerSettings.model_validate({"port": 1, **overrides})
+
+
 @pytest.fixture
-def runner(store: FakeJobRecords, events: Events) -> Runner:
-    return Runner(store, _NO_FILES, _NO_GATEWAY, events)
+def runner(store: Jobs, events: Events) -> Runner:
+    return Runner(store, _NO_GATEWAY, events, _settings())
 
 
 @pytest.fixture
@@ -121,20 +120,24 @@ def use_task(monkeypatch: pytest.MonkeyPatch) -> InstallTask:
     return install
 
 
-async def _stored(store: FakeJobRecords, **changes: object) -> JobRecord:
+async def _stored(store: Jobs, **changes: object) -> JobRecord:
     record = JobRecord.new("classify", JobInput(text="hello"), {}, {}).model_copy(update=changes)
     await store.create(record)
     return record
 
 
+def _message(job_id: str, sent_at: datetime | None = None) -> JobMessage:
+    return JobMessage(job_id=job_id, task="classify", sent_at=sent_at or utcnow())
+
+
 async def test_a_queued_job_runs_once_and_succeeds(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     task = CountingTask()
     use_task(task)
     record = await _stored(store)
 
-    assert await runner.deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(_message(record.id)) is Delivery.SUCCESS
 
     done = store.record(record.id)
     assert (done.status, done.attempts, task.calls) == (JobStatus.SUCCEEDED, 1, 1)
@@ -145,21 +148,21 @@ async def test_a_queued_job_runs_once_and_succeeds(
 
 
 async def test_a_duplicate_of_a_finished_job_is_acknowledged_without_running(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     task = CountingTask()
     use_task(task)
     record = await _stored(store)
-    await runner.deliver(record.id)
+    await runner.deliver(_message(record.id))
     writes = store.writes
 
-    assert await runner.deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(_message(record.id)) is Delivery.SUCCESS
     assert task.calls == 1
     assert store.writes == writes
 
 
 async def test_concurrent_deliveries_of_one_job_call_the_model_once(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     task = CountingTask(seconds=0.05)
     use_task(task)
@@ -167,7 +170,7 @@ async def test_concurrent_deliveries_of_one_job_call_the_model_once(
     outcomes: list[Delivery] = []
 
     async def deliver() -> None:
-        outcomes.append(await runner.deliver(record.id))
+        outcomes.append(await runner.deliver(_message(record.id)))
 
     async with anyio.create_task_group() as group:
         for _ in range(5):
@@ -179,7 +182,7 @@ async def test_concurrent_deliveries_of_one_job_call_the_model_once(
 
 
 async def test_a_dead_workers_claim_is_taken_over_after_its_lease(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     task = CountingTask()
     use_task(task)
@@ -187,30 +190,30 @@ async def test_a_dead_workers_claim_is_taken_over_after_its_lease(
         store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=utcnow() - timedelta(1)
     )
 
-    assert await runner.deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(_message(record.id)) is Delivery.SUCCESS
     done = store.record(record.id)
     assert (done.status, done.attempts, task.calls) == (JobStatus.SUCCEEDED, 2, 1)
 
 
 async def test_a_job_past_its_deadline_before_starting_expires_without_a_model_call(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     task = CountingTask()
     use_task(task)
     record = await _stored(store, deadline=utcnow() - timedelta(seconds=1))
 
-    assert await runner.deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(_message(record.id)) is Delivery.SUCCESS
     assert store.record(record.id).status is JobStatus.EXPIRED
     assert task.calls == 0
 
 
 async def test_a_retried_job_past_its_deadline_fails_with_deadline_exceeded(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     use_task(CountingTask())
     record = await _stored(store, attempts=1, deadline=utcnow() - timedelta(seconds=1))
 
-    await runner.deliver(record.id)
+    await runner.deliver(_message(record.id))
     failed = store.record(record.id)
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None
@@ -222,12 +225,12 @@ def _unreachable() -> openai.APIConnectionError:
 
 
 async def test_a_transient_failure_hands_the_job_back_and_asks_for_redelivery(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     use_task(CountingTask(error=_unreachable()))
     record = await _stored(store)
 
-    assert await runner.deliver(record.id) is Delivery.RETRY
+    assert await runner.deliver(_message(record.id)) is Delivery.RETRY
     back = store.record(record.id)
     assert (back.status, back.attempts) == (JobStatus.QUEUED, 1)
     assert back.error is not None
@@ -236,12 +239,12 @@ async def test_a_transient_failure_hands_the_job_back_and_asks_for_redelivery(
 
 
 async def test_a_fatal_failure_fails_the_job_at_once_with_the_reason(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     use_task(CountingTask(error=ValueError("bad vector")))
     record = await _stored(store)
 
-    assert await runner.deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(_message(record.id)) is Delivery.SUCCESS
     failed = store.record(record.id)
     assert failed.status is JobStatus.FAILED
     assert failed.error is not None
@@ -250,7 +253,7 @@ async def test_a_fatal_failure_fails_the_job_at_once_with_the_reason(
 
 
 async def test_a_result_from_a_lost_claim_is_discarded(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     task = CountingTask()
 
@@ -265,18 +268,79 @@ async def test_a_result_from_a_lost_claim_is_discarded(
     use_task(task)
     record = await _stored(store)
 
-    assert await runner.deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(_message(record.id)) is Delivery.SUCCESS
     current = store.record(record.id)
     assert (current.status, current.attempts, current.result) == (JobStatus.RUNNING, 2, None)
 
 
-async def test_a_message_without_a_record_is_acknowledged(
-    runner: Runner, store: FakeJobRecords
+async def test_a_message_that_comes_before_its_record_waits_for_it_and_runs_it(
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
-    assert await runner.deliver("0" * 32) is Delivery.SUCCESS
+    task = CountingTask()
+    use_task(task)
+    record = JobRecord.new("classify", JobInput(text="hello"), {}, {})
+    outcome: list[Delivery] = []
+
+    async def deliver() -> None:
+        outcome.append(await runner.deliver(_message(record.id)))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(deliver)
+        await anyio.sleep(0.05)  # intake published, and stores the record only now
+        await store.create(record)
+
+    assert outcome == [Delivery.SUCCESS]
+    assert (store.record(record.id).status, task.calls) == (JobStatus.SUCCEEDED, 1)
 
 
-async def test_a_dead_letter_fails_the_job_with_its_last_error(store: FakeJobRecords) -> None:
+async def test_a_record_that_never_comes_is_fenced_so_it_can_never_be_stored(
+    store: Jobs, events: Events, use_task: InstallTask
+) -> None:
+    task = CountingTask()
+    use_task(task)
+    runner = Runner(store, _NO_GATEWAY, events, _settings(arrival_grace_seconds=0.1))
+    record = JobRecord.new("classify", JobInput(text="hello"), {}, {})
+
+    with anyio.fail_after(2):
+        assert await runner.deliver(_message(record.id)) is Delivery.SUCCESS
+
+    with pytest.raises(Fenced):  # intake, late, cannot store it: its client gets a 503
+        await store.create(record)
+    assert await store.get(record.id) is None  # to a poll, an unknown job
+    assert task.calls == 0
+
+
+async def test_a_message_past_its_grace_with_no_record_is_fenced_at_once(
+    runner: Runner, store: Jobs
+) -> None:
+    long_ago = utcnow() - timedelta(hours=2)  # say, a redelivery of a long-expired job
+
+    with anyio.fail_after(1):
+        assert await runner.deliver(_message("0" * 32, long_ago)) is Delivery.SUCCESS
+    assert await store.get("0" * 32) is None
+
+
+async def test_a_record_stored_just_as_the_grace_ends_wins_over_the_fence(
+    store: Jobs, events: Events, use_task: InstallTask
+) -> None:
+    """The fence is an insert too: whichever of the two writes comes first wins the key."""
+    task = CountingTask()
+    use_task(task)
+    record = JobRecord.new("classify", JobInput(text="hello"), {}, {})
+    runner = Runner(store, _NO_GATEWAY, events, _settings(arrival_grace_seconds=0.05))
+    original_fence = store.fence
+
+    async def stored_first(job_id: str) -> Versioned | None:
+        await store.create(record)  # intake's store lands between the last read and the fence
+        return await original_fence(job_id)
+
+    store.fence = stored_first  # type: ignore[method-assign]
+
+    assert await runner.deliver(_message(record.id)) is Delivery.SUCCESS
+    assert (store.record(record.id).status, task.calls) == (JobStatus.SUCCEEDED, 1)
+
+
+async def test_a_dead_letter_fails_the_job_with_its_last_error(store: Jobs) -> None:
     last = JobError(code="model_error", message="model answered 500", retryable=True)
     record = await _stored(store, attempts=9, error=last)
 
@@ -291,30 +355,30 @@ async def test_a_dead_letter_fails_the_job_with_its_last_error(store: FakeJobRec
 
 
 async def test_a_dead_letter_for_a_finished_job_changes_nothing(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     use_task(CountingTask())
     record = await _stored(store)
-    await runner.deliver(record.id)
+    await runner.deliver(_message(record.id))
 
     await give_up(store, record.id, Events())
     assert store.record(record.id).status is JobStatus.SUCCEEDED
 
 
 async def test_every_status_the_worker_writes_is_published(
-    runner: Runner, store: FakeJobRecords, events: Events, use_task: InstallTask
+    runner: Runner, store: Jobs, events: Events, use_task: InstallTask
 ) -> None:
     use_task(CountingTask())
     record = await _stored(store)
 
-    await runner.deliver(record.id)
+    await runner.deliver(_message(record.id))
 
     assert events.statuses() == [JobStatus.RUNNING, JobStatus.SUCCEEDED]
     assert [r.seq for r in events.published] == [1, 2]
 
 
 async def test_a_job_cancelled_during_its_model_call_stays_cancelled(
-    runner: Runner, store: FakeJobRecords, events: Events, use_task: InstallTask
+    runner: Runner, store: Jobs, events: Events, use_task: InstallTask
 ) -> None:
     task = CountingTask()
 
@@ -327,21 +391,21 @@ async def test_a_job_cancelled_during_its_model_call_stays_cancelled(
     use_task(task)
     record = await _stored(store)
 
-    assert await runner.deliver(record.id) is Delivery.SUCCESS
+    assert await runner.deliver(_message(record.id)) is Delivery.SUCCESS
     final = store.record(record.id)
     assert (final.status, final.result) == (JobStatus.CANCELLED, None)
     assert JobStatus.SUCCEEDED not in events.statuses()
 
 
 async def test_a_model_call_is_cut_off_at_the_jobs_deadline(
-    runner: Runner, store: FakeJobRecords, use_task: InstallTask
+    runner: Runner, store: Jobs, use_task: InstallTask
 ) -> None:
     task = CountingTask(seconds=5)
     use_task(task)
     record = await _stored(store, deadline=utcnow() + timedelta(seconds=0.2))
 
     with anyio.fail_after(2):
-        assert await runner.deliver(record.id) is Delivery.SUCCESS
+        assert await runner.deliver(_message(record.id)) is Delivery.SUCCESS
 
     failed = store.record(record.id)
     assert failed.status is JobStatus.FAILED
@@ -349,12 +413,13 @@ async def test_a_model_call_is_cut_off_at_the_jobs_deadline(
     assert (failed.error.code, failed.error.retryable) == ("deadline_exceeded", False)
 
 
-def _short_leases(store: FakeJobRecords, events: Events) -> Runner:
-    return Runner(store, _NO_FILES, _NO_GATEWAY, events, lease_seconds=0.3, hold_seconds=5)
+def _short_leases(store: Jobs, events: Events) -> Runner:
+    settings = _settings(claim_lease_seconds=0.3, duplicate_hold_seconds=5)
+    return Runner(store, _NO_GATEWAY, events, settings)
 
 
 async def test_a_long_call_keeps_its_claim_by_renewing_the_lease(
-    store: FakeJobRecords, events: Events, use_task: InstallTask
+    store: Jobs, events: Events, use_task: InstallTask
 ) -> None:
     use_task(CountingTask(seconds=1.0))  # three leases long
     record = await _stored(store)
@@ -362,11 +427,11 @@ async def test_a_long_call_keeps_its_claim_by_renewing_the_lease(
     duplicate_outcome: list[Delivery] = []
 
     async with anyio.create_task_group() as group:
-        group.start_soon(runner.deliver, record.id)
+        group.start_soon(runner.deliver, _message(record.id))
         await anyio.sleep(0.6)  # past the first lease: only renewal keeps the claim alive
 
         async def duplicate() -> None:
-            duplicate_outcome.append(await runner.deliver(record.id))
+            duplicate_outcome.append(await runner.deliver(_message(record.id)))
 
         group.start_soon(duplicate)
 
@@ -376,7 +441,7 @@ async def test_a_long_call_keeps_its_claim_by_renewing_the_lease(
 
 
 async def test_a_duplicate_of_a_dead_claim_waits_for_the_lease_then_takes_over(
-    store: FakeJobRecords, events: Events, use_task: InstallTask
+    store: Jobs, events: Events, use_task: InstallTask
 ) -> None:
     task = CountingTask()
     use_task(task)
@@ -384,25 +449,26 @@ async def test_a_duplicate_of_a_dead_claim_waits_for_the_lease_then_takes_over(
     record = await _stored(store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=lapses)
 
     with anyio.fail_after(3):
-        assert await _short_leases(store, events).deliver(record.id) is Delivery.SUCCESS
+        assert await _short_leases(store, events).deliver(_message(record.id)) is Delivery.SUCCESS
 
     done = store.record(record.id)
     assert (done.status, done.attempts, task.calls) == (JobStatus.SUCCEEDED, 2, 1)
 
 
 async def test_a_held_duplicate_goes_back_to_the_broker_after_its_hold(
-    store: FakeJobRecords, events: Events
+    store: Jobs, events: Events
 ) -> None:
     live = utcnow() + timedelta(minutes=5)
     record = await _stored(store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=live)
-    runner = Runner(store, _NO_FILES, _NO_GATEWAY, events, lease_seconds=0.3, hold_seconds=0.2)
+    settings = _settings(claim_lease_seconds=0.3, duplicate_hold_seconds=0.2)
+    runner = Runner(store, _NO_GATEWAY, events, settings)
 
-    assert await runner.deliver(record.id) is Delivery.RETRY
+    assert await runner.deliver(_message(record.id)) is Delivery.RETRY
     assert store.record(record.id).status is JobStatus.RUNNING
 
 
 async def test_a_cancel_stops_the_running_model_call(
-    store: FakeJobRecords, events: Events, use_task: InstallTask
+    store: Jobs, events: Events, use_task: InstallTask
 ) -> None:
     use_task(CountingTask(seconds=5))
     record = await _stored(store)
@@ -410,7 +476,7 @@ async def test_a_cancel_stops_the_running_model_call(
     outcome: list[Delivery] = []
 
     async def deliver() -> None:
-        outcome.append(await runner.deliver(record.id))
+        outcome.append(await runner.deliver(_message(record.id)))
 
     started = time.monotonic()
     async with anyio.create_task_group() as group:
@@ -427,17 +493,44 @@ async def test_a_cancel_stops_the_running_model_call(
 
 
 async def test_a_stopping_worker_hands_its_job_back(
-    store: FakeJobRecords, events: Events, use_task: InstallTask
+    store: Jobs, events: Events, use_task: InstallTask
 ) -> None:
     use_task(CountingTask(seconds=5))
     record = await _stored(store)
     runner = _short_leases(store, events)
 
     with anyio.move_on_after(0.2):  # the worker's grace period running out
-        await runner.deliver(record.id)
+        await runner.deliver(_message(record.id))
     await anyio.sleep(0.1)  # the hand-back is shielded, so it completes after the cancel
 
     back = store.record(record.id)
     assert (back.status, back.lease_expires_at) == (JobStatus.QUEUED, None)
     assert back.error is not None
     assert back.error.code == "worker_stopped"
+
+
+async def test_a_renewal_that_fails_for_a_moment_is_tried_again_and_the_claim_holds(
+    store: Jobs, events: Events, use_task: InstallTask
+) -> None:
+    """A store that fails a read mid-call must not end the renewals: the lease would lapse
+    and a redelivery would run the job a second time."""
+    task = CountingTask(seconds=1.2)  # four leases long
+    use_task(task)
+    record = await _stored(store)
+    runner = _short_leases(store, events)
+    duplicate: list[Delivery] = []
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(runner.deliver, _message(record.id))
+        await anyio.sleep(0.05)
+        store.dapr.fail_next.append("get_state")  # the first renewal's read fails
+
+        async def late_duplicate() -> None:
+            await anyio.sleep(0.55)  # past the first lease: only a renewal keeps the claim
+            duplicate.append(await runner.deliver(_message(record.id)))
+
+        group.start_soon(late_duplicate)
+
+    done = store.record(record.id)
+    assert (done.status, done.attempts, task.calls) == (JobStatus.SUCCEEDED, 1, 1)
+    assert duplicate == [Delivery.SUCCESS]

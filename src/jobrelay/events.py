@@ -1,0 +1,77 @@
+"""Job events: who hears of a status change, and how it reaches only them.
+
+A status change is published only to someone who will act on it:
+
+- `job-events` (the `events` component: a consumer group per sidecar, so every replica
+  could receive it) only while the job has watchers: the intake replicas holding a
+  `Prefer: wait` and the status replicas streaming it. Each replica's subscription carries a
+  routing rule that passes only the events naming that replica (`subscription_rule`), so
+  daprd drops the rest without calling the app, and a replica that starts reads no history.
+- `job-webhooks` (the `pubsub` component: one consumer group, so one status replica
+  delivers it) only for the changes the job's webhook asked for.
+
+A job nobody watches and with no webhook costs no event at all. A watcher registers on the
+record first and reads it after (jobrelay.hub), so no change can fall between the two: every
+later change is written by someone who read the record with the watcher on it.
+
+Publishing is best effort for watchers (they reread the record when idle) and awaited for
+webhooks, before the change's delivery is acknowledged, so a webhook is never lost to a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+from dapr.aio.clients import DaprClient
+
+from jobrelay import transitions
+from jobrelay.constants import EVENTS_PUBSUB, JOB_EVENTS_TOPIC, PUBSUB, WEBHOOK_EVENTS_TOPIC
+from jobrelay.contract import JobEvent, JobRecord, WebhookEvent
+from jobrelay.errors import DAPR_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+def new_replica_id(app: str) -> str:
+    """This process's name among the watchers: unique per start, so a restarted replica
+    is never sent the events its previous life waited on."""
+    return f"{app}-{uuid.uuid4().hex[:12]}"
+
+
+def subscription_rule(replica: str) -> str:
+    """The routing rule (CEL, evaluated by daprd) that passes an event to `replica` only."""
+    return f"{json.dumps(replica)} in event.data.watchers"
+
+
+def wants_webhook(record: JobRecord) -> bool:
+    spec, event = record.webhook, WebhookEvent.of(record.status)
+    return spec is not None and event is not None and event in spec.events
+
+
+class Events:
+    def __init__(self, dapr: DaprClient) -> None:
+        self._dapr = dapr
+
+    async def changed(self, record: JobRecord) -> None:
+        """`record` was just written with a new status: log and count it, and tell whoever
+        waits on it. Call once per written transition, by the app that wrote it."""
+        transitions.observe(record)
+        if record.watchers:
+            await self._publish(EVENTS_PUBSUB, JOB_EVENTS_TOPIC, record, required=False)
+        if wants_webhook(record):
+            await self._publish(PUBSUB, WEBHOOK_EVENTS_TOPIC, record, required=True)
+
+    async def _publish(self, pubsub: str, topic: str, record: JobRecord, required: bool) -> None:
+        data = JobEvent.of(record).model_dump_json()
+        try:
+            await self._dapr.publish_event(
+                pubsub, topic, data, data_content_type="application/json"
+            )
+        except DAPR_ERRORS as exc:
+            if required:
+                raise
+            # The record in the store is the truth, and waiters reread it when idle: a lost
+            # event delays a live update, it never loses a result.
+            log.warning("job_id=%s event for %s not published: %s", record.id, record.status, exc)

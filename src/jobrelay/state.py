@@ -1,0 +1,200 @@
+"""The one owner of every call to the Dapr state API.
+
+Every other module reads and writes through `State`, so the rules below hold everywhere:
+
+- A guarded write carries the ETag of the version it was computed from; `insert` (no ETag,
+  first-write) succeeds only if the key is absent. Two writers racing on a key cannot both
+  win: the loser gets `Conflict` and decides again on a fresh read.
+- `update` is the one read-modify-write loop, with the one retry bound and backoff. A change
+  that finds nothing to do returns None and nothing is written.
+- A TTL is sent only where a key must expire: a key written with no TTL keeps the one it has
+  on Redis (no `PERSIST`, which `ttlInSeconds: -1` would cost on every write).
+- Strong consistency on every guarded write: a claim must see the latest version, or two
+  workers could both claim.
+
+Values are bytes or str, as the caller encoded them; this module knows no value's shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import grpc
+from dapr.aio.clients import DaprClient
+from dapr.clients.exceptions import DaprInternalError
+from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
+
+from jobrelay.constants import STATESTORE
+from jobrelay.errors import DAPR_ERRORS
+
+_GUARDED = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
+# The one bound on a read-modify-write: each lost race means another writer went through,
+# so this many in a row means the key is hammered and the caller should back off for good.
+UPDATE_TRIES = 8
+# Backoff between tries: doubling from the first, jittered so racing writers spread out.
+_BACKOFF_FIRST_SECONDS = 0.002
+_BACKOFF_MAX_SECONDS = 0.2
+
+Value = bytes | str
+
+
+class Conflict(Exception):
+    """The key changed (or appeared, or went) since it was read."""
+
+
+class KeyTaken(Conflict):
+    """An insert found the key already there."""
+
+
+class Contended(Exception):
+    """`update` lost UPDATE_TRIES races in a row."""
+
+
+# What a state operation raises when the store cannot be used right now: the sidecar or the
+# store behind it is down, or a key is too contended to write. Nothing was decided; try later.
+STORE_ERRORS: tuple[type[Exception], ...] = (*DAPR_ERRORS, Contended)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    data: bytes
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """What a change in `State.update` decided to write, and the TTL it goes with."""
+
+    data: Value
+    ttl_seconds: int | None = None
+
+
+def _as_bytes(data: Value) -> bytes:
+    return data.encode() if isinstance(data, str) else data
+
+
+def _ttl(ttl_seconds: int | None) -> dict[str, str] | None:
+    return None if ttl_seconds is None else {"ttlInSeconds": str(max(ttl_seconds, 1))}
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """daprd answers ABORTED on an ETag mismatch. The async SDK wraps save_state's gRPC error
+    in DaprInternalError and raises others as a grpc.RpcError."""
+    cause = exc.__cause__ if isinstance(exc, DaprInternalError) else exc
+    return isinstance(cause, grpc.RpcError) and cause.code() == grpc.StatusCode.ABORTED
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before try `attempt + 1` of a contended write."""
+    ceiling = min(_BACKOFF_FIRST_SECONDS * 2**attempt, _BACKOFF_MAX_SECONDS)
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not secrecy)
+
+
+class State:
+    def __init__(self, dapr: DaprClient, store: str = STATESTORE) -> None:
+        self._dapr = dapr
+        self._store = store
+
+    async def get(self, key: str) -> Item | None:
+        resp = await self._dapr.get_state(self._store, key)
+        if not resp.data:
+            return None
+        return Item(_as_bytes(resp.data), resp.etag)
+
+    async def get_many(self, keys: Iterable[str], parallelism: int = 8) -> dict[str, Item | None]:
+        """The keys in one call: an Item, or None for an absent key. A key that failed to
+        read is left out, so a caller can tell "absent" from "unknown" where that matters."""
+        wanted = list(keys)
+        if not wanted:
+            return {}
+        resp = await self._dapr.get_bulk_state(self._store, wanted, parallelism=parallelism)
+        return {
+            item.key: Item(_as_bytes(item.data), item.etag) if item.data else None
+            for item in resp.items
+            if not item.error
+        }
+
+    async def put(self, key: str, data: Value, ttl_seconds: int | None = None) -> None:
+        """An unguarded write: for keys only one writer ever writes (a file's chunks)."""
+        await self._dapr.save_state(self._store, key, data, state_metadata=_ttl(ttl_seconds))
+
+    async def insert(self, key: str, data: Value, ttl_seconds: int | None = None) -> None:
+        """Write `key` only if absent; KeyTaken if it is there.
+
+        Stores refuse a taken key differently (Redis answers a generic error, not ABORTED),
+        so a refusal is confirmed by a read: there means taken, absent means a real failure.
+        """
+        try:
+            await self._dapr.save_state(
+                self._store, key, data, options=_GUARDED, state_metadata=_ttl(ttl_seconds)
+            )
+        except DaprInternalError as exc:
+            if is_conflict(exc) or await self.get(key) is not None:
+                raise KeyTaken(key) from exc
+            raise
+
+    async def replace(
+        self, key: str, data: Value, etag: str, ttl_seconds: int | None = None
+    ) -> None:
+        """Write `key` if it is still at `etag`; Conflict if another write came first."""
+        try:
+            await self._dapr.save_state(
+                self._store,
+                key,
+                data,
+                etag=etag,
+                options=_GUARDED,
+                state_metadata=_ttl(ttl_seconds),
+            )
+        except DaprInternalError as exc:
+            if is_conflict(exc):
+                raise Conflict(key) from exc
+            raise
+
+    async def write(
+        self, key: str, data: Value, etag: str | None, ttl_seconds: int | None = None
+    ) -> None:
+        """`insert` when `etag` is None (the key was absent when read), else `replace`."""
+        if etag is None:
+            await self.insert(key, data, ttl_seconds)
+        else:
+            await self.replace(key, data, etag, ttl_seconds)
+
+    async def delete(self, key: str, etag: str | None = None) -> None:
+        """Delete `key` (only if still at `etag`, when given; Conflict if not)."""
+        try:
+            await self._dapr.delete_state(
+                self._store, key, etag=etag, options=_GUARDED if etag else None
+            )
+        except DaprInternalError as exc:
+            if etag is not None and is_conflict(exc):
+                raise Conflict(key) from exc
+            raise
+
+    async def update(
+        self, key: str, change: Callable[[bytes | None], Write | None]
+    ) -> tuple[bytes | None, bool]:
+        """Apply `change` (the current value, None if absent -> what to write, or None to
+        leave it) until a guarded write of its answer goes through.
+
+        Returns the value as it now stands and whether this call wrote it. `change` may run
+        more than once (once per lost race), so it must not act outside its return value;
+        it may raise to stop (its exception passes through untouched). Contended after
+        UPDATE_TRIES lost races.
+        """
+        for attempt in range(UPDATE_TRIES):
+            item = await self.get(key)
+            current = item.data if item else None
+            new = change(current)
+            if new is None:
+                return current, False
+            try:
+                await self.write(key, new.data, item.etag if item else None, new.ttl_seconds)
+            except Conflict:
+                await asyncio.sleep(backoff(attempt))
+                continue
+            return _as_bytes(new.data), True
+        raise Contended(key)

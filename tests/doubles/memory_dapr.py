@@ -1,0 +1,133 @@
+"""A FAKE of the Dapr client's state and publish calls, in memory, for unit tests.
+
+It keeps Dapr's rules that jobrelay's state layer depends on: a first-write save without an
+ETag fails on a taken key, an ETag-checked save or delete fails once the key has moved on
+(both as daprd answers them: ABORTED, wrapped the way the async SDK wraps them), ETags
+change on every write, and a bulk read reports absent keys with empty data. TTLs are
+recorded, not enforced. Every call yields to the event loop, as a real call would, so
+racing coroutines interleave. Nothing here stands in for daprd in an integration test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import grpc
+from dapr.clients.exceptions import DaprInternalError
+
+from jobrelay.constants import STATESTORE
+
+
+class _Aborted(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.ABORTED
+
+    def details(self) -> str:
+        return "possible etag mismatch"
+
+
+def _conflict(key: str) -> DaprInternalError:
+    error = DaprInternalError(f"etag mismatch on {key}")
+    error.__cause__ = _Aborted()
+    return error
+
+
+@dataclass
+class _Read:
+    data: bytes
+    etag: str
+
+
+@dataclass
+class _BulkItem:
+    key: str
+    data: bytes
+    etag: str
+    error: str = ""
+
+
+@dataclass
+class _Bulk:
+    items: list[_BulkItem]
+
+
+@dataclass
+class _Row:
+    value: bytes
+    version: int
+    ttl: str | None
+
+
+@dataclass
+class MemoryDapr:
+    rows: dict[tuple[str, str], _Row] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)  # per method, to count round trips
+    published: list[tuple[str, str, Any]] = field(default_factory=list)
+    fail_next: list[str] = field(default_factory=list)  # methods whose next call fails
+
+    async def _call(self, method: str) -> None:
+        self.calls[method] += 1
+        await anyio.lowlevel.checkpoint()
+        if method in self.fail_next:
+            self.fail_next.remove(method)
+            raise DaprInternalError(f"{method}: the store is unreachable (test fault)")
+
+    async def get_state(self, store: str, key: str, **_: Any) -> _Read:
+        await self._call("get_state")
+        row = self.rows.get((store, key))
+        return _Read(row.value, str(row.version)) if row else _Read(b"", "")
+
+    async def get_bulk_state(self, store: str, keys: list[str], **_: Any) -> _Bulk:
+        await self._call("get_bulk_state")
+        items = []
+        for key in keys:
+            row = self.rows.get((store, key))
+            items.append(_BulkItem(key, row.value if row else b"", str(row.version) if row else ""))
+        return _Bulk(items)
+
+    async def save_state(
+        self,
+        store: str,
+        key: str,
+        value: str | bytes,
+        etag: str | None = None,
+        options: Any = None,
+        state_metadata: dict[str, str] | None = None,
+        **_: Any,
+    ) -> None:
+        await self._call("save_state")
+        row = self.rows.get((store, key))
+        guarded = options is not None
+        if guarded and etag is None and row is not None:
+            raise _conflict(key)  # first-write insert of a taken key
+        if etag is not None and (row is None or str(row.version) != etag):
+            raise _conflict(key)
+        data = value.encode() if isinstance(value, str) else value
+        ttl = (state_metadata or {}).get("ttlInSeconds")
+        self.rows[(store, key)] = _Row(data, (row.version if row else 0) + 1, ttl)
+
+    async def delete_state(self, store: str, key: str, etag: str | None = None, **_: Any) -> None:
+        await self._call("delete_state")
+        row = self.rows.get((store, key))
+        if etag is not None and (row is None or str(row.version) != etag):
+            raise _conflict(key)
+        self.rows.pop((store, key), None)
+
+    async def publish_event(self, pubsub: str, topic: str, data: Any, **_: Any) -> None:
+        await self._call("publish_event")
+        self.published.append((pubsub, topic, data))
+
+    # For assertions.
+
+    def value(self, key: str, store: str = STATESTORE) -> Any:
+        return json.loads(self.rows[(store, key)].value)
+
+    def ttl(self, key: str, store: str = STATESTORE) -> str | None:
+        return self.rows[(store, key)].ttl
+
+    def has(self, key: str, store: str = STATESTORE) -> bool:
+        return (store, key) in self.rows
