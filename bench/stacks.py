@@ -28,7 +28,6 @@ from tests.ports import free_port
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 JOBRELAY_APPS = ("intake", "worker", "status")
-DELIVERY = os.environ.get("JOBRELAY_BENCH_DELIVERY", "direct")
 # Jobs in flight per design: jobrelay's worker default (JOBRELAY_WORKER_MAX_INFLIGHT) and
 # Celery's thread count, so both offer the model the same parallelism.
 INFLIGHT = 8
@@ -192,13 +191,13 @@ def _models_file(workdir: Path, model_url: str, shared_limit: int | None) -> Pat
 
 
 def plaintext_profile(workdir: Path) -> Path:
-    """components/redis with the payloads store unencrypted: only to measure what the
+    """components/redis with the state store unencrypted: only to measure what the
     encryption costs (bench, section 8), never for use."""
     copy = workdir / "components-plaintext"
     copy.mkdir(parents=True, exist_ok=True)
     for path in (ROOT / "components" / "redis").glob("*.yaml"):
         component = yaml.safe_load(path.read_text())
-        if component["metadata"]["name"] == "payloads":
+        if component["metadata"]["name"] == "statestore":
             items = component["spec"]["metadata"]
             component["spec"]["metadata"] = [
                 item for item in items if item["name"] != "primaryEncryptionKey"
@@ -222,13 +221,11 @@ def _jobrelay_run_file(
         "JOBRELAY_WORKER_MODEL_BASE_URL": f"{model_url}/v1",
         "JOBRELAY_WORKER_MODELS_FILE": str(_models_file(workdir, model_url, shared_limit)),
         "JOBRELAY_WORKER_MAX_INFLIGHT": str(INFLIGHT),
-        # jobrelay's default delivery is the outbox, whose relay waits a fixed second per job
-        # in Dapr 1.18: measured here it would be that second and nothing else. The report
-        # measures `direct` (store, then publish) unless JOBRELAY_BENCH_DELIVERY says outbox.
-        "JOBRELAY_INTAKE_DELIVERY": DELIVERY,
-        # The bench is one tenant submitting far past any sane quota on purpose (bursts,
-        # backlogs): it measures the pipeline, not the limiter.
-        "JOBRELAY_QUOTA_ENABLED": "false",
+        # Quotas on, as `make run` has them, with limits far above what the bench submits:
+        # every submit pays for its tenant's ledger, and none is refused (the bench is one
+        # tenant submitting past any sane quota on purpose, bursts and backlogs included).
+        "JOBRELAY_QUOTA_SUBMISSIONS_PER_MINUTE": str(10**9),
+        "JOBRELAY_QUOTA_QUEUED_JOBS": str(10**9),
         **extra_env,
     }
     apps = []
@@ -303,9 +300,9 @@ def start_jobrelay(
     env = _env(
         DAPR_RUNTIME_PATH=str(runtime),
         JOBRELAY_REDIS_HOST=f"127.0.0.1:{redis.port}",
-        # The payloads store's encryption key (components/common/keystore.yaml), as run.sh
+        # The state store's encryption key (components/common/keystore.yaml), as run.sh
         # gives `make run`: the benchmark pays for encryption as a deployment does.
-        JOBRELAY_KEY_PAYLOADS=secrets.token_hex(32),
+        JOBRELAY_KEY_STATE=secrets.token_hex(32),
     )
     run_file = _jobrelay_run_file(workdir, ports, model_url, shared_limit, extra_env or {}, profile)
     cli = [str(runtime / ".dapr" / "bin" / "dapr"), "run", "-f", str(run_file)]

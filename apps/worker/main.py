@@ -39,7 +39,13 @@ class Worker:
         )
         self._sidecar = sidecar
         self._gateway = Gateway(catalog, SharedLimits(sidecar.state), self._settings.max_inflight)
-        self._runner = Runner(sidecar.jobs, self._gateway, sidecar.events.changed, self._settings)
+        self._runner = Runner(
+            sidecar.jobs,
+            self._gateway,
+            sidecar.events.changed,
+            self._settings,
+            DeadLetters(sidecar.state),
+        )
 
     async def stop(self, _: Sidecar) -> None:
         if self._gateway is not None:

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from apps.worker.failures import describe
-from apps.worker.gateway import Gateway
+from apps.worker.gateway import Gateway, ModelBudgetSpent
 from apps.worker.inputs import materialize
 from apps.worker.leases import keep_claim
 from apps.worker.models import ModelClient
@@ -40,6 +40,7 @@ from jobrelay.contract import (
     ModelCall,
     utcnow,
 )
+from jobrelay.dead_letters import DeadLetters
 from jobrelay.files import FileStore
 from jobrelay.state import Contended
 from jobrelay.store import JobStore, StaleRecord, Versioned
@@ -79,8 +80,10 @@ class Runner:
         gateway: Gateway,
         on_change: OnChange,
         settings: WorkerSettings,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self._jobs = jobs
+        self._dead_letters = dead_letters
         self._files: FileStore = jobs.files
         self._gateway = gateway
         self._on_change = on_change  # logs, counts and tells watchers of every status written
@@ -185,7 +188,8 @@ class Runner:
             claimed.task,
             claimed.deadline,
             claimed.attempts,
-            budget=self._settings.max_model_calls_per_job - len(claimed.model_calls),
+            budget=self._settings.max_model_calls_per_job
+            - (len(claimed.model_calls) - claimed.budget_start),
         )
         work = asyncio.create_task(self._call(task, claimed, models))
         keeper = asyncio.create_task(
@@ -235,6 +239,8 @@ class Runner:
     async def _failed(self, claimed: JobRecord, exc: Exception, calls: list[ModelCall]) -> Delivery:
         if isinstance(exc, DeadlinePassed):
             error = JobError(code="deadline_exceeded", message=str(exc), retryable=False)
+        elif isinstance(exc, ModelBudgetSpent):
+            error = _budget_spent(claimed, calls)
         else:
             error = describe(exc)
         log.warning(
@@ -249,9 +255,12 @@ class Runner:
         status = JobStatus.QUEUED if error.retryable else JobStatus.FAILED
         # Back to queued with the error kept, so the redelivery can claim it again and a
         # dead-lettered job still says what went wrong last.
-        await self._finish(
+        ended = await self._finish(
             claimed, lambda r: r.moved_to(status, error=error, lease_expires_at=None), calls
         )
+        if ended and isinstance(exc, ModelBudgetSpent) and self._dead_letters is not None:
+            # Given up as the dead letter would give it up: listed for the operator too.
+            await self._dead_letters.add(claimed.tenant, claimed.id)
         return Delivery.RETRY if error.retryable else Delivery.SUCCESS
 
     async def _finish(
@@ -280,7 +289,10 @@ class Runner:
 
     def _in_background(self, publishing: Awaitable[None]) -> None:
         async def run() -> None:
-            await publishing
+            try:
+                await publishing
+            except Exception:  # nothing waits on it: its failure is told here or nowhere
+                log.exception("job event not published")
 
         task = asyncio.create_task(run())
         self._background.add(task)
@@ -293,6 +305,18 @@ def _with_calls(record: JobRecord, calls: list[ModelCall]) -> JobRecord:
     spent = (record.model_seconds or 0.0) + sum(c.seconds for c in calls)
     return record.model_copy(
         update={"model_calls": [*record.model_calls, *calls], "model_seconds": spent}
+    )
+
+
+def _budget_spent(claimed: JobRecord, calls: list[ModelCall]) -> JobError:
+    spent = len(claimed.model_calls) - claimed.budget_start + len(calls)
+    errors = [c.error for c in [*claimed.model_calls, *calls] if c.error]
+    return JobError(
+        code="model_call_budget_exhausted",
+        message=f"stopped after {spent} model calls, the most one job may make "
+        "(JOBRELAY_WORKER_MAX_MODEL_CALLS_PER_JOB)"
+        + (f"; last error: {errors[-1]}" if errors else ""),
+        retryable=False,
     )
 
 

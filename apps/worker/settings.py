@@ -49,12 +49,15 @@ class WorkerSettings(ServiceSettings):
         "JOBRELAY_INTAKE_STORE_WINDOW_SECONDS, with room for clock skew.",
     )
     max_model_calls_per_job: int = Field(
-        default=12,
+        default=36,
         ge=1,
         le=1000,
         description="Model calls one job may make over all its attempts, retries and "
-        "redeliveries included; past it the job fails `model_call_budget_exhausted`, so a "
-        "job the model always fails cannot burn the model's budget.",
+        "redeliveries included (an operator's replay starts a new count); past it the job "
+        "fails `model_call_budget_exhausted` and is listed with the dead letters. The "
+        "default is what the retry policy spends at most on the way to the dead letter "
+        "(12 deliveries of 3 tries): the policy ends a poison job first, and the budget "
+        "holds whatever redelivers it beyond the policy (crashes, processing timeouts).",
     )
 
 

@@ -222,6 +222,12 @@ class JobRecord(_Model):
     model_calls: list[ModelCall] = Field(
         default_factory=list, description="Every model call, failed ones included."
     )
+    budget_start: int = Field(
+        default=0,
+        ge=0,
+        description="Internal: how many of `model_calls` came before the job's last replay; "
+        "the job's model-call budget counts the calls after them.",
+    )
     webhook: WebhookSpec | None = Field(default=None, description="Where to deliver changes.")
     webhook_deliveries: list[WebhookDelivery] = Field(
         default_factory=list, description="Every delivery attempt, oldest first."
@@ -281,6 +287,8 @@ class JobRecord(_Model):
                 "error": None,
                 "result": None,
                 "lease_expires_at": None,
+                # An operator's replay: the job may spend a whole budget again.
+                "budget_start": len(self.model_calls),
             }
         )
 

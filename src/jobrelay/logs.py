@@ -76,6 +76,7 @@ def transition(record: JobRecord) -> None:
         "job_id": record.id,
         "task": record.task,
         "status": record.status.value,
+        "seq": record.seq,
         "attempt": record.attempts,
     }
     if record.queue_seconds is not None:

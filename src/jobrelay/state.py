@@ -34,6 +34,8 @@ _GUARDED = StateOptions(concurrency=Concurrency.first_write, consistency=Consist
 # The one bound on a read-modify-write: each lost race means another writer went through,
 # so this many in a row means the key is hammered and the caller should back off for good.
 UPDATE_TRIES = 8
+# Inserts refused with a key absent by the time it is read (see `insert`) before giving up.
+_INSERT_TRIES = 3
 # Backoff between tries: doubling from the first, jittered so racing writers spread out.
 _BACKOFF_FIRST_SECONDS = 0.002
 _BACKOFF_MAX_SECONDS = 0.2
@@ -125,16 +127,22 @@ class State:
         """Write `key` only if absent; KeyTaken if it is there.
 
         Stores refuse a taken key differently (Redis answers a generic error, not ABORTED),
-        so a refusal is confirmed by a read: there means taken, absent means a real failure.
+        so a refusal is confirmed by a read: there means taken. Absent is ambiguous (a real
+        failure, or a key deleted since it refused this insert), so the insert is tried
+        again, and a failure that outlasts the tries is raised.
         """
-        try:
-            await self._dapr.save_state(
-                self._store, key, data, options=_GUARDED, state_metadata=_ttl(ttl_seconds)
-            )
-        except DaprInternalError as exc:
-            if is_conflict(exc) or await self.get(key) is not None:
-                raise KeyTaken(key) from exc
-            raise
+        for attempt in range(_INSERT_TRIES):
+            try:
+                await self._dapr.save_state(
+                    self._store, key, data, options=_GUARDED, state_metadata=_ttl(ttl_seconds)
+                )
+                return
+            except DaprInternalError as exc:
+                if is_conflict(exc) or await self.get(key) is not None:
+                    raise KeyTaken(key) from exc
+                if attempt == _INSERT_TRIES - 1:
+                    raise
+                await asyncio.sleep(backoff(attempt))
 
     async def replace(
         self, key: str, data: Value, etag: str, ttl_seconds: int | None = None

@@ -35,7 +35,7 @@ import httpx
 import yaml
 
 from tests.doubles import flaky_model
-from tests.integration.stack import PAYLOADS_KEY, WEBHOOK_SECRET, dapr_runtime
+from tests.integration.stack import STATE_KEY, WEBHOOK_SECRET, dapr_runtime
 from tests.ports import free_port
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,13 @@ LEASE_SETTINGS = {
     "JOBRELAY_WORKER_CLAIM_LEASE_SECONDS": os.environ.get("JOBRELAY_CHAOS_LEASE_SECONDS", "12"),
     "JOBRELAY_WORKER_DUPLICATE_HOLD_SECONDS": os.environ.get("JOBRELAY_CHAOS_HOLD_SECONDS", "20"),
 }
+# How long a worker waits for the record of a message that came first (intake publishes, then
+# stores) before it fences the job: shortened from the production 30 s so that the crash-point
+# cases (tests/chaos/test_intake_crash.py) see the fence within seconds. Still far above the
+# milliseconds a record takes to follow its message.
+ARRIVAL_GRACE_SECONDS = os.environ.get("JOBRELAY_CHAOS_ARRIVAL_GRACE_SECONDS", "4")
 # What dapr.yaml gives the worker's sidecar (appMaxConcurrency); the others get the CLI's -1.
-_APP_MAX_CONCURRENCY = {"worker": 8}
+_APP_MAX_CONCURRENCY = {"worker": 32}
 _STARTUP_SECONDS = 90.0
 
 
@@ -293,6 +298,9 @@ class Launcher:
             "JOBRELAY_WORKER_MODEL_BASE_URL": self.proxy.url,
             "JOBRELAY_STATUS_WEBHOOK_SECRET": WEBHOOK_SECRET,
             **(LEASE_SETTINGS if app == "worker" else {}),
+            "JOBRELAY_WORKER_ARRIVAL_GRACE_SECONDS": ARRIVAL_GRACE_SECONDS,
+            # Intake gives up storing a record well inside the worker's grace.
+            "JOBRELAY_INTAKE_STORE_WINDOW_SECONDS": "1",
         }
         self.procs[app] = Proc(
             app, [sys.executable, "-m", f"apps.{app}"], app_env, self.workdir / f"{app}.log"
@@ -329,7 +337,7 @@ class Launcher:
         daprd_env = {
             **os.environ,
             "JOBRELAY_REDIS_HOST": f"127.0.0.1:{self.redis_port}",
-            "JOBRELAY_KEY_PAYLOADS": PAYLOADS_KEY,
+            "JOBRELAY_KEY_STATE": STATE_KEY,
         }
         self.procs[f"{app}-daprd"] = Proc(
             f"{app}-daprd", argv, daprd_env, self.workdir / f"{app}-daprd.log"

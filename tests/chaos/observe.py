@@ -1,13 +1,16 @@
 """What the chaos tests submit and what they read back to judge the outcome.
 
 Jobs go in as a client sends them (HTTP to intake). The outcome is read where it is true: the
-job records and the `job-events` and `jobs` streams in Redis, read directly so a check does
-not depend on the services under test being up; the final answer of each job is also read
-through the status API, as a client would.
+job records and the `jobs` stream in Redis, read directly so a check does not depend on the
+services under test being up (the records are ciphertext there, decrypted here with the
+stack's key, as daprd would: `decrypt`), and the status changes each app wrote, from the one
+log line it writes per change; the final answer of each job is also read through the status
+API, as a client would.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -19,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.chaos.launcher import Launcher
+from tests.integration.stack import STATE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +35,10 @@ _READ_RECORDS = (
     "local out = {} for i, k in ipairs(KEYS) do "
     "out[i] = redis.call('HGET', k, 'data') or '' end return out"
 )
-# The `data` field of every entry of a stream (Dapr's Redis pub/sub stores the CloudEvent there).
+# The `data` field of every entry of a stream after ARGV[1] (Dapr's Redis pub/sub stores the
+# CloudEvent there).
 _READ_STREAM = (
-    "local out = {} for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do "
+    "local out = {} for _, e in ipairs(redis.call('XRANGE', KEYS[1], ARGV[1], '+')) do "
     "local f = e[2] for i = 1, #f, 2 do if f[i] == 'data' then "
     "table.insert(out, f[i + 1]) end end end return out"
 )
@@ -80,17 +86,40 @@ def submit(launcher: Launcher, bodies: Iterable[dict[str, Any]], threads: int = 
     return result
 
 
-def records(launcher: Launcher, ids: list[str]) -> dict[str, dict[str, Any] | None]:
-    """The stored record of each job (None: no record), read from Redis."""
-    found: dict[str, dict[str, Any] | None] = {}
-    for start in range(0, len(ids), _BATCH):
-        batch = ids[start : start + _BATCH]
-        keys = [f"statestore||job:{i}" for i in batch]
-        out = launcher.redis_raw("EVAL", _READ_RECORDS, str(len(keys)), *keys)
+# What a key fenced by a worker holds (jobrelay.store): a job that was never accepted.
+FENCED = {"never_accepted": True}
+
+
+def decrypt(stored: str, key_hex: str = STATE_KEY) -> bytes:
+    """A value as daprd stores it in an encrypted store, in the clear: daprd's format is
+    base64(12-byte nonce + AES-GCM ciphertext) + "||" + the key's secret name."""
+    sealed = base64.b64decode(stored.rsplit("||", 1)[0])
+    return AESGCM(bytes.fromhex(key_hex)).decrypt(sealed[:12], sealed[12:], None)
+
+
+def stored_values(launcher: Launcher, keys: list[str]) -> dict[str, Any]:
+    """The decrypted JSON under each state key (None: absent), read from Redis."""
+    found: dict[str, Any] = {}
+    for start in range(0, len(keys), _BATCH):
+        batch = keys[start : start + _BATCH]
+        redis_keys = [f"statestore||{k}" for k in batch]
+        out = launcher.redis_raw("EVAL", _READ_RECORDS, str(len(redis_keys)), *redis_keys)
         lines = out.split("\n")[: len(batch)]
-        for job_id, line in zip(batch, lines, strict=True):
-            found[job_id] = json.loads(line) if line.strip() else None
+        for key, line in zip(batch, lines, strict=True):
+            found[key] = json.loads(decrypt(line.strip())) if line.strip() else None
     return found
+
+
+def records(launcher: Launcher, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """The stored record of each job (None: no record, or a fenced key), read from Redis."""
+    values = stored_values(launcher, [f"job:{i}" for i in ids])
+    return {i: None if v == FENCED else v for i, v in zip(ids, values.values(), strict=True)}
+
+
+def fenced(launcher: Launcher, ids: list[str]) -> list[str]:
+    """The jobs among `ids` whose key a worker fenced (their record never came)."""
+    values = stored_values(launcher, [f"job:{i}" for i in ids])
+    return [i for i, v in zip(ids, values.values(), strict=True) if v == FENCED]
 
 
 def wait_terminal(
@@ -108,9 +137,11 @@ def wait_terminal(
         time.sleep(0.5)
 
 
-def stream_data(launcher: Launcher, stream: str) -> list[dict[str, Any]]:
-    """The payload of every message still in `stream` (the CloudEvent's `data`)."""
-    out = launcher.redis_raw("EVAL", _READ_STREAM, "1", stream)
+def stream_data(launcher: Launcher, stream: str, after: str | None = None) -> list[dict[str, Any]]:
+    """The payload of every message still in `stream` (the CloudEvent's `data`), or of those
+    after the message id `after`."""
+    start = "-" if after is None else f"({after}"
+    out = launcher.redis_raw("EVAL", _READ_STREAM, "1", stream, start)
     payloads: list[dict[str, Any]] = []
     for line in out.splitlines():
         if not line.strip():
@@ -124,37 +155,55 @@ def stream_data(launcher: Launcher, stream: str) -> list[dict[str, Any]]:
     return payloads
 
 
-def terminal_events(launcher: Launcher) -> dict[str, set[tuple[int, str]]]:
-    """Per job, the distinct (seq, status) of every terminal event it published."""
-    seen: dict[str, set[tuple[int, str]]] = {}
-    for event in stream_data(launcher, "job-events"):
-        if event.get("status") in TERMINAL:
-            seen.setdefault(event["job_id"], set()).add((int(event["seq"]), event["status"]))
+def transitions(launcher: Launcher) -> list[dict[str, Any]]:
+    """Every status change an app wrote, in the order each app logged them: the one line per
+    transition (jobrelay.logs) from the logs of every run of intake, worker and status. A
+    change written just before its writer was SIGKILLed may lack its line, so this can miss
+    a change, never invent one."""
+    seen = []
+    for app in ("intake", "worker", "status"):
+        path = launcher.procs[app].log_path
+        for line in path.read_text(errors="replace").splitlines():
+            if '"jobrelay.jobs"' not in line or not line.startswith("{"):
+                continue
+            entry = json.loads(line)
+            if entry.get("logger") == "jobrelay.jobs":
+                seen.append(entry)
     return seen
 
 
-def events_after_terminal(launcher: Launcher) -> dict[str, list[tuple[int, str]]]:
-    """Per job, any event whose seq is above the seq of its first terminal event: a job that
+def terminal_transitions(launcher: Launcher) -> dict[str, set[tuple[int, str]]]:
+    """Per job, the distinct (seq, status) of every terminal status written for it."""
+    seen: dict[str, set[tuple[int, str]]] = {}
+    for change in transitions(launcher):
+        if change["status"] in TERMINAL:
+            seen.setdefault(change["job_id"], set()).add((int(change["seq"]), change["status"]))
+    return seen
+
+
+def changes_after_terminal(launcher: Launcher) -> dict[str, list[tuple[int, str]]]:
+    """Per job, any change whose seq is above the seq of its first terminal one: a job that
     left a terminal status (which must never happen)."""
+    changes = transitions(launcher)
     first_terminal: dict[str, int] = {}
-    events = stream_data(launcher, "job-events")
-    for event in events:
-        if event.get("status") in TERMINAL:
-            job, seq = event["job_id"], int(event["seq"])
+    for change in changes:
+        if change["status"] in TERMINAL:
+            job, seq = change["job_id"], int(change["seq"])
             first_terminal[job] = min(seq, first_terminal.get(job, seq))
     later: dict[str, list[tuple[int, str]]] = {}
-    for event in events:
-        job, seq = event.get("job_id"), int(event.get("seq", 0))
+    for change in changes:
+        job, seq = change["job_id"], int(change["seq"])
         if job in first_terminal and seq > first_terminal[job]:
-            later.setdefault(job, []).append((seq, event["status"]))
+            later.setdefault(job, []).append((seq, change["status"]))
     return later
 
 
-def message_job_ids(launcher: Launcher, stream: str = "jobs") -> list[str]:
-    """The job id every message on `stream` names (a JobMessage's `job_id`, or the `id` of a
-    record published whole, as a transactional outbox does by default)."""
+def message_job_ids(
+    launcher: Launcher, stream: str = "jobs", after: str | None = None
+) -> list[str]:
+    """The job id every message on `stream` (after the message id `after`) names."""
     ids = []
-    for data in stream_data(launcher, stream):
+    for data in stream_data(launcher, stream, after):
         job_id = data.get("job_id") or data.get("id")
         if isinstance(job_id, str):
             ids.append(job_id)

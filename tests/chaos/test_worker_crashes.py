@@ -57,8 +57,8 @@ def _verdict(
 ) -> dict[str, Any]:
     """The figures every crash case checks: lost, duplicated, left terminal, model calls."""
     ids = {j.id for j in jobs}
-    terminal = observe.terminal_events(chaos)
-    after = observe.events_after_terminal(chaos)
+    terminal = observe.terminal_transitions(chaos)
+    after = observe.changes_after_terminal(chaos)
     calls = observe.calls_per_job(chaos, jobs)
     return {
         "statuses": dict(Counter(r["status"] if r else "no record" for r in final.values())),

@@ -1,10 +1,10 @@
 """The azure profile on the real daprd, without Azure: daprd must load every file and
 fail only where it first has to reach Azure, never on a setting it cannot read.
 
-Both Cosmos DB stores (statestore, payloads) read their account at init, and daprd stops at
-the first component that fails, so the test runs a copy of the profile whose Cosmos DB
-components carry `ignoreErrors: true`: daprd then goes on to load everything else, and each
-store's failure shows in the log."""
+The Cosmos DB store reads its account at init, and daprd stops at the first component that
+fails, so the test runs a copy of the profile whose Cosmos DB component carries
+`ignoreErrors: true`: daprd then goes on to load everything else, and the store's failure
+shows in the log."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ OFFLINE_AZURE = {
     ".net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=b2ZmbGluZQ==",
     "JOBRELAY_AZURE_COSMOS_URL": "https://jobrelay-offline.documents.azure.com:443/",
     "JOBRELAY_AZURE_COSMOS_KEY": "b2ZmbGluZQ==",
-    "JOBRELAY_AZURE_PAYLOADS": "00" * 32,  # the payloads store's AES-256 key
+    "JOBRELAY_AZURE_STATE": "00" * 32,  # the state store's AES-256 key
 }
 COSMOS = "state.azure.cosmosdb"
 
@@ -93,8 +93,7 @@ def test_daprd_loads_the_azure_profile_and_fails_only_on_reaching_azure(tmp_path
         assert loaded in log, log
     # Cosmos DB reads its account at init: the only failures, and they are the network's.
     failures = [line for line in log.splitlines() if "level=error" in line]
-    for store in ("statestore", "payloads"):
-        assert any(f"{store} ({COSMOS}/v1)" in line for line in failures), log
+    assert any(f"statestore ({COSMOS}/v1)" in line for line in failures), log
     for line in failures:
         assert f"({COSMOS}/v1)" in line, line
         assert "jobrelay-offline.documents.azure.com" in line, line

@@ -32,6 +32,16 @@ def submit(
     return client.post(f"{stack.url('intake')}/v1/jobs", json=body, **kwargs)
 
 
+def store_state(client: httpx.Client, stack: Stack, key: str, value: str) -> None:
+    """Write `value` (JSON text) under `key` through a sidecar's HTTP state API, as an app
+    would through gRPC. Sent as a JSON string, not an object: on an encrypted store, daprd
+    1.18's HTTP API formats a non-string value with Go's `%v` before it encrypts it."""
+    resp = client.post(
+        f"{stack.sidecar('status')}/v1.0/state/statestore", json=[{"key": key, "value": value}]
+    )
+    assert resp.status_code == 204, resp.text
+
+
 def wait_done(client: httpx.Client, url: str, timeout: float = 30) -> dict[str, Any]:
     """Poll as a client should: again after Retry-After while the answer is 202."""
     deadline = time.monotonic() + timeout

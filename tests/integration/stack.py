@@ -42,12 +42,22 @@ QUOTA_TENANTS = {
     "quota-queue": {"queued_jobs": 2},
     "quota-heal": {"queued_jobs": 1},
 }
+# The one tenant allowed the admin routes (JOBRELAY_INTAKE_OPERATORS).
+OPERATOR = "ops"
 # Authentication is on in the test stack, as in production: one API key per tenant, fresh
 # per session, only their hashes handed to the secret store. "default" is the tenant every
 # test acts as unless it says otherwise (the `client` fixture sends its key).
 API_KEYS = {
     tenant: new_key()
-    for tenant in ("default", "tenant-a", "tenant-b", "tenant-c", "fuzz", *QUOTA_TENANTS.keys())
+    for tenant in (
+        "default",
+        "tenant-a",
+        "tenant-b",
+        "tenant-c",
+        "fuzz",
+        OPERATOR,
+        *QUOTA_TENANTS.keys(),
+    )
 }
 # Each tenant's webhook signing secret (the secret WEBHOOK_SECRETS). `default` keeps the
 # documented development secret, so tests acting as `default` verify with WEBHOOK_SECRET;
@@ -60,8 +70,8 @@ WEBHOOK_SECRETS = {
 # The sidecars' API token and the apps' token, as `make run` sets them (scripts/run.sh).
 DAPR_API_TOKEN = new_key()
 APP_API_TOKEN = new_key()
-# AES-256 for the encrypted payloads store: 32 random bytes, hex (how daprd reads the key).
-PAYLOADS_KEY = secrets.token_hex(32)
+# AES-256 for the encrypted state store: 32 random bytes, hex (how daprd reads the key).
+STATE_KEY = secrets.token_hex(32)
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,7 @@ def _run_file(stack: Stack) -> Path:
         # refused (tests/integration/test_security.py).
         "JOBRELAY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
         "JOBRELAY_QUOTA_TENANTS": json.dumps(QUOTA_TENANTS),
+        "JOBRELAY_INTAKE_OPERATORS": json.dumps([OPERATOR]),
     }
     apps = [
         {
@@ -195,8 +206,8 @@ def security_env() -> dict[str, str]:
         "APP_API_TOKEN": APP_API_TOKEN,
         "JOBRELAY_SECRET_API_KEYS": json.dumps(table),
         "JOBRELAY_SECRET_WEBHOOK_SECRETS": json.dumps(WEBHOOK_SECRETS),
-        # The payloads store's encryption key (components/common/keystore.yaml).
-        "JOBRELAY_KEY_PAYLOADS": PAYLOADS_KEY,
+        # The state store's encryption key (components/common/keystore.yaml).
+        "JOBRELAY_KEY_STATE": STATE_KEY,
     }
 
 
@@ -223,6 +234,8 @@ def _otel_env(endpoint: str) -> dict[str, str]:
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_EXPORTER_OTLP_INSECURE": "true",  # daprd: plain HTTP on loopback
         "OTEL_BSP_SCHEDULE_DELAY": "500",  # ms: spans reach the receiver within a second
+        # Every job traced (the default traces a share): the tests look for a given job's spans.
+        "OTEL_TRACES_SAMPLER_ARG": "1",
     }
 
 

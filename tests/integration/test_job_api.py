@@ -21,6 +21,7 @@ from tests.integration.helpers import (
     SENTIMENT,
     classify,
     read_events,
+    store_state,
     submit,
     wait_done,
     webhook_receiver,
@@ -76,7 +77,7 @@ def test_a_text_document_upload_is_classified_and_its_file_released(
     assert job["status"] == "succeeded", job
     assert job["result"]["output"]["label"] == "positive"
     # The claim check: the file lived under its own key, and went with the finished job.
-    assert _state(client, stack, "payloads", f"file:{job['id']}:0") == b""
+    assert _state(client, stack, "statestore", f"file:{job['id']}:0") == b""
 
 
 def test_an_upload_over_the_limit_is_refused_while_streaming(
@@ -213,11 +214,7 @@ def test_a_job_not_started_by_its_deadline_expires(client: httpx.Client, stack: 
 
 def _store_queued(client: httpx.Client, stack: Stack) -> JobRecord:
     record = JobRecord.new("classify", JobInput(text="never published"), {"labels": SENTIMENT}, {})
-    resp = client.post(
-        f"{stack.sidecar('status')}/v1.0/state/statestore",
-        json=[{"key": f"job:{record.id}", "value": record.model_dump(mode="json")}],
-    )
-    assert resp.status_code == 204, resp.text
+    store_state(client, stack, f"job:{record.id}", record.model_dump_json())
     return record
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobrelay.contract import JobInput, JobMessage, JobRecord
-from tests.integration.helpers import SENTIMENT, classify, submit, wait_done
+from jobrelay.contract import JobInput, JobMessage, JobRecord, utcnow
+from tests.integration.helpers import SENTIMENT, classify, store_state, submit, wait_done
 from tests.integration.stack import Stack
 
 
@@ -102,11 +102,7 @@ def test_a_body_that_is_not_json_is_refused(client: httpx.Client, stack: Stack) 
 
 def _store_directly(client: httpx.Client, stack: Stack, record: JobRecord) -> None:
     """Write a record through a sidecar's state API, as intake would, but without publishing."""
-    resp = client.post(
-        f"{stack.sidecar('status')}/v1.0/state/statestore",
-        json=[{"key": f"job:{record.id}", "value": record.model_dump(mode="json")}],
-    )
-    assert resp.status_code == 204, resp.text
+    store_state(client, stack, f"job:{record.id}", record.model_dump_json())
 
 
 def _publish_directly(client: httpx.Client, stack: Stack, data: dict[str, Any]) -> None:
@@ -130,7 +126,11 @@ def test_a_redelivered_message_does_not_run_the_job_again(
     url = submit(client, stack, classify("What a wonderful experience.")).json()["status_url"]
     first = wait_done(client, url)
 
-    _publish_directly(client, stack, JobMessage(job_id=first["id"], task="classify").model_dump())
+    _publish_directly(
+        client,
+        stack,
+        JobMessage(job_id=first["id"], task="classify", sent_at=utcnow()).model_dump(mode="json"),
+    )
     time.sleep(1.5)  # well past the ~10 ms the worker needs to (not) run it again
 
     again = client.get(url).json()
@@ -140,7 +140,11 @@ def test_a_redelivered_message_does_not_run_the_job_again(
 def test_a_task_no_worker_knows_fails_and_says_why(client: httpx.Client, stack: Stack) -> None:
     record = JobRecord.new("transcribe", JobInput(text="audio?"), {}, {})
     _store_directly(client, stack, record)
-    _publish_directly(client, stack, JobMessage(job_id=record.id, task="transcribe").model_dump())
+    _publish_directly(
+        client,
+        stack,
+        JobMessage(job_id=record.id, task="transcribe", sent_at=utcnow()).model_dump(mode="json"),
+    )
 
     job = wait_done(client, f"{stack.url('status')}/v1/jobs/{record.id}")
     assert job["status"] == "failed"

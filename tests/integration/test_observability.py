@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.helpers import classify, submit, wait_done
+from tests.integration.helpers import classify, read_events, submit, wait_done
 from tests.integration.otlp import ReceivedSpan
 from tests.integration.stack import Stack
 
@@ -28,6 +28,20 @@ SIDECARS = ("intake", "worker", "status")  # daprd names its spans by app id
 def _submit_and_finish(client: httpx.Client, stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
     resp = submit(client, stack, body)
     assert resp.status_code == 202, resp.text
+    return wait_done(client, resp.json()["status_url"], timeout=60)
+
+
+def _submit_and_follow(client: httpx.Client, stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
+    """Submit, then follow the job's event stream to its end: status then takes part in the
+    job (its events are published to it), as it does for no job nobody watches."""
+    assert stack.model_double is not None
+    stack.model_double.double.delay_seconds = 1.0  # the stream opens while the job runs
+    try:
+        resp = submit(client, stack, body)
+        assert resp.status_code == 202, resp.text
+        read_events(client, f"{resp.json()['status_url']}/events", timeout=60)
+    finally:
+        stack.model_double.double.delay_seconds = 0.0
     return wait_done(client, resp.json()["status_url"], timeout=60)
 
 
@@ -58,7 +72,7 @@ def test_a_job_is_one_trace_across_intake_worker_status_and_their_sidecars(
     client: httpx.Client, stack: Stack
 ) -> None:
     assert stack.otlp is not None
-    job = _submit_and_finish(client, stack, classify(f"I love it. {uuid.uuid4().hex}"))
+    job = _submit_and_follow(client, stack, classify(f"I love it. {uuid.uuid4().hex}"))
     assert job["status"] == "succeeded", job
 
     spans = stack.otlp.receiver.wait_for(_job_trace(job["id"]))
@@ -76,9 +90,9 @@ def test_a_job_is_one_trace_across_intake_worker_status_and_their_sidecars(
         if s.service in APPS and s.attributes.get(JOB_ID) != job["id"]
     ]
     assert not unlabelled
-    # The worker's work on the job is in its trace, whatever trace its delivery came in: a
-    # plain publish carries the submit's context in the CloudEvent, the store's outbox (its
-    # relay publishes anew) does not, and then the run span takes the stored context.
+    # The worker's work on the job is in its trace, whatever trace its delivery came in: the
+    # publish carries the submit's context in the CloudEvent, and should a delivery come
+    # without it, the run span takes the stored context.
     (run,) = [s for s in in_trace if s.name == "run classify"]
     assert run.service == "jobrelay-worker"
     # Dapr hands the context to the subscriber: the delivery is its sidecar's child.

@@ -5,6 +5,7 @@ generous defaults."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.integration.helpers import submit, wait_done
+from tests.integration.helpers import store_state, submit, wait_done
 from tests.integration.stack import QUOTA_TENANTS, Stack, client_headers
 
 
@@ -129,11 +130,7 @@ def test_a_waiting_slot_left_by_a_crash_heals_itself(stack: Stack) -> None:
     lost = uuid.uuid4().hex
     ledger = {"minute": 0, "current": 0, "previous": 0, "queued": {lost: int(time.time()) - 60}}
     with _client("quota-heal") as heal:
-        stored = heal.post(
-            f"{stack.sidecar('status')}/v1.0/state/statestore",
-            json=[{"key": "quota:quota-heal", "value": ledger}],
-        )
-        assert stored.status_code == 204, stored.text
+        store_state(heal, stack, "quota:quota-heal", json.dumps(ledger))
 
         resp = submit(heal, stack, _embed())
 

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from apps.worker.failures import describe
-from apps.worker.gateway import Gateway
+from apps.worker.gateway import Gateway, ModelBudgetSpent
 from apps.worker.models import ModelClient
 from apps.worker.profiles import Catalog, ModelProfile
 from apps.worker.tasks import extract
@@ -114,6 +114,25 @@ async def test_a_model_that_keeps_failing_falls_back_to_the_next_in_order(
     assert call.model == "model-b"
     assert [s.model for s in double.calls()] == ["model-a"] * 3 + ["model-b"]
     assert [c.profile for c in models.calls] == ["first"] * 3 + ["second"]
+
+
+async def test_a_job_never_makes_more_model_calls_than_its_budget(
+    double: ScriptedModel, gateway: Gateway
+) -> None:
+    """Retries and fallbacks count against the job's budget (what it has left over all its
+    deliveries): once spent, the job fails for good, whatever the policy would still try."""
+    double.script("model-a", *[Reply(500)] * 3)
+    double.script("model-b", *[Reply(500)] * 3)
+    models = ModelClient(gateway, "embed", None, attempt=4, budget=4)
+
+    with pytest.raises(ModelBudgetSpent) as raised:
+        await models.embed(["hello"])
+
+    assert len(double.calls()) == 4
+    assert (describe(raised.value).code, describe(raised.value).retryable) == (
+        "model_call_budget_exhausted",
+        False,
+    )
 
 
 async def test_an_input_too_long_goes_to_the_next_model_at_once(
