@@ -28,6 +28,14 @@ from tests.ports import free_port
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 JOBRELAY_APPS = ("intake", "worker", "status")
+# Quotas on, as `make run` has them, with limits far above what the bench submits: every
+# submit pays for its tenant's ledger, and none is refused (the bench is one tenant submitting
+# past any sane quota on purpose, bursts and backlogs included).
+QUOTAS_ABOVE_LOAD = {
+    "JOBRELAY_QUOTA_SUBMISSIONS_PER_MINUTE": str(10**9),
+    "JOBRELAY_QUOTA_QUEUED_JOBS": str(10**9),
+}
+QUOTAS_OFF = {"JOBRELAY_QUOTA_ENABLED": "false"}
 # Jobs in flight per design: jobrelay's worker default (JOBRELAY_WORKER_MAX_INFLIGHT) and
 # Celery's thread count, so both offer the model the same parallelism.
 INFLIGHT = 8
@@ -210,26 +218,28 @@ def plaintext_profile(workdir: Path) -> Path:
 def _jobrelay_run_file(
     workdir: Path,
     ports: dict[str, dict[str, int]],
-    model_url: str,
+    model_url: str | None,
     shared_limit: int | None,
     extra_env: dict[str, str],
     profile: Path,
 ) -> Path:
+    """The run file: dapr.yaml's apps and settings, on free ports. `model_url` None runs the
+    built-in local model (apps/model) with the repository's config/models.yaml, exactly as
+    `make run` does; else the worker calls the model double there."""
     env = {
         "JOBRELAY_INTAKE_STATUS_BASE_URL": f"http://127.0.0.1:{ports['status']['app']}",
         "JOBRELAY_STATUS_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['status']['app']}",
-        "JOBRELAY_WORKER_MODEL_BASE_URL": f"{model_url}/v1",
-        "JOBRELAY_WORKER_MODELS_FILE": str(_models_file(workdir, model_url, shared_limit)),
-        "JOBRELAY_WORKER_MAX_INFLIGHT": str(INFLIGHT),
-        # Quotas on, as `make run` has them, with limits far above what the bench submits:
-        # every submit pays for its tenant's ledger, and none is refused (the bench is one
-        # tenant submitting past any sane quota on purpose, bursts and backlogs included).
-        "JOBRELAY_QUOTA_SUBMISSIONS_PER_MINUTE": str(10**9),
-        "JOBRELAY_QUOTA_QUEUED_JOBS": str(10**9),
+        **QUOTAS_ABOVE_LOAD,
         **extra_env,
     }
+    if model_url is None:
+        env["JOBRELAY_WORKER_MODEL_BASE_URL"] = f"http://127.0.0.1:{ports['model']['app']}/v1"
+    else:
+        env["JOBRELAY_WORKER_MODEL_BASE_URL"] = f"{model_url}/v1"
+        env["JOBRELAY_WORKER_MODELS_FILE"] = str(_models_file(workdir, model_url, shared_limit))
+        env["JOBRELAY_WORKER_MAX_INFLIGHT"] = str(INFLIGHT)
     apps = []
-    for app in JOBRELAY_APPS:
+    for app in ports:
         (workdir / app).mkdir(parents=True, exist_ok=True)
         apps.append(
             _as_in_dapr_yaml(app)
@@ -263,11 +273,19 @@ def _jobrelay_run_file(
 
 def _as_in_dapr_yaml(app: str) -> dict[str, Any]:
     """The app's per-app settings from the root dapr.yaml that shape its load (the worker's
-    appMaxConcurrency), so the benchmark runs what `make run` runs."""
+    appMaxConcurrency and app health checks, the apps' own env), so the benchmark runs what
+    `make run` runs."""
     run = yaml.safe_load((ROOT / "dapr.yaml").read_text())
+    shaping = (
+        "appMaxConcurrency",
+        "enableAppHealthCheck",
+        "appHealthCheckPath",
+        "appHealthProbeInterval",
+        "appHealthThreshold",
+    )
     for entry in run.get("apps", []):
         if entry.get("appID") == app:
-            return {k: entry[k] for k in ("appMaxConcurrency",) if k in entry}
+            return {k: entry[k] for k in shaping if k in entry}
     return {}
 
 
@@ -280,20 +298,21 @@ def dapr_runtime() -> Path:
 
 def start_jobrelay(
     logdir: Path,
-    model_url: str,
+    model_url: str | None,
     shared_limit: int | None = None,
     extra_env: dict[str, str] | None = None,
     profile: Path = ROOT / "components" / "redis",
+    name: str = "jobrelay",
 ) -> Design:
     """jobrelay as `make run` runs it; `extra_env` (the apps' settings) and `profile` (the
-    components folder) make the variants that single out one feature's cost."""
+    components folder) make the variants that single out one feature's cost. `model_url`
+    None: the built-in local model too, as `make run` has it."""
     logdir.mkdir(parents=True, exist_ok=True)
     redis = start_redis(logdir / "jobrelay-redis")
     workdir = logdir / "jobrelay"
     workdir.mkdir(parents=True, exist_ok=True)
-    ports = {
-        app: {k: free_port() for k in ("app", "http", "grpc", "metrics")} for app in JOBRELAY_APPS
-    }
+    apps = ("model", *JOBRELAY_APPS) if model_url is None else JOBRELAY_APPS
+    ports = {app: {k: free_port() for k in ("app", "http", "grpc", "metrics")} for app in apps}
     runtime = dapr_runtime()
     # daprd inherits the CLI's environment, not the run file's env:, so the Redis address the
     # components read through envRef goes here.
@@ -308,12 +327,11 @@ def start_jobrelay(
     cli = [str(runtime / ".dapr" / "bin" / "dapr"), "run", "-f", str(run_file)]
     started = procs.launch("dapr-run", cli, logdir, env, cwd=workdir)
     base = {app: f"http://127.0.0.1:{ports[app]['app']}" for app in JOBRELAY_APPS}
-    design = Design(
-        "jobrelay", f"{base['intake']}/v1/jobs", base["status"], parts=[started], redis=redis
-    )
+    design = Design(name, f"{base['intake']}/v1/jobs", base["status"], parts=[started], redis=redis)
     try:
-        for app in JOBRELAY_APPS:
-            procs.wait_http(f"{base[app]}/healthz", started, timeout=120)
+        for app in apps:
+            url = f"http://127.0.0.1:{ports[app]['app']}/healthz"
+            procs.wait_http(url, started, timeout=120)
         _wait_flowing(design)
     except BaseException:
         design.stop()

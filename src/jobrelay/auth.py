@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Annotated, Self
 from urllib.parse import urlsplit
 
+import anyio
 from dapr.aio.clients import DaprClient
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -239,14 +240,18 @@ _bearer = HTTPBearer(
 )
 
 
-# Sync on purpose: FastAPI runs it in its thread pool, where a JWKS fetch (blocking urllib,
-# jobrelay.oidc) may wait without stalling the event loop.
-def current_tenant(
+async def current_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     authenticator: Authenticator = request.app.state.auth
-    return authenticator.tenant_for(credentials.credentials if credentials else None)
+    key = credentials.credentials if credentials else None
+    if key and authenticator.tokens is not None and looks_like_jwt(key):
+        # In a worker thread: a JWKS fetch (blocking urllib, jobrelay.oidc) may wait there
+        # without stalling the event loop. Only for tokens: an API key is a dictionary
+        # lookup, which a thread hop per request would cost many times over.
+        return await anyio.to_thread.run_sync(authenticator.tenant_for, key)
+    return authenticator.tenant_for(key)
 
 
 TenantDep = Annotated[str, Depends(current_tenant)]

@@ -47,10 +47,29 @@ CASES = [
          "finished_after_deadline", "model_calls_per_job", "drain_after_model_back_seconds"],
     ),
     (
-        "(f) intake killed between the state write and its answer",
-        "test_an_intake_crash_between_store_and_answer_leaves_no_orphan",
-        ["crashes", "records_found", "not_stored", "records_without_message",
-         "messages_without_record", "settle_seconds"],
+        "(f1) intake killed after publishing a job, before storing it",
+        "test_a_crash_after_publishing_leaves_a_message_the_worker_fences",
+        ["crashes", "answered", "messages", "fenced", "records_stored", "fenced_after_seconds"],
+    ),
+    (
+        "(f2) intake's store of a job fails after its publish",
+        "test_a_store_that_fails_answers_503_and_the_message_is_fenced",
+        ["answer", "messages", "fenced", "fenced_after_seconds", "retry", "retry_statuses"],
+    ),
+    (
+        "(f3) the worker's delivery arrives before the job's record",
+        "test_a_delivery_that_comes_before_its_record_waits_and_runs_the_job_once",
+        ["status", "model_calls", "queue_seconds"],
+    ),
+    (
+        "(f4) intake killed after storing a job, before answering",
+        "test_a_crash_after_storing_leaves_a_job_that_runs",
+        ["crashes", "answered", "messages", "statuses", "settle_seconds"],
+    ),
+    (
+        "(f5) a client retries with its Idempotency-Key after intake died mid-submit",
+        "test_a_client_retrying_with_its_idempotency_key_after_a_crash_gets_one_job",
+        ["first", "retry", "again_same_job", "status", "model_calls", "crashed_attempt_fenced"],
     ),
 ]  # fmt: skip
 
@@ -76,8 +95,12 @@ NOTES = """
 ## Reading the figures
 
 - **lost**: accepted (202) jobs not in a terminal status when the case gave up waiting.
-- **duplicated**: jobs that published more than one distinct terminal event (two results).
-- **left_terminal**: jobs with an event after their terminal one (terminal -> something else).
+- **duplicated**: jobs written terminal more than once with different outcomes (two
+  results), counted from the one log line every app writes per status change it stores.
+- **left_terminal**: jobs with a change after their terminal one (terminal -> something else).
+- **fenced**: messages whose job's key a worker fenced after its grace: the record never
+  came (intake died or failed before storing it), so it never can, and the client, who got
+  no 202, retries.
 - **model calls per job**: requests carrying the job's unique text that reached the model
   double, as `{calls: jobs}`; a crash may cost a job one more call, never two at once.
 - **Redis, hard kill**: (c) restarts Redis gracefully (`SHUTDOWN` fsyncs the AOF). With
