@@ -13,7 +13,6 @@ from apps.intake.submission import Intake
 from jobrelay.events import new_replica_id
 from jobrelay.hub import EventHub
 from jobrelay.service import Sidecar, build_app, dapr_lifespan
-from jobrelay.subscriptions import Subscriptions
 
 
 def create_app(settings: IntakeSettings | None = None) -> IntakeApp:
@@ -34,7 +33,7 @@ def create_app(settings: IntakeSettings | None = None) -> IntakeApp:
     )
     app.settings = settings
     # Job events reach the `Prefer: wait` requests waiting in this replica.
-    hub.subscribe(Subscriptions(app))
+    hub.subscribe(app.subscriptions)
     app.include_router(router)
     app.include_router(admin.router)
     # The web page (served by status, another origin) submits here from the browser.

@@ -30,6 +30,7 @@ from jobrelay.dead_letters import DeadLetters
 from jobrelay.errors import DAPR_ERRORS, ApiError
 from jobrelay.events import Events
 from jobrelay.hub import EventHub, until_terminal
+from jobrelay.publishing import Publisher
 from jobrelay.service import Sidecar
 from jobrelay.store import Fenced, JobStore, lifetime_seconds
 
@@ -60,11 +61,11 @@ class Intake:
     def __init__(
         self, sidecar: Sidecar, settings: IntakeSettings, hub: EventHub, quotas: Quotas
     ) -> None:
-        self._dapr = sidecar.dapr
         self.jobs: JobStore = sidecar.jobs
         self.events: Events = sidecar.events
         self.dead_letters = DeadLetters(sidecar.state)
         self._state = sidecar.state
+        self._jobs_topic = Publisher(sidecar.dapr, PUBSUB, JOBS_TOPIC)
         self.settings = settings
         self.hub = hub
         self.quotas = quotas
@@ -134,9 +135,7 @@ class Intake:
 
     async def publish(self, message: JobMessage) -> None:
         """Put a job on the `jobs` topic (its record, if any, is the worker's to read)."""
-        await self._dapr.publish_event(
-            PUBSUB, JOBS_TOPIC, message.model_dump_json(), data_content_type="application/json"
-        )
+        await self._jobs_topic.publish(message.model_dump_json())
 
     async def _fault(self, point: str, record: JobRecord) -> None:
         if self.settings.fault == point:

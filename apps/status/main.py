@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import httpx
-from fastapi import Request
 
 from apps.status.deps import StatusApp
 from apps.status.routes import router
@@ -20,7 +19,7 @@ from jobrelay.events import new_replica_id
 from jobrelay.hub import EventHub
 from jobrelay.service import Sidecar, build_app, dapr_lifespan
 from jobrelay.state import STORE_ERRORS
-from jobrelay.subscriptions import Delivery, Subscription, Subscriptions, read_job_event
+from jobrelay.subscriptions import Delivery, Message, Subscription, read_job_event
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,8 @@ def create_app(settings: StatusSettings | None = None) -> StatusApp:
     async def stop(_: Sidecar) -> None:
         await app.http.aclose()
 
-    async def on_webhook_event(request: Request) -> Delivery:
-        event = await read_job_event(request)
+    async def on_webhook_event(message: Message) -> Delivery:
+        event = read_job_event(message)
         if event is None:
             return Delivery.SUCCESS
         try:
@@ -71,9 +70,8 @@ def create_app(settings: StatusSettings | None = None) -> StatusApp:
     app.hub = EventHub(new_replica_id("status"))
     app.include_router(router)
     mount_page(app)
-    subscriptions = Subscriptions(app)
     # Each replica hears of the jobs its live streams follow.
-    app.hub.subscribe(subscriptions)
+    app.hub.subscribe(app.subscriptions)
     # Webhooks through the shared consumer group: one delivery per event in all.
-    subscriptions.add(Subscription(PUBSUB, WEBHOOK_EVENTS_TOPIC), on_webhook_event)
+    app.subscriptions.add(Subscription(PUBSUB, WEBHOOK_EVENTS_TOPIC), on_webhook_event)
     return app

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import Request
-
 from apps.worker.gateway import Gateway
 from apps.worker.limits import SharedLimits
 from apps.worker.profiles import load_catalog
@@ -15,10 +13,9 @@ from jobrelay import metrics, telemetry
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
 from jobrelay.contract import JobMessage
 from jobrelay.dead_letters import DeadLetters
-from jobrelay.messages import BadMessage, read_message
 from jobrelay.service import ServiceApp, Sidecar, build_app, dapr_lifespan
 from jobrelay.state import STORE_ERRORS
-from jobrelay.subscriptions import Delivery, Subscription, Subscriptions
+from jobrelay.subscriptions import BadMessage, Delivery, Message, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +48,10 @@ class Worker:
         if self._gateway is not None:
             await self._gateway.close()
 
-    async def on_job(self, request: Request) -> Delivery:
+    async def on_job(self, delivery: Message) -> Delivery:
         assert self._runner is not None, "deliveries start after the lifespan"
         try:
-            message = await read_message(request, JobMessage)
+            message = delivery.data(JobMessage)
         except BadMessage as exc:
             log.error("dropping undeliverable message to the dead-letter topic: %s", exc)
             return Delivery.DROP
@@ -69,10 +66,10 @@ class Worker:
             )
             return Delivery.RETRY
 
-    async def on_dead_letter(self, request: Request) -> Delivery:
+    async def on_dead_letter(self, delivery: Message) -> Delivery:
         assert self._sidecar is not None, "deliveries start after the lifespan"
         try:
-            message = await read_message(request, JobMessage)
+            message = delivery.data(JobMessage)
         except BadMessage as exc:
             log.error("dead letter that is not a job message, discarded: %s", exc)
             return Delivery.SUCCESS
@@ -104,7 +101,6 @@ def create_app(settings: WorkerSettings | None = None) -> ServiceApp:
         "Dapr subscriber: runs jobs from the `jobs` topic. Not for clients.",
         ServiceApp,
     )
-    subscriptions = Subscriptions(app)
-    subscriptions.add(Subscription(PUBSUB, JOBS_TOPIC, DEAD_LETTER_TOPIC), worker.on_job)
-    subscriptions.add(Subscription(PUBSUB, DEAD_LETTER_TOPIC), worker.on_dead_letter)
+    app.subscriptions.add(Subscription(PUBSUB, JOBS_TOPIC, DEAD_LETTER_TOPIC), worker.on_job)
+    app.subscriptions.add(Subscription(PUBSUB, DEAD_LETTER_TOPIC), worker.on_dead_letter)
     return app

@@ -1,5 +1,6 @@
 """TEST DOUBLE: an OpenAI-compatible embeddings server that answers at once, or after a set
-delay behind a set concurrency limit. Not a model: every answer is the same unit vector.
+delay behind a set concurrency limit. Not a model: every answer is the same unit vector, as
+floats or, when asked (`encoding_format`), as base64 like real endpoints.
 
 The benchmarks need a model whose cost is known exactly, so that what is left of a job's
 time is the pipeline's own: "instant" (no delay, unlimited) for overhead and throughput, and
@@ -19,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
+import struct
 import logging
 import time
 from dataclasses import dataclass, field
@@ -38,14 +41,19 @@ DIMENSIONS = 384
 MODEL_ID = "instant-double"
 
 
-def _answer() -> bytes:
-    # One precomputed body: building 384 floats of JSON per call would make "instant" cost
-    # a millisecond of this process's CPU.
+def _answer(encoding: str) -> bytes:
+    # One precomputed body per encoding: building 384 floats of JSON per call would make
+    # "instant" cost a millisecond of this process's CPU.
     value = (1.0 / DIMENSIONS) ** 0.5
+    vector: object = [value] * DIMENSIONS
+    if encoding == "base64":
+        # As OpenAI, vLLM and the built-in model answer `encoding_format: base64`, which the
+        # openai SDK asks for by default: little-endian float32s, base64.
+        vector = base64.b64encode(struct.pack(f"<{DIMENSIONS}f", *[value] * DIMENSIONS)).decode()
     body = {
         "object": "list",
         "model": MODEL_ID,
-        "data": [{"object": "embedding", "index": 0, "embedding": [value] * DIMENSIONS}],
+        "data": [{"object": "embedding", "index": 0, "embedding": vector}],
         "usage": {"prompt_tokens": 8, "total_tokens": 8},
     }
     return json.dumps(body).encode()
@@ -58,22 +66,25 @@ class Double:
     gate: asyncio.Semaphore | None = None
     spans: list[tuple[float, float]] = field(default_factory=list)  # (start, end), monotonic
     running: asyncio.Event = field(default_factory=asyncio.Event)  # clear: calls wait (paused)
-    answer: bytes = field(default_factory=_answer)
+    answers: dict[str, bytes] = field(
+        default_factory=lambda: {kind: _answer(kind) for kind in ("float", "base64")}
+    )
 
     async def embeddings(self, request: Request) -> Response:
-        await request.body()
+        asked = json.loads(await request.body()).get("encoding_format")
+        answer = self.answers["base64" if asked == "base64" else "float"]
         await self.running.wait()
         if self.gate is None:
-            return await self._serve()
+            return await self._serve(answer)
         async with self.gate:
-            return await self._serve()
+            return await self._serve(answer)
 
-    async def _serve(self) -> Response:
+    async def _serve(self, answer: bytes) -> Response:
         start = time.monotonic()
         if self.delay:
             await asyncio.sleep(self.delay)
         self.spans.append((start, time.monotonic()))
-        return Response(self.answer, media_type="application/json")
+        return Response(answer, media_type="application/json")
 
     async def control(self, request: Request) -> Response:
         body = await request.json()

@@ -16,14 +16,18 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import Request
-
 from jobrelay.constants import EVENTS_PUBSUB, JOB_EVENTS_TOPIC
 from jobrelay.contract import JobRecord
 from jobrelay.errors import DAPR_ERRORS
 from jobrelay.events import subscription_rule
 from jobrelay.store import JobStore
-from jobrelay.subscriptions import Delivery, Subscription, Subscriptions, read_job_event
+from jobrelay.subscriptions import (
+    Delivery,
+    Message,
+    Subscription,
+    Subscriptions,
+    read_job_event,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +90,8 @@ class EventHub:
         rule = subscription_rule(self.replica)
         subscriptions.add(Subscription(EVENTS_PUBSUB, JOB_EVENTS_TOPIC, match=rule), self._on)
 
-    async def _on(self, request: Request) -> Delivery:
-        event = await read_job_event(request)
+    async def _on(self, message: Message) -> Delivery:
+        event = read_job_event(message)
         if event is None:
             return Delivery.DROP
         # The rule already passed only this replica's events; a waiter may have left since.

@@ -21,6 +21,7 @@ from jobrelay.events import Events
 from jobrelay.settings import ServiceSettings, SidecarSettings, StoreSettings
 from jobrelay.state import State
 from jobrelay.store import JobStore
+from jobrelay.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,18 @@ class Sidecar:
 
 
 class ServiceApp(FastAPI):
-    """A jobrelay app: its sidecar, typed, once the lifespan has started it."""
+    """A jobrelay app: its sidecar, typed, once the lifespan has started it, and its
+    subscriptions, whose deliveries it serves ahead of the FastAPI stack (see
+    jobrelay.subscriptions for why)."""
 
     sidecar: Sidecar
+    subscriptions: Subscriptions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and Subscriptions.serves(scope["path"]):
+            await self.subscriptions(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def get_sidecar(request: Request) -> Sidecar:
@@ -157,8 +167,10 @@ def build_app(title: str, version: str, lifespan: Lifespan, description: str, ki
     # `dapr run` and the Kubernetes injector give the app the same APP_API_TOKEN as its
     # sidecar. Unset (the local default), sidecar routes stay open, as on loopback they may.
     app_token = SidecarSettings().app_api_token
-    if app_token is not None:
-        app.add_middleware(AppTokenMiddleware, token=app_token.get_secret_value())
+    token = app_token.get_secret_value() if app_token is not None else None
+    app.subscriptions = Subscriptions(token)
+    if token is not None:
+        app.add_middleware(AppTokenMiddleware, token=token)
     app.include_router(health)
     app.include_router(metrics.router)
     # "jobrelay intake" -> service.name "jobrelay-intake": apart from its sidecar's spans,

@@ -19,18 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
-from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
+from dapr.clients.grpc._state import Concurrency, Consistency, StateItem, StateOptions
 
+from jobrelay.batching import Coalescer
 from jobrelay.constants import STATESTORE
 from jobrelay.errors import DAPR_ERRORS
 
 _GUARDED = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
+# The same as protobuf: the async SDK's save_bulk_state (1.18.3) hands each item's options to
+# the protobuf message as they are, unlike its save_state, and protobuf takes only its own.
+_GUARDED_PROTO = cast(StateOptions, _GUARDED.get_proto())  # type: ignore[no-untyped-call]
 # The one bound on a read-modify-write: each lost race means another writer went through,
 # so this many in a row means the key is hammered and the caller should back off for good.
 UPDATE_TRIES = 8
@@ -82,6 +87,14 @@ def _ttl(ttl_seconds: int | None) -> dict[str, str] | None:
     return None if ttl_seconds is None else {"ttlInSeconds": str(max(ttl_seconds, 1))}
 
 
+async def _outcome(call: Awaitable[None]) -> BaseException | None:
+    try:
+        await call
+    except Exception as exc:
+        return exc
+    return None
+
+
 def is_conflict(exc: BaseException) -> bool:
     """daprd answers ABORTED on an ETag mismatch. The async SDK wraps save_state's gRPC error
     in DaprInternalError and raises others as a grpc.RpcError."""
@@ -95,16 +108,80 @@ def backoff(attempt: int) -> float:
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not secrecy)
 
 
+@dataclass(frozen=True, slots=True)
+class _Save:
+    key: str
+    data: Value
+    etag: str | None
+    guarded: bool
+    ttl_seconds: int | None
+
+
 class State:
     def __init__(self, dapr: DaprClient, store: str = STATESTORE) -> None:
         self._dapr = dapr
         self._store = store
+        # Reads and writes of concurrent requests, gathered into bulk calls (jobrelay.batching).
+        self._reads: Coalescer[str, Item | None] = Coalescer(self._read_batch)
+        self._saves: Coalescer[_Save, None] = Coalescer(self._save_batch)
 
     async def get(self, key: str) -> Item | None:
-        resp = await self._dapr.get_state(self._store, key)
-        if not resp.data:
-            return None
-        return Item(_as_bytes(resp.data), resp.etag)
+        return await self._reads(key)
+
+    async def _read_batch(self, keys: list[str]) -> list[Item | BaseException | None]:
+        if len(keys) == 1:
+            resp = await self._dapr.get_state(self._store, keys[0])
+            return [Item(_as_bytes(resp.data), resp.etag) if resp.data else None]
+        found = await self._dapr.get_bulk_state(self._store, list(dict.fromkeys(keys)))
+        by_key = {item.key: item for item in found.items}
+        out: list[Item | BaseException | None] = []
+        for key in keys:
+            item = by_key.get(key)
+            if item is None or item.error:
+                reason = item.error if item else "not answered"
+                out.append(DaprInternalError(f"state {key}: {reason}"))
+            else:
+                out.append(Item(_as_bytes(item.data), item.etag) if item.data else None)
+        return out
+
+    async def _save(self, save: _Save) -> None:
+        await self._dapr.save_state(
+            self._store,
+            save.key,
+            save.data,
+            etag=save.etag,
+            options=_GUARDED if save.guarded else None,
+            state_metadata=_ttl(save.ttl_seconds),
+        )
+
+    async def _save_batch(self, saves: list[_Save]) -> list[BaseException | None]:
+        """One SaveState for all of `saves`. Should it fail, the store tells neither which
+        items failed nor whether the others went in (each item is its own write), so every
+        key is read back: an item whose value is there went in, and the others are tried
+        again one by one, each to get its own answer (a conflict, a taken key, a failure)."""
+        if len(saves) == 1:
+            return [await _outcome(self._save(saves[0]))]
+        items = [
+            StateItem(
+                s.key,
+                s.data,
+                etag=s.etag,
+                options=_GUARDED_PROTO if s.guarded else None,
+                metadata=_ttl(s.ttl_seconds) or {},
+            )
+            for s in saves
+        ]
+        try:
+            await self._dapr.save_bulk_state(self._store, items)
+            return [None] * len(saves)
+        except DAPR_ERRORS:
+            pass
+        found = await self._dapr.get_bulk_state(self._store, list({s.key for s in saves}))
+        stored = {item.key: _as_bytes(item.data) for item in found.items if not item.error}
+        return [
+            None if stored.get(s.key) == _as_bytes(s.data) else await _outcome(self._save(s))
+            for s in saves
+        ]
 
     async def get_many(self, keys: Iterable[str], parallelism: int = 8) -> dict[str, Item | None]:
         """The keys in one call: an Item, or None for an absent key. A key that failed to
@@ -121,7 +198,7 @@ class State:
 
     async def put(self, key: str, data: Value, ttl_seconds: int | None = None) -> None:
         """An unguarded write: for keys only one writer ever writes (a file's chunks)."""
-        await self._dapr.save_state(self._store, key, data, state_metadata=_ttl(ttl_seconds))
+        await self._saves(_Save(key, data, None, False, ttl_seconds))
 
     async def insert(self, key: str, data: Value, ttl_seconds: int | None = None) -> None:
         """Write `key` only if absent; KeyTaken if it is there.
@@ -133,11 +210,9 @@ class State:
         """
         for attempt in range(_INSERT_TRIES):
             try:
-                await self._dapr.save_state(
-                    self._store, key, data, options=_GUARDED, state_metadata=_ttl(ttl_seconds)
-                )
+                await self._saves(_Save(key, data, None, True, ttl_seconds))
                 return
-            except DaprInternalError as exc:
+            except DAPR_ERRORS as exc:
                 if is_conflict(exc) or await self.get(key) is not None:
                     raise KeyTaken(key) from exc
                 if attempt == _INSERT_TRIES - 1:
@@ -149,15 +224,8 @@ class State:
     ) -> None:
         """Write `key` if it is still at `etag`; Conflict if another write came first."""
         try:
-            await self._dapr.save_state(
-                self._store,
-                key,
-                data,
-                etag=etag,
-                options=_GUARDED,
-                state_metadata=_ttl(ttl_seconds),
-            )
-        except DaprInternalError as exc:
+            await self._saves(_Save(key, data, etag, True, ttl_seconds))
+        except DAPR_ERRORS as exc:
             if is_conflict(exc):
                 raise Conflict(key) from exc
             raise

@@ -24,13 +24,13 @@ reach the logs and the propagated context), and nothing complains.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from fastapi import FastAPI
-from opentelemetry import baggage, context, trace
+from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.zipkin.json import ZipkinExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -217,6 +217,17 @@ def parse_traceparent(value: str | None) -> SpanContext | None:
         return None
     ctx = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
     return ctx if ctx.is_valid else None
+
+
+@contextmanager
+def delivery_span(name: str, headers: Mapping[str, str]) -> Iterator[trace.Span]:
+    """The span of one delivery from the app's sidecar, in the trace its `traceparent`
+    header names (the publisher's: Dapr carries it in the CloudEvent and hands it over)."""
+    tracer = trace.get_tracer(__name__)
+    with tracer.start_as_current_span(
+        name, context=propagate.extract(headers), kind=trace.SpanKind.SERVER
+    ) as span:
+        yield span
 
 
 @contextmanager

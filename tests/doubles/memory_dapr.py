@@ -100,6 +100,17 @@ class MemoryDapr:
         **_: Any,
     ) -> None:
         await self._call("save_state")
+        self._write(store, key, value, etag, options, state_metadata)
+
+    def _write(
+        self,
+        store: str,
+        key: str,
+        value: str | bytes,
+        etag: str | None,
+        options: Any,
+        state_metadata: dict[str, str] | None,
+    ) -> None:
         row = self.rows.get((store, key))
         guarded = options is not None
         if guarded and etag is None and row is not None:
@@ -109,6 +120,19 @@ class MemoryDapr:
         data = value.encode() if isinstance(value, str) else value
         ttl = (state_metadata or {}).get("ttlInSeconds")
         self.rows[(store, key)] = _Row(data, (row.version if row else 0) + 1, ttl)
+
+    async def save_bulk_state(self, store: str, states: list[Any], **_: Any) -> None:
+        """Each item its own write, as daprd does for a store without bulk writes: the items
+        that can go in do; the call fails if any could not, without saying which."""
+        await self._call("save_bulk_state")
+        failed: DaprInternalError | None = None
+        for item in states:
+            try:
+                self._write(store, item.key, item.value, item.etag, item.options, item.metadata)
+            except DaprInternalError as exc:
+                failed = exc
+        if failed is not None:
+            raise failed
 
     async def delete_state(self, store: str, key: str, etag: str | None = None, **_: Any) -> None:
         await self._call("delete_state")

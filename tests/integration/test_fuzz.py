@@ -37,7 +37,7 @@ CHECKS = [
 # The fuzzer acts as a tenant of its own, so its jobs and replays never touch other tests'.
 # `Prefer: wait=0`: a generated `wait=60` would hold each case for a minute.
 _HEADERS = client_headers("fuzz") | {"Prefer": "wait=0"}
-# What dapr-ext-fastapi adds to the spec for the sidecar (subscriptions); they answer only
+# Routes for the sidecar (subscriptions), should the spec list any; they answer only
 # the sidecar (APP_API_TOKEN; test_security.py), not clients.
 _SIDECAR_ROUTES = ("/dapr/", "/events/")
 

@@ -4,6 +4,7 @@ code on real daprd and real stores."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import cast
 
@@ -14,7 +15,7 @@ from dapr.clients.exceptions import DaprInternalError
 from jobrelay import keys
 from jobrelay.constants import FENCE_TTL_SECONDS, MAX_JOB_LIFETIME_SECONDS
 from jobrelay.contract import FileRef, JobInput, JobRecord, JobResult, JobStatus, Usage
-from jobrelay.state import UPDATE_TRIES, Contended, KeyTaken, State, Write
+from jobrelay.state import UPDATE_TRIES, Conflict, Contended, KeyTaken, State, Write
 from jobrelay.store import Fenced, JobStore, StaleRecord
 from tests.doubles.memory_dapr import MemoryDapr
 
@@ -207,3 +208,45 @@ async def test_an_insert_refused_with_a_generic_error_is_confirmed_by_a_read(
     dapr.fail_next.extend(["save_state"] * 3)
     with pytest.raises(DaprInternalError):
         await state.insert("other", "x")
+
+
+async def test_concurrent_reads_and_writes_go_in_bulk_calls(dapr: MemoryDapr, state: State) -> None:
+    """Calls made while one is on its way are gathered: a lone call leaves at once, the
+    ones queued behind it go together."""
+    for i in range(20):
+        await state.insert(f"k{i}", f'"{i}"')
+    dapr.calls.clear()
+
+    items = await asyncio.gather(*(state.get(f"k{i}") for i in range(20)))
+    await asyncio.gather(
+        *(state.replace(f"k{i}", f'"{i}+"', item.etag) for i, item in enumerate(items) if item)
+    )
+
+    assert [dapr.value(f"k{i}") for i in range(20)] == [f"{i}+" for i in range(20)]
+    # The first of each burst alone, then the rest in at most two bulk calls per lane.
+    assert dapr.calls["get_state"] + dapr.calls["get_bulk_state"] <= 5
+    assert dapr.calls["save_state"] + dapr.calls["save_bulk_state"] <= 5
+
+
+async def test_a_conflict_in_a_bulk_write_fails_only_its_own_write(
+    dapr: MemoryDapr, state: State
+) -> None:
+    for key in ("a", "b", "c"):
+        await state.insert(key, '"0"')
+    a, b, c = await asyncio.gather(state.get("a"), state.get("b"), state.get("c"))
+    assert a
+    assert b
+    assert c
+    await state.replace("b", '"someone else"', b.etag)  # b moves on before the batch
+
+    outcomes = await asyncio.gather(
+        state.replace("a", '"mine"', a.etag),
+        state.replace("b", '"mine"', b.etag),
+        state.replace("c", '"mine"', c.etag),
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] is None
+    assert outcomes[2] is None
+    assert isinstance(outcomes[1], Conflict)
+    assert (dapr.value("a"), dapr.value("b"), dapr.value("c")) == ("mine", "someone else", "mine")
