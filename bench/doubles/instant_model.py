@@ -22,8 +22,8 @@ import argparse
 import asyncio
 import base64
 import json
-import struct
 import logging
+import struct
 import time
 from dataclasses import dataclass, field
 
