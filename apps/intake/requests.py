@@ -18,7 +18,7 @@ from jobrelay.contract import JobInput, JobRecord, SubmitRequest, WebhookSpec, n
 from jobrelay.errors import ApiError
 from jobrelay.files import FileStore, file_key
 from jobrelay.inputs import accepts
-from jobrelay.tasks import UnknownTask, parse_params
+from jobrelay.tasks import OWN_CODES, UnknownTask, parse_params
 from jobrelay.webhook_targets import RefusedTarget, check_url
 
 
@@ -63,10 +63,18 @@ def _validated_params(task: str, params: dict[str, Any]) -> dict[str, Any]:
     except UnknownTask as exc:
         raise ApiError(400, "unknown_task", str(exc)) from exc
     except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
         detail = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()[:5]
+            f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in errors[:5]
         )
-        raise ApiError(422, "invalid_params", f"params for {task!r}: {detail}") from exc
+        # A limit of jobrelay's own answers with its own code, so a client can tell "too
+        # costly to run here" from a typo.
+        own = next((e["type"] for e in errors if e["type"] in OWN_CODES), "invalid_params")
+        raise ApiError(422, own, f"params for {task!r}: {detail}") from exc
+    except RecursionError as exc:
+        # Never reached through the bounds in jobrelay.tasks; kept so that no params,
+        # however nested, can answer 500.
+        raise ApiError(422, "invalid_params", f"params for {task!r} are nested too deeply") from exc
 
 
 async def from_json(

@@ -9,6 +9,7 @@ from dapr.clients.exceptions import DaprInternalError
 from apps.worker.gateway import CapabilityUnavailable
 from apps.worker.inputs import UnreadableInput
 from apps.worker.limits import LimitWait
+from apps.worker.output_check import CheckExhausted
 from apps.worker.tasks.extract import InvalidOutput
 from jobrelay.contract import JobError
 
@@ -21,6 +22,8 @@ _OWN: tuple[tuple[type[BaseException], str, bool], ...] = (
     (LimitWait, "model_rate_limited", True),
     (CapabilityUnavailable, "capability_unavailable", False),
     (InvalidOutput, "invalid_output", False),
+    # The same schema would exhaust the check again: failed, not retried.
+    (CheckExhausted, "schema_too_complex", False),
     (UnreadableInput, "invalid_input", False),
 )
 
