@@ -47,6 +47,32 @@ def check_type(task: str) -> Any:
     return check
 
 
+def check_metadata(metadata: dict[str, str], settings: IntakeSettings) -> None:
+    """413 metadata_too_large past the caps; the message names the cap, never the data."""
+    if len(metadata) > settings.max_metadata_keys:
+        raise ApiError(
+            413,
+            "metadata_too_large",
+            f"metadata has {len(metadata)} entries; at most {settings.max_metadata_keys} "
+            "are accepted",
+        )
+    for key, value in metadata.items():
+        if len(key) > settings.max_metadata_key_chars:
+            raise ApiError(
+                413,
+                "metadata_too_large",
+                f"a metadata key is {len(key)} characters long; at most "
+                f"{settings.max_metadata_key_chars} are accepted",
+            )
+        if len(value) > settings.max_metadata_value_chars:
+            raise ApiError(
+                413,
+                "metadata_too_large",
+                f"the metadata value of a key is {len(value)} characters long; at most "
+                f"{settings.max_metadata_value_chars} are accepted",
+            )
+
+
 async def _check_webhook(spec: WebhookSpec | None) -> None:
     """Refuse, at submit, a webhook that could only reach jobrelay's own network (SSRF)."""
     if spec is None:
@@ -85,6 +111,7 @@ async def from_json(
         submit = SubmitRequest.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
+    check_metadata(submit.metadata, settings)
     params = _validated_params(submit.task, submit.params)
     await _check_webhook(submit.webhook)
     takes = accepts(submit.task)
@@ -137,6 +164,7 @@ async def from_form(
     )
     try:
         fields = _form_fields(form.fields, task, params)
+        check_metadata(fields.metadata, settings)
         if form.file is None:
             raise ApiError(422, "file_required", "the form has no file in the field 'file'")
         check_type(fields.task)(form.file.content_type)
