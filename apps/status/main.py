@@ -31,6 +31,7 @@ async def _start(app: FastAPI) -> None:
 
 
 async def _stop(app: FastAPI) -> None:
+    await app.state.webhooks.close()
     await app.state.http.aclose()
 
 
