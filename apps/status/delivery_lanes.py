@@ -60,16 +60,18 @@ class DeliveryLanes:
         self._waiting: Counter[str] = Counter()  # per tenant: deliveries not finished
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, tenant: str, delivery: Callable[[], Awaitable[None]]) -> bool:
-        """Start `delivery` as a task; False (and nothing started) if the tenant's backlog is
+    def submit(
+        self, tenant: str, delivery: Callable[[], Awaitable[None]]
+    ) -> asyncio.Task[None] | None:
+        """`delivery` started as a task; None (and nothing started) if the tenant's backlog is
         full."""
         if self._waiting[tenant] >= self._backlog:
-            return False
+            return None
         self._waiting[tenant] += 1
         task = asyncio.create_task(self._run(tenant, delivery))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return True
+        return task
 
     async def _run(self, tenant: str, delivery: Callable[[], Awaitable[None]]) -> None:
         try:

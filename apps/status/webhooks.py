@@ -7,6 +7,8 @@ event may cause.
 
 `on_change` only hands the delivery to the lanes (apps/status/delivery_lanes.py) and
 returns, so the event that triggered it is acknowledged at once whatever the receiver does.
+One job's webhooks still go out in the order of its changes: each waits until the one
+before it was delivered or given up (`running` never arrives after `completed`).
 Each try then resolves and checks the URL (jobrelay.webhook_targets) and connects to exactly
 the addresses that passed, keeping the URL's host for the Host header and TLS (SNI and the
 certificate's name): no second lookup can swap in an internal address. What is recorded on
@@ -16,6 +18,7 @@ failed: "refused" against "timed out" would map jobrelay's network for a client.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -75,6 +78,7 @@ class WebhookSender:
             settings.webhook_concurrency_per_target,
             settings.webhook_backlog_per_tenant,
         )
+        self._latest: dict[str, asyncio.Task[None]] = {}  # per job: its last delivery
 
     async def on_change(self, record: JobRecord) -> None:
         """Start delivering `record`'s webhook if it asked for this change; returns at once."""
@@ -82,7 +86,11 @@ class WebhookSender:
         event = WebhookEvent.of(record.status)
         if spec is None or event is None or event not in spec.events:
             return
-        if self.lanes.submit(record.tenant, partial(self._deliver, record, event)):
+        before = self._latest.get(record.id)
+        task = self.lanes.submit(record.tenant, partial(self._after, before, record, event))
+        if task is not None:
+            self._latest[record.id] = task
+            task.add_done_callback(partial(self._forget, record.id))
             return
         log.warning("job_id=%s webhook %s not sent: its tenant's backlog is full", record.id, event)
         await self._note(
@@ -98,6 +106,17 @@ class WebhookSender:
 
     async def close(self) -> None:
         await self.lanes.close()
+
+    async def _after(
+        self, before: asyncio.Task[None] | None, record: JobRecord, event: WebhookEvent
+    ) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # its outcome is its own; only the order matters
+        await self._deliver(record, event)
+
+    def _forget(self, job_id: str, task: asyncio.Task[None]) -> None:
+        if self._latest.get(job_id) is task:
+            del self._latest[job_id]
 
     async def _deliver(self, record: JobRecord, event: WebhookEvent) -> None:
         assert record.webhook is not None

@@ -47,7 +47,15 @@ QUOTA_TENANTS = {
 # test acts as unless it says otherwise (the `client` fixture sends its key).
 API_KEYS = {
     tenant: new_key()
-    for tenant in ("default", "tenant-a", "tenant-b", "tenant-c", "fuzz", *QUOTA_TENANTS.keys())
+    for tenant in (
+        "default",
+        "tenant-a",
+        "tenant-b",
+        "tenant-c",
+        "fuzz",
+        "noisy",
+        *QUOTA_TENANTS.keys(),
+    )
 }
 # Each tenant's webhook signing secret (the secret WEBHOOK_SECRETS). `default` keeps the
 # documented development secret, so tests acting as `default` verify with WEBHOOK_SECRET;
@@ -56,6 +64,8 @@ WEBHOOK_SECRETS = {
     "default": WEBHOOK_SECRET,
     "tenant-a": new_secret(),
     "tenant-b": new_secret(),
+    # Points its webhooks at receivers that never answer (tests/integration/test_hardening.py).
+    "noisy": new_secret(),
 }
 # The sidecars' API token and the apps' token, as `make run` sets them (scripts/run.sh).
 DAPR_API_TOKEN = new_key()
@@ -112,6 +122,8 @@ def _run_file(stack: Stack) -> Path:
         if stack.model_double
         else f"{stack.url('model')}/v1",
         "JOBRELAY_STATUS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # The web page sends the API key to this intake only (apps/status/web/app.js).
+        "JOBRELAY_STATUS_INTAKE_PUBLIC_URL": stack.url("intake"),
         "JOBRELAY_AUTH_SECRET_STORE": "jobrelay-secrets",
         **_jwt_env(stack),
         # The tests' webhook receivers listen on loopback; every other private range stays
