@@ -17,6 +17,7 @@ app: FastAPI = build_app(
     "0.1.0",
     dapr_lifespan(clients=True),
     "Submit AI jobs. Answers 202 Accepted at once with the job's id and status URL.",
+    clients=True,
 )
 app.state.hub = EventHub()
 app.include_router(router)

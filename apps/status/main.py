@@ -40,6 +40,7 @@ app = build_app(
     "0.1.0",
     dapr_lifespan(on_start=_start, on_stop=_stop, clients=True),
     "Read a job's status and result, follow it live, or cancel it.",
+    clients=True,
 )
 app.state.hub = EventHub()
 app.include_router(router)

@@ -12,12 +12,13 @@ from typing import Annotated
 import uvicorn
 from dapr.aio.clients import DaprClient
 from fastapi import APIRouter, Depends, FastAPI, Request
+from prometheus_client import start_http_server
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobrelay import auth, logs, metrics, telemetry
 from jobrelay.errors import DAPR_ERRORS, ApiError, ErrorBody, error_response, install_error_handlers
-from jobrelay.settings import ServiceSettings, SidecarSettings, StoreSettings
+from jobrelay.settings import MetricsSettings, ServiceSettings, SidecarSettings, StoreSettings
 from jobrelay.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,17 @@ def dapr_lifespan(
         async with DaprClient() as dapr:
             app.state.dapr = dapr
             app.state.store = JobStore(dapr, StoreSettings().retention_seconds)
+            refreshing: asyncio.Task[None] | None = None
             if clients:
                 app.state.auth = await auth.load(dapr)
+                refreshing = asyncio.create_task(auth.keep_keys_fresh(dapr, app.state.auth))
             if on_start:
                 await on_start(app)
             try:
                 yield
             finally:
+                if refreshing is not None:
+                    refreshing.cancel()
                 if on_stop:
                     await on_stop(app)
 
@@ -92,11 +97,11 @@ async def healthz(dapr: DaprDep) -> dict[str, str]:
             {"Retry-After": "1"},
         ) from exc
     except DAPR_ERRORS as exc:
+        # The detail (addresses, component names) is for the operator's log, not for whoever
+        # can reach this port.
+        log.warning("healthz: the Dapr sidecar is not reachable: %s", exc)
         raise ApiError(
-            503,
-            "sidecar_unavailable",
-            f"the Dapr sidecar is not reachable: {exc}",
-            {"Retry-After": "1"},
+            503, "sidecar_unavailable", "the Dapr sidecar is not reachable", {"Retry-After": "1"}
         ) from exc
     return {"status": "ok"}
 
@@ -129,7 +134,43 @@ class AppTokenMiddleware:
         await self._app(scope, receive, send)
 
 
-def build_app(title: str, version: str, lifespan: Lifespan, description: str) -> FastAPI:
+def _loopback_host(header: str) -> bool:
+    """Whether a Host header (a name or an address, with an optional port) names loopback."""
+    if header.startswith("["):
+        host = header[1:].split("]", 1)[0]
+    else:
+        host = header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    return auth.is_loopback(host) or host.endswith(".localhost")
+
+
+class LoopbackHostMiddleware:
+    """With authentication off (loopback only), answer only requests whose Host is a
+    loopback name: a page elsewhere whose name a DNS rebinding points at 127.0.0.1 sends its
+    own Host, and would otherwise read this app as if it were the developer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = Headers(scope=scope).get("host", "")
+            if not _loopback_host(host):
+                refused = error_response(
+                    400,
+                    "host_not_allowed",
+                    "authentication is off, so only loopback names (127.0.0.1, localhost, "
+                    "[::1]) may be used to reach this service",
+                )
+                await refused(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def build_app(
+    title: str, version: str, lifespan: Lifespan, description: str, clients: bool = False
+) -> FastAPI:
+    """`clients`: the app answers clients (intake, status), so with authentication off it
+    answers loopback Host names only."""
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     install_error_handlers(app)
     # `dapr run` and the Kubernetes injector give the app the same APP_API_TOKEN as its
@@ -137,8 +178,11 @@ def build_app(title: str, version: str, lifespan: Lifespan, description: str) ->
     app_token = SidecarSettings().app_api_token
     if app_token is not None:
         app.add_middleware(AppTokenMiddleware, token=app_token.get_secret_value())
+    if clients and not auth.AuthSettings().enabled:
+        app.add_middleware(LoopbackHostMiddleware)
     app.include_router(health)
-    app.include_router(metrics.router)
+    if MetricsSettings().port is None:
+        app.include_router(metrics.router)
     # "jobrelay intake" -> service.name "jobrelay-intake": apart from its sidecar's spans,
     # which daprd names by the bare app id.
     telemetry.instrument_app(app, title.replace(" ", "-"))
@@ -154,6 +198,10 @@ def serve(app_path: str, settings: ServiceSettings, clients: bool = False) -> No
     configure_logging(settings.log_level)
     if clients:
         auth.check_bind(settings.host)
+    metrics_port = MetricsSettings().port
+    if metrics_port is not None:
+        # Its own port, which a NetworkPolicy can keep from the public (k8s/base).
+        start_http_server(metrics_port, addr=settings.host)
     uvicorn.run(
         app_path,
         host=settings.host,
