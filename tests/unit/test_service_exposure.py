@@ -72,3 +72,15 @@ def test_healthz_does_not_echo_the_sidecars_error() -> None:
     assert resp.status_code == 503
     assert resp.json()["error"]["code"] == "sidecar_unavailable"
     assert "redis" not in resp.text
+
+
+def test_a_recursion_error_is_the_clients_422_never_a_500() -> None:
+    app = build_app("t", "0", _no_lifespan, "d")
+
+    @app.post("/deep")
+    async def deep() -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    resp = TestClient(app, raise_server_exceptions=False).post("/deep")
+    assert resp.status_code == 422
+    assert resp.json()["error"]["code"] == "validation_error"
