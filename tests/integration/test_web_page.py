@@ -162,6 +162,6 @@ def test_a_link_to_another_intake_never_gets_the_api_key(browser: Browser, stack
         assert seen, "the page did not submit to the linked intake at all"
         assert all("authorization" not in headers for headers in seen), seen
         # And the person is told why that intake answers 401.
-        page.get_by_text("Connection").click()
+        page.get_by_text("Connection", exact=True).click()
         expect(page.locator("#intake-untrusted")).to_be_visible()
     context.close()
