@@ -30,6 +30,7 @@ def create_app(settings: IntakeSettings | None = None) -> IntakeApp:
         dapr_lifespan(on_start=start, clients=True),
         "Submit AI jobs. Answers 202 Accepted at once with the job's id and status URL.",
         IntakeApp,
+        clients=True,
     )
     app.settings = settings
     # Job events reach the `Prefer: wait` requests waiting in this replica.

@@ -19,7 +19,7 @@ from jobrelay.contract import JobInput, JobRecord, SubmitRequest, WebhookSpec, n
 from jobrelay.errors import ApiError
 from jobrelay.files import FileStore
 from jobrelay.inputs import accepts
-from jobrelay.tasks import UnknownTask, parse_params
+from jobrelay.tasks import OWN_CODES, UnknownTask, parse_params
 from jobrelay.webhook_targets import RefusedTarget, check_url
 
 
@@ -48,6 +48,32 @@ def check_type(task: str) -> Any:
     return check
 
 
+def check_metadata(metadata: dict[str, str], settings: IntakeSettings) -> None:
+    """413 metadata_too_large past the caps; the message names the cap, never the data."""
+    if len(metadata) > settings.max_metadata_keys:
+        raise ApiError(
+            413,
+            "metadata_too_large",
+            f"metadata has {len(metadata)} entries; at most {settings.max_metadata_keys} "
+            "are accepted",
+        )
+    for key, value in metadata.items():
+        if len(key) > settings.max_metadata_key_chars:
+            raise ApiError(
+                413,
+                "metadata_too_large",
+                f"a metadata key is {len(key)} characters long; at most "
+                f"{settings.max_metadata_key_chars} are accepted",
+            )
+        if len(value) > settings.max_metadata_value_chars:
+            raise ApiError(
+                413,
+                "metadata_too_large",
+                f"the metadata value of a key is {len(value)} characters long; at most "
+                f"{settings.max_metadata_value_chars} are accepted",
+            )
+
+
 async def _check_webhook(spec: WebhookSpec | None) -> None:
     """Refuse, at submit, a webhook that could only reach jobrelay's own network (SSRF)."""
     if spec is None:
@@ -64,10 +90,18 @@ def _validated_params(task: str, params: dict[str, Any]) -> dict[str, Any]:
     except UnknownTask as exc:
         raise ApiError(400, "unknown_task", str(exc)) from exc
     except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
         detail = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors()[:5]
+            f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in errors[:5]
         )
-        raise ApiError(422, "invalid_params", f"params for {task!r}: {detail}") from exc
+        # A limit of jobrelay's own answers with its own code, so a client can tell "too
+        # costly to run here" from a typo.
+        own = next((e["type"] for e in errors if e["type"] in OWN_CODES), "invalid_params")
+        raise ApiError(422, own, f"params for {task!r}: {detail}") from exc
+    except RecursionError as exc:
+        # Never reached through the bounds in jobrelay.tasks; kept so that no params,
+        # however nested, can answer 500.
+        raise ApiError(422, "invalid_params", f"params for {task!r} are nested too deeply") from exc
 
 
 async def from_json(
@@ -78,6 +112,7 @@ async def from_json(
         submit = SubmitRequest.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
+    check_metadata(submit.metadata, settings)
     params = _validated_params(submit.task, submit.params)
     await _check_webhook(submit.webhook)
     takes = accepts(submit.task)
@@ -130,6 +165,7 @@ async def from_form(
     )
     try:
         fields = _form_fields(form.fields, task, params)
+        check_metadata(fields.metadata, settings)
         if form.file is None:
             raise ApiError(422, "file_required", "the form has no file in the field 'file'")
         check_type(fields.task)(form.file.content_type)

@@ -26,6 +26,18 @@ class IntakeSettings(ServiceSettings):
     max_json_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest JSON body of a submit (413 above)."
     )
+    # Metadata is the client's to label jobs with, stored on the record and echoed in every
+    # answer: caps keep one tenant from filling the store and the broker's
+    # event stream with it (issue 17). Well above what labels need (Stripe's are 50 x 500).
+    max_metadata_keys: int = Field(
+        default=32, ge=0, description="Most metadata entries per job (413 above)."
+    )
+    max_metadata_key_chars: int = Field(
+        default=64, ge=1, description="Longest metadata key, in characters."
+    )
+    max_metadata_value_chars: int = Field(
+        default=512, ge=1, description="Longest metadata value, in characters."
+    )
     store_window_seconds: float = Field(
         default=STORE_WINDOW_SECONDS,
         gt=0,

@@ -23,6 +23,9 @@ _MAX_FIELD_BYTES = 64 * 1024
 _MAX_FIELDS = 16
 # Multipart framing (boundaries, part headers) on top of the file's own bytes.
 _FRAMING_ALLOWANCE = 64 * 1024
+# A file's name is shown back to its client and stored on the record: as long as most file
+# systems allow, and no longer.
+MAX_FILENAME_CHARS = 255
 
 CheckType = Callable[[str], None]
 
@@ -246,5 +249,12 @@ def _start_upload(
         raise ApiError(400, "invalid_multipart", f"files go in the field 'file', not {part.name!r}")
     if current is not None:
         raise ApiError(400, "invalid_multipart", "one file per job")
+    if part.filename is not None and len(part.filename) > MAX_FILENAME_CHARS:
+        raise ApiError(
+            422,
+            "filename_too_long",
+            f"the file's name is {len(part.filename)} characters long; at most "
+            f"{MAX_FILENAME_CHARS} are accepted",
+        )
     check_type(part.content_type)
     return _Upload(files, key, limit, ttl, part)

@@ -36,6 +36,7 @@ def create_app(settings: StatusSettings | None = None) -> StatusApp:
         app.webhook_sender = WebhookSender(sidecar.jobs, settings, app.http, secrets)
 
     async def stop(_: Sidecar) -> None:
+        await app.webhook_sender.close()
         await app.http.aclose()
 
     async def on_webhook_event(message: Message) -> Delivery:
@@ -65,6 +66,7 @@ def create_app(settings: StatusSettings | None = None) -> StatusApp:
         dapr_lifespan(on_start=start, on_stop=stop, clients=True),
         "Read a job's status and result, follow it live, or cancel it.",
         StatusApp,
+        clients=True,
     )
     app.settings = settings
     app.hub = EventHub(new_replica_id("status"))

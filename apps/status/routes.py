@@ -119,8 +119,9 @@ async def job_events(
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events: the job now, then each change; `id` is the record's `seq`, so a
     reconnect with `Last-Event-ID` resumes after what the client has seen."""
-    last_seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else -1
-    async for event in stream.job_events(hub, record.id, last_seen, settings.public_base_url):
+    async for event in stream.job_events(
+        hub, record.id, stream.last_seen(last_event_id), settings.public_base_url
+    ):
         yield event
 
 

@@ -38,6 +38,24 @@ class StatusSettings(ServiceSettings):
     )
     webhook_attempts: int = Field(default=5, ge=1, le=20, description="Tries per delivery.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="Per try.")
+    webhook_concurrency_per_tenant: int = Field(
+        default=4,
+        ge=1,
+        description="Webhook requests in flight at once for one tenant, in this replica: a "
+        "tenant whose receivers never answer holds up its own webhooks, not others'.",
+    )
+    webhook_concurrency_per_target: int = Field(
+        default=8,
+        ge=1,
+        description="Webhook requests in flight at once to one receiver (scheme, host, port), "
+        "in this replica, whichever tenants send them.",
+    )
+    webhook_backlog_per_tenant: int = Field(
+        default=2000,
+        ge=1,
+        description="Deliveries of one tenant waiting or in progress in this replica; past "
+        "it a webhook is recorded as not sent.",
+    )
 
 
 @lru_cache

@@ -10,6 +10,7 @@ before this replica subscribed, still arrives.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 from fastapi.sse import ServerSentEvent
@@ -17,6 +18,18 @@ from fastapi.sse import ServerSentEvent
 from jobrelay.constants import STREAM_KEEPALIVE_SECONDS
 from jobrelay.contract import JobRecord, JobView
 from jobrelay.hub import EventHub
+
+# An event id is a record's `seq`: ASCII digits, far fewer than 19 of them. `str.isdigit`
+# also takes "²" and other digits int() refuses, and int() refuses more than 4,300 digits.
+_SEQ = re.compile(r"[0-9]{1,18}", re.ASCII)
+
+
+def last_seen(last_event_id: str | None) -> int:
+    """The `seq` a reconnecting client has seen, from its Last-Event-ID; -1 (send the job as
+    it is now) for a missing or malformed one."""
+    if last_event_id is None or not _SEQ.fullmatch(last_event_id):
+        return -1
+    return int(last_event_id)
 
 
 def _event(record: JobRecord, base_url: str) -> ServerSentEvent:

@@ -4,25 +4,61 @@ client gave; retried with jittered exponential backoff; every attempt recorded o
 A delivery never changes the job's status. The `webhook-id` is stable per job and status
 change (`{job_id}-{seq}`), so a receiver can drop the duplicates a retry or a redelivered
 event may cause.
+
+`on_change` only hands the delivery to the lanes (apps/status/delivery_lanes.py) and
+returns, so the event that triggered it is acknowledged at once whatever the receiver does.
+One job's webhooks still go out in the order of its changes: each waits until the one
+before it was delivered or given up (`running` never arrives after `completed`).
+Each try then resolves and checks the URL (jobrelay.webhook_targets) and connects to exactly
+the addresses that passed, keeping the URL's host for the Host header and TLS (SNI and the
+certificate's name): no second lookup can swap in an internal address. What is recorded on
+the job says whether the receiver answered and with what status, never why a connection
+failed: "refused" against "timed out" would map jobrelay's network for a client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
+from functools import partial
 
 import httpx
 from standardwebhooks import Webhook
 from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_random_exponential
 
+from apps.status.delivery_lanes import DeliveryLanes
 from apps.status.settings import StatusSettings
 from apps.status.signing import SigningSecrets
 from jobrelay.contract import JobRecord, JobView, WebhookDelivery, WebhookEvent, utcnow
 from jobrelay.errors import DAPR_ERRORS
 from jobrelay.state import STORE_ERRORS
 from jobrelay.store import JobStore
-from jobrelay.webhook_targets import RefusedTarget, check_url
+from jobrelay.webhook_targets import RefusedTarget, Target, UnresolvedTarget, resolve_target
 
 log = logging.getLogger(__name__)
+
+NO_ANSWER = "no answer (the connection failed or timed out)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Try:
+    delivery: WebhookDelivery
+    again: bool  # another try may go differently
+
+
+@dataclass(frozen=True, slots=True)
+class _Message:
+    record: JobRecord
+    event: WebhookEvent
+    msg_id: str
+    body: str
+
+
+def target_key(url: str) -> str:
+    """The lane of a URL's target: scheme, host and port, as a receiver is one server."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.netloc.decode('ascii', 'replace')}"
 
 
 class WebhookSender:
@@ -37,96 +73,158 @@ class WebhookSender:
         self._settings = settings
         self._http = http
         self._secrets = secrets
+        self.lanes = DeliveryLanes(
+            settings.webhook_concurrency_per_tenant,
+            settings.webhook_concurrency_per_target,
+            settings.webhook_backlog_per_tenant,
+        )
+        self._latest: dict[str, asyncio.Task[None]] = {}  # per job: its last delivery
 
     async def on_change(self, record: JobRecord) -> None:
+        """Start delivering `record`'s webhook if it asked for this change; returns at once."""
         spec = record.webhook
         event = WebhookEvent.of(record.status)
         if spec is None or event is None or event not in spec.events:
             return
-        body = JobView.of(record, self._settings.public_base_url).model_dump_json()
-        msg_id = f"{record.id}-{record.seq}"
-        try:
-            # Again at delivery, not only at submit: the name may resolve elsewhere by now.
-            await check_url(spec.url)
-        except RefusedTarget as exc:
-            log.warning("job_id=%s webhook to %s refused: %s", record.id, spec.url, exc)
-            refused = WebhookDelivery(
-                event=event, attempt=1, at=utcnow(), delivered=False, error=f"refused: {exc}"
-            )
-            await self._note(record.id, refused)
+        before = self._latest.get(record.id)
+        task = self.lanes.submit(record.tenant, partial(self._after, before, record, event))
+        if task is not None:
+            self._latest[record.id] = task
+            task.add_done_callback(partial(self._forget, record.id))
             return
-        signer = await self._signer(record, event)
-        if signer is None:
-            return
+        log.warning("job_id=%s webhook %s not sent: its tenant's backlog is full", record.id, event)
+        await self._note(
+            record.id,
+            WebhookDelivery(
+                event=event,
+                attempt=1,
+                at=utcnow(),
+                delivered=False,
+                error="not sent: too many webhooks of this tenant are waiting",
+            ),
+        )
+
+    async def close(self) -> None:
+        await self.lanes.close()
+
+    async def _after(
+        self, before: asyncio.Task[None] | None, record: JobRecord, event: WebhookEvent
+    ) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # its outcome is its own; only the order matters
+        await self._deliver(record, event)
+
+    def _forget(self, job_id: str, task: asyncio.Task[None]) -> None:
+        if self._latest.get(job_id) is task:
+            del self._latest[job_id]
+
+    async def _deliver(self, record: JobRecord, event: WebhookEvent) -> None:
+        assert record.webhook is not None
+        lane = target_key(record.webhook.url)
+        message: _Message | None = None
         attempt = 0
 
-        async def deliver_once() -> WebhookDelivery:
-            nonlocal attempt
+        async def try_once() -> _Try:
+            nonlocal attempt, message
             attempt += 1
-            delivery = await self._post(signer, spec.url, msg_id, body, event, attempt)
-            await self._note(record.id, delivery)
-            return delivery
+            if message is None:
+                try:
+                    message = await self._message(record, event)
+                except DAPR_ERRORS as exc:
+                    log.warning("job_id=%s webhook: job unreadable, retried: %s", record.id, exc)
+                    unread = WebhookDelivery(
+                        event=event,
+                        attempt=attempt,
+                        at=utcnow(),
+                        delivered=False,
+                        error="the job could not be read from the store; retried",
+                    )
+                    return _Try(unread, again=True)
+            async with self.lanes.slot(record.tenant, lane):
+                tried = await self._try(message, attempt)
+            await self._note(record.id, tried.delivery)
+            return tried
 
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.webhook_attempts),
             wait=wait_random_exponential(multiplier=1, max=30),
-            retry=retry_if_result(lambda delivery: not delivery.delivered),
+            retry=retry_if_result(lambda tried: tried.again),
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        last: WebhookDelivery | None = await retrying(deliver_once)
-        if last is None or not last.delivered:
+        last: _Try | None = await retrying(try_once)
+        if last is None or not last.delivery.delivered:
             log.warning(
-                "job_id=%s webhook %s to %s failed %d times; given up",
-                record.id,
-                event,
-                spec.url,
-                attempt,
+                "job_id=%s webhook %s not delivered after %d tries", record.id, event, attempt
             )
 
-    async def _signer(self, record: JobRecord, event: WebhookEvent) -> Webhook | None:
-        """The signer of the job's tenant; None (and the reason noted on the job) if there is
-        none: jobrelay never sends an unsigned webhook, nor one signed for another tenant."""
-        try:
-            secret = await self._secrets.for_tenant(record.tenant)
-        except DAPR_ERRORS as exc:
-            reason = f"webhook signing secrets unreadable ({type(exc).__name__}); not sent"
-        else:
-            if secret is not None:
-                return Webhook(secret)
-            reason = (
-                f"no webhook signing secret for tenant {record.tenant!r} (README, Security: "
-                "new-webhook-secret); not sent"
+    async def _message(self, record: JobRecord, event: WebhookEvent) -> _Message:
+        body = JobView.of(record, self._settings.public_base_url).model_dump_json()
+        return _Message(record, event, f"{record.id}-{record.seq}", body)
+
+    async def _try(self, message: _Message, attempt: int) -> _Try:
+        """One try: check the target (again: DNS may have changed), sign, send."""
+        spec = message.record.webhook
+        assert spec is not None
+
+        def failed(error: str, again: bool) -> _Try:
+            delivery = WebhookDelivery(
+                event=message.event, attempt=attempt, at=utcnow(), delivered=False, error=error
             )
-        log.warning("job_id=%s webhook %s: %s", record.id, event, reason)
-        failed = WebhookDelivery(event=event, attempt=1, at=utcnow(), delivered=False, error=reason)
-        await self._note(record.id, failed)
-        return None
+            return _Try(delivery, again)
+
+        try:
+            target = await resolve_target(spec.url)
+        except UnresolvedTarget as exc:
+            return failed(str(exc), again=True)
+        except RefusedTarget as exc:
+            log.warning("job_id=%s webhook refused: %s", message.record.id, exc)
+            return failed(f"refused: {exc}", again=False)
+        try:
+            secret = await self._secrets.for_tenant(message.record.tenant)
+        except DAPR_ERRORS as exc:
+            # The store is down, not the tenant's secret gone: the next try may read it.
+            log.warning("job_id=%s webhook signing secrets unreadable: %s", message.record.id, exc)
+            return failed("the webhook signing secrets could not be read; retried", again=True)
+        if secret is None:
+            log.warning("job_id=%s webhook: no signing secret for its tenant", message.record.id)
+            return failed(
+                f"no webhook signing secret for tenant {message.record.tenant!r} (README, "
+                "Security: new-webhook-secret); not sent",
+                again=False,
+            )
+        delivery = await self._post(target, Webhook(secret), message, attempt)
+        return _Try(delivery, again=not delivery.delivered)
 
     async def _post(
-        self, signer: Webhook, url: str, msg_id: str, body: str, event: WebhookEvent, attempt: int
+        self, target: Target, signer: Webhook, message: _Message, attempt: int
     ) -> WebhookDelivery:
         at = utcnow()
+        url = httpx.URL(target.url)
         headers = {
             "content-type": "application/json",
-            "webhook-id": msg_id,
+            "webhook-id": message.msg_id,
             "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": signer.sign(msg_id, at, body),
+            "webhook-signature": signer.sign(message.msg_id, at, message.body),
+            # The URL's own host, although the connection goes to the checked address.
+            "host": url.netloc.decode("ascii"),
         }
+        # TLS names the URL's host too (SNI), and the certificate must be valid for it.
+        extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
         try:
             resp = await self._http.post(
-                url, content=body, headers=headers, timeout=self._settings.webhook_timeout_seconds
+                url.copy_with(host=str(target.addresses[0])),
+                content=message.body,
+                headers=headers,
+                extensions=extensions,
+                timeout=self._settings.webhook_timeout_seconds,
             )
-        except httpx.HTTPError as exc:
+        except httpx.HTTPError:
             return WebhookDelivery(
-                event=event,
-                attempt=attempt,
-                at=at,
-                delivered=False,
-                error=f"{type(exc).__name__}: {exc}",
+                event=message.event, attempt=attempt, at=at, delivered=False, error=NO_ANSWER
             )
         ok = resp.is_success
         return WebhookDelivery(
-            event=event,
+            event=message.event,
             attempt=attempt,
             at=at,
             status_code=resp.status_code,

@@ -9,6 +9,7 @@ from dapr.clients.exceptions import DaprInternalError
 from apps.worker.gateway import CapabilityUnavailable, ModelBudgetSpent
 from apps.worker.inputs import UnreadableInput
 from apps.worker.limits import LimitWait
+from apps.worker.output_check import CheckExhausted
 from apps.worker.tasks.extract import InvalidOutput
 from jobrelay.contract import JobError
 
@@ -22,6 +23,8 @@ _OWN: tuple[tuple[type[BaseException], str, bool], ...] = (
     (CapabilityUnavailable, "capability_unavailable", False),
     (ModelBudgetSpent, "model_call_budget_exhausted", False),
     (InvalidOutput, "invalid_output", False),
+    # The same schema would exhaust the check again: failed, not retried.
+    (CheckExhausted, "schema_too_complex", False),
     (UnreadableInput, "invalid_input", False),
 )
 

@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Op = Callable[[AsyncOpenAI, ModelProfile, float], Awaitable[T]]
 
-# Label embeddings kept per (model, label); labels repeat across jobs far more than texts do.
+# Label embeddings kept per (tenant, model, label); labels repeat across jobs far more than
+# texts do. Per tenant: a shared cache would answer one tenant's label for free (usage 0)
+# because another tenant had used it, and so tell it what others classify into.
 _LABEL_CACHE_SIZE = 20_000
+LabelKey = tuple[str, str, str]
 
 
 class CapabilityUnavailable(Exception):
@@ -60,16 +63,18 @@ class Gateway:
         # Per worker: calls beyond this wait here, and the sidecar's app-max-concurrency keeps
         # further messages with the broker rather than in this process.
         self._inflight = asyncio.Semaphore(max_inflight)
-        self.labels: dict[tuple[str, str], npt.NDArray[np.float32]] = {}
+        self.labels: dict[LabelKey, npt.NDArray[np.float32]] = {}
 
     async def close(self) -> None:
         for client in self._clients.values():
             await client.close()
 
-    def remember_labels(self, model: str, vectors: dict[str, npt.NDArray[np.float32]]) -> None:
+    def remember_labels(
+        self, tenant: str, model: str, vectors: dict[str, npt.NDArray[np.float32]]
+    ) -> None:
         if len(self.labels) + len(vectors) > _LABEL_CACHE_SIZE:
             self.labels.clear()
-        self.labels.update({(model, label): v for label, v in vectors.items()})
+        self.labels.update({(tenant, model, label): v for label, v in vectors.items()})
 
     async def call(
         self,

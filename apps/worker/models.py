@@ -109,21 +109,26 @@ class ModelClient:
         usage = Usage(prompt_tokens=resp.usage.prompt_tokens, total_tokens=resp.usage.total_tokens)
         return EmbeddingCall(_unit(vectors), usage, resp.model)
 
-    async def embed_labels(self, labels: list[str]) -> EmbeddingCall:
-        """Vectors for `labels`, calling the model only for labels it has not embedded yet."""
+    async def embed_labels(self, labels: list[str], tenant: str) -> EmbeddingCall:
+        """Vectors for `labels`, calling the model only for labels it has not embedded yet
+        for `tenant` (never another tenant's: see the gateway's label cache)."""
         if self._embedder is None:
             first = await self.embed(labels[:1])  # pins the model the rest must come from
-            self._gateway.remember_labels(first.model, {labels[0]: first.vectors[0]})
+            self._gateway.remember_labels(tenant, first.model, {labels[0]: first.vectors[0]})
         assert self._embedder is not None
         model = self._embedder.model
         cache = self._gateway.labels
-        missing = list(dict.fromkeys(label for label in labels if (model, label) not in cache))
+        missing = list(
+            dict.fromkeys(label for label in labels if (tenant, model, label) not in cache)
+        )
         usage = Usage(prompt_tokens=0, total_tokens=0)
         if missing:
             call = await self.embed(missing)
-            self._gateway.remember_labels(model, dict(zip(missing, call.vectors, strict=True)))
+            vectors = dict(zip(missing, call.vectors, strict=True))
+            self._gateway.remember_labels(tenant, model, vectors)
             usage = call.usage
-        return EmbeddingCall(np.stack([cache[(model, label)] for label in labels]), usage, model)
+        stacked = np.stack([cache[(tenant, model, label)] for label in labels])
+        return EmbeddingCall(stacked, usage, model)
 
     async def chat(
         self, body: dict[str, Any], capability: Capability = Capability.CHAT

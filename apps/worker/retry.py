@@ -15,6 +15,7 @@ not in components/common/resiliency.yaml (that one redelivers whole jobs, more c
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -61,27 +62,42 @@ def _is_context_length(exc: openai.BadRequestError) -> bool:
     return exc.code in _CONTEXT_CODES or "context length" in text or "context_length" in text
 
 
+def _seconds(value: str, scale: float = 1.0) -> float | None:
+    """A finite, non-negative number of seconds, or None: `nan` would make the wait nan
+    (no wait at all, so a loop), `inf` and negatives are no wait anyone asked for."""
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _date(value: str) -> float | None:
+    """Seconds until an HTTP date; None unless it is one with a time zone."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" means "zone unknown": no instant to wait for
+        return None
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
 def retry_after_seconds(exc: BaseException | None) -> float | None:
     """The wait a backend asked for (`retry-after-ms`, or `Retry-After` in seconds or as a
-    date), or None."""
+    date), or None; a malformed value (`5s`, `nan`, a date without a zone) is ignored, and
+    the usual backoff applies."""
     if not isinstance(exc, openai.APIStatusError):
         return None
     headers = exc.response.headers
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(float(ms) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
+    if (ms := headers.get("retry-after-ms")) is not None and (
+        asked := _seconds(ms, 1 / 1000)
+    ) is not None:
+        return asked
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        if when is None:
-            return None
-        return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return _seconds(value) if value[0].isdecimal() else _date(value)
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -59,6 +59,18 @@ class WorkerSettings(ServiceSettings):
         "(12 deliveries of 3 tries): the policy ends a poison job first, and the budget "
         "holds whatever redelivers it beyond the policy (crashes, processing timeouts).",
     )
+    output_check_cpu_seconds: int = Field(
+        default=2,
+        ge=1,
+        le=60,
+        description="CPU seconds one check of an extract answer against its schema may use "
+        "(a child process under RLIMIT_CPU) before the job fails with schema_too_complex.",
+    )
+    output_check_memory_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=128 * 1024 * 1024,
+        description="Address space of that child process (RLIMIT_AS).",
+    )
 
 
 @lru_cache

@@ -21,6 +21,7 @@ refuses any other address, so a server reachable from the network never runs wit
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import ipaddress
 import json
@@ -39,7 +40,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobrelay import webhook_secrets
-from jobrelay.errors import ApiError
+from jobrelay.errors import DAPR_ERRORS, ApiError
 from jobrelay.oidc import ASYMMETRIC_ALGORITHMS, TokenVerifier, looks_like_jwt
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,12 @@ class AuthSettings(BaseSettings):
         default=30, ge=0, description="At most one refetch per this for an unknown `kid`."
     )
     jwks_timeout_seconds: float = Field(default=5, gt=0, description="Per JWKS fetch.")
+    keys_refresh_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="How often the API key table is re-read: a revoked key stops working "
+        "within this, in every replica, with no restart.",
+    )
 
     @field_validator("jwt_algorithms")
     @classmethod
@@ -158,10 +165,11 @@ def check_bind(host: str, settings: AuthSettings | None = None) -> None:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Authenticator:
     """`tenants` maps key hashes to tenants, `tokens` validates JWTs; both None means
-    authentication is off."""
+    authentication is off. `tenants` is replaced whole by `keep_keys_fresh` (never changed
+    in place), so a request always sees one table or the other."""
 
     tenants: dict[str, str] | None
     tokens: TokenVerifier | None = None
@@ -200,6 +208,43 @@ def parse_key_table(values: dict[str, str]) -> dict[str, str]:
     return table
 
 
+async def _read_keys(dapr: DaprClient, settings: AuthSettings) -> dict[str, str]:
+    assert settings.secret_store is not None
+    secret = await dapr.get_secret(settings.secret_store, settings.secret_name)
+    return parse_key_table(dict(secret.secret))
+
+
+async def keep_keys_fresh(
+    dapr: DaprClient, authenticator: Authenticator, settings: AuthSettings | None = None
+) -> None:
+    """Re-read the key table every `keys_refresh_seconds`, for the app's life: a key
+    removed from the secret stops working then. A store that cannot be read, or a table that
+    does not parse, keeps the last table (and says so in the log): an outage of the secret
+    store must not lock every client out."""
+    settings = settings or AuthSettings()
+    if settings.secret_store is None or authenticator.tenants is None:
+        return
+    while True:
+        await asyncio.sleep(settings.keys_refresh_seconds)
+        await refresh_keys(dapr, authenticator, settings)
+
+
+async def refresh_keys(
+    dapr: DaprClient, authenticator: Authenticator, settings: AuthSettings
+) -> None:
+    try:
+        table = await _read_keys(dapr, settings)
+    except DAPR_ERRORS as exc:
+        log.warning("API keys not re-read, the last ones stay in use: %s", exc)
+        return
+    except ValueError as exc:
+        log.error("API key table malformed, the last one stays in use: %s", exc)
+        return
+    if table != authenticator.tenants:
+        log.info("API keys re-read: %d keys, %d tenants", len(table), len(set(table.values())))
+    authenticator.tenants = table
+
+
 async def load(dapr: DaprClient, settings: AuthSettings | None = None) -> Authenticator:
     """The key table from the secret store, and the JWT verifier if configured. Start-up fails
     if API keys are the only way in and there are none, so a typo in the secret's name cannot
@@ -216,8 +261,7 @@ async def load(dapr: DaprClient, settings: AuthSettings | None = None) -> Authen
         return Authenticator(None)
     table: dict[str, str] = {}
     if settings.secret_store is not None:
-        secret = await dapr.get_secret(settings.secret_store, settings.secret_name)
-        table = parse_key_table(dict(secret.secret))
+        table = await _read_keys(dapr, settings)
         if not table and tokens is None:
             raise AuthNotConfigured(
                 f"secret {settings.secret_name!r} in store {settings.secret_store!r} holds no keys"

@@ -97,6 +97,13 @@ async def _on_dapr_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_too_deep(request: Request, exc: Exception) -> JSONResponse:
+    # Only a request nested past Python's recursion limit gets here (the submit checks bound
+    # what they parse, jobrelay.extract_schema): it is the client's input, never a 500.
+    log.warning("request nested too deeply during %s %s", request.method, request.url.path)
+    return error_response(422, "validation_error", "the request is nested too deeply")
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error during %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "an unexpected error occurred; it was logged")
@@ -108,4 +115,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     for dapr_error in DAPR_ERRORS:
         app.add_exception_handler(dapr_error, _on_dapr_error)
+    app.add_exception_handler(RecursionError, _on_too_deep)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -12,13 +12,14 @@ from typing import Annotated, TypeVar
 import uvicorn
 from dapr.aio.clients import DaprClient
 from fastapi import APIRouter, Depends, FastAPI, Request
+from prometheus_client import start_http_server
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobrelay import auth, logs, metrics, telemetry
 from jobrelay.errors import DAPR_ERRORS, ApiError, ErrorBody, error_response, install_error_handlers
 from jobrelay.events import Events
-from jobrelay.settings import ServiceSettings, SidecarSettings, StoreSettings
+from jobrelay.settings import MetricsSettings, ServiceSettings, SidecarSettings, StoreSettings
 from jobrelay.state import State
 from jobrelay.store import JobStore
 from jobrelay.subscriptions import Subscriptions
@@ -90,13 +91,17 @@ def dapr_lifespan(
         # The client reads DAPR_GRPC_PORT and DAPR_API_TOKEN, which `dapr run` sets.
         async with DaprClient() as dapr:
             app.sidecar = Sidecar(dapr, StoreSettings().retention_seconds)
+            refreshing: asyncio.Task[None] | None = None
             if clients:
                 app.state.auth = await auth.load(dapr)
+                refreshing = asyncio.create_task(auth.keep_keys_fresh(dapr, app.state.auth))
             if on_start:
                 await on_start(app.sidecar)
             try:
                 yield
             finally:
+                if refreshing is not None:
+                    refreshing.cancel()
                 if on_stop:
                     await on_stop(app.sidecar)
 
@@ -119,11 +124,11 @@ async def healthz(sidecar: SidecarDep) -> dict[str, str]:
             {"Retry-After": "1"},
         ) from exc
     except DAPR_ERRORS as exc:
+        # The detail (addresses, component names) is for the operator's log, not for whoever
+        # can reach this port.
+        log.warning("healthz: the Dapr sidecar is not reachable: %s", exc)
         raise ApiError(
-            503,
-            "sidecar_unavailable",
-            f"the Dapr sidecar is not reachable: {exc}",
-            {"Retry-After": "1"},
+            503, "sidecar_unavailable", "the Dapr sidecar is not reachable", {"Retry-After": "1"}
         ) from exc
     return {"status": "ok"}
 
@@ -156,12 +161,54 @@ class AppTokenMiddleware:
         await self._app(scope, receive, send)
 
 
+def _loopback_host(header: str) -> bool:
+    """Whether a Host header (a name or an address, with an optional port) names loopback."""
+    if header.startswith("["):
+        host = header[1:].split("]", 1)[0]
+    else:
+        host = header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    return auth.is_loopback(host) or host.endswith(".localhost")
+
+
+class LoopbackHostMiddleware:
+    """With authentication off (loopback only), answer only requests whose Host is a
+    loopback name: a page elsewhere whose name a DNS rebinding points at 127.0.0.1 sends its
+    own Host, and would otherwise read this app as if it were the developer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = Headers(scope=scope).get("host", "")
+            if not _loopback_host(host):
+                refused = error_response(
+                    400,
+                    "host_not_allowed",
+                    "authentication is off, so only loopback names (127.0.0.1, localhost, "
+                    "[::1]) may be used to reach this service",
+                )
+                await refused(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
 A = TypeVar("A", bound=ServiceApp)
 
 
-def build_app(title: str, version: str, lifespan: Lifespan, description: str, kind: type[A]) -> A:
+def build_app(
+    title: str,
+    version: str,
+    lifespan: Lifespan,
+    description: str,
+    kind: type[A],
+    clients: bool = False,
+) -> A:
     """An app of `kind` (ServiceApp, or an app's own subclass naming what its lifespan
-    builds), with what every jobrelay app has: errors, health, metrics, tracing."""
+    builds), with what every jobrelay app has: errors, health, metrics, tracing.
+
+    `clients`: the app answers clients (intake, status), so with authentication off it
+    answers loopback Host names only."""
     app = kind(title=title, version=version, description=description, lifespan=lifespan)
     install_error_handlers(app)
     # `dapr run` and the Kubernetes injector give the app the same APP_API_TOKEN as its
@@ -171,8 +218,11 @@ def build_app(title: str, version: str, lifespan: Lifespan, description: str, ki
     app.subscriptions = Subscriptions(token)
     if token is not None:
         app.add_middleware(AppTokenMiddleware, token=token)
+    if clients and not auth.AuthSettings().enabled:
+        app.add_middleware(LoopbackHostMiddleware)
     app.include_router(health)
-    app.include_router(metrics.router)
+    if MetricsSettings().port is None:
+        app.include_router(metrics.router)
     # "jobrelay intake" -> service.name "jobrelay-intake": apart from its sidecar's spans,
     # which daprd names by the bare app id.
     telemetry.instrument_app(app, title.replace(" ", "-"))
@@ -189,6 +239,10 @@ def serve(factory: str, settings: ServiceSettings, clients: bool = False) -> Non
     configure_logging(settings.log_level)
     if clients:
         auth.check_bind(settings.host)
+    metrics_port = MetricsSettings().port
+    if metrics_port is not None:
+        # Its own port, which a NetworkPolicy can keep from the public (k8s/base).
+        start_http_server(metrics_port, addr=settings.host)
     uvicorn.run(
         factory,
         factory=True,

@@ -56,3 +56,18 @@ class SidecarSettings(BaseSettings):
         description="The token the sidecar sends in `dapr-api-token` on its calls to the app; "
         "unset, sidecar routes are open (loopback development).",
     )
+
+
+class MetricsSettings(BaseSettings):
+    """Where an app serves its Prometheus metrics."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBRELAY_METRICS_", extra="ignore", frozen=True)
+
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port (on the app's host address) instead of the "
+        "app's own port: set it wherever the app's port is public, so job counts, model names "
+        "and token totals are not.",
+    )

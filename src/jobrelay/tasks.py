@@ -6,7 +6,7 @@ reaches a worker. The worker runs the same names (apps/worker/tasks/).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -15,9 +15,22 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
+
+from jobrelay import extract_schema
+from jobrelay.task_limits import get_task_limits
+
+# Error types (pydantic's `type`) that intake answers with as their own stable codes
+# (apps/intake/requests.py) rather than the general `invalid_params`.
+OWN_CODES = frozenset(
+    {"schema_too_complex", "schema_not_supported", "chat_param_not_allowed", "chat_param_too_large"}
+)
+# Longest classify label: a label is a name, embedded in a sentence with each job.
+MAX_LABEL_CHARS = 200
 
 
 class TaskParams(BaseModel):
@@ -32,7 +45,7 @@ class ClassifyParams(TaskParams):
     (docs/local-model.md).
     """
 
-    labels: list[str] = Field(
+    labels: list[Annotated[str, Field(max_length=MAX_LABEL_CHARS)]] = Field(
         min_length=2, max_length=100, description="Candidate labels, e.g. positive, negative."
     )
     descriptions: dict[str, Annotated[str, Field(min_length=1, max_length=500)]] = Field(
@@ -122,6 +135,11 @@ class ExtractParams(TaskParams):
     @field_validator("schema_")
     @classmethod
     def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        # Bounds first: check_schema itself recurses, and a schema past them could crash it.
+        try:
+            extract_schema.check(schema, get_task_limits())
+        except extract_schema.SchemaRefused as exc:
+            raise PydanticCustomError(exc.code, exc.message) from None
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
@@ -129,29 +147,101 @@ class ExtractParams(TaskParams):
         return schema
 
 
+# The OpenAI SDK's own arguments, which it merges into the request rather than sending as
+# fields: each would let a job change what the operator's key is spent on (`extra_body` can
+# replace the model and `n`), where the request goes (`extra_query`, `extra_headers`) or how
+# long a worker waits (`timeout`).
+_SDK_ARGUMENTS = ("extra_body", "extra_headers", "extra_query", "timeout")
+# Chosen by jobrelay, never by the job.
+_CHOSEN_HERE = {
+    "model": "model is chosen by the task's model profiles; leave it out",
+    "stream": "stream is not supported: a job's result is stored whole",
+    "stream_options": "stream_options is not supported: a job's result is stored whole",
+}
+
+
 class ChatParams(TaskParams):
-    """A raw OpenAI chat-completions body, passed through (`response_format` included).
+    """An OpenAI chat-completions body (`response_format` included), with the fields that
+    shape one answer; what would spend more of the operator's budget or change where the
+    request goes is refused.
 
-    `model` is chosen by the task's model profiles, and answers are never streamed: a job's
-    result is stored whole.
+    `model` is chosen by the task's model profiles, answers are never streamed (a job's
+    result is stored whole), and one job is one answer (`n` = 1). Fields outside this list
+    (`service_tier`, `store`, `audio`, `web_search_options`, ...) are refused too: each one
+    admitted is a cost or a data flow the operator has to agree to first.
     """
-
-    model_config = ConfigDict(extra="allow")
 
     messages: list[dict[str, Any]] = Field(
         default_factory=list, max_length=500, description="The conversation, OpenAI-style."
     )
+    response_format: dict[str, Any] | None = Field(
+        default=None, description="`text`, `json_object` or `json_schema`, as OpenAI takes it."
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Most tokens to generate (capped by the operator)."
+    )
+    max_completion_tokens: int | None = Field(
+        default=None, ge=1, description="The same, for models that take this name instead."
+    )
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling.")
+    top_p: float | None = Field(default=None, ge=0, le=1, description="Nucleus sampling.")
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2, description="-2 to 2.")
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2, description="-2 to 2.")
+    stop: str | list[Annotated[str, Field(max_length=200)]] | None = Field(
+        default=None, max_length=4, description="Up to 4 sequences that end the answer."
+    )
+    seed: int | None = Field(default=None, description="Best-effort determinism.")
+    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = Field(
+        default=None, max_length=300, description="Token id -> bias, -100 to 100."
+    )
+    logprobs: bool | None = Field(default=None, description="Return token log probabilities.")
+    top_logprobs: int | None = Field(default=None, ge=0, le=20, description="0 to 20.")
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, max_length=128, description="Functions the model may call."
+    )
+    tool_choice: str | dict[str, Any] | None = Field(
+        default=None, description="`none`, `auto`, `required`, or a named function."
+    )
+    parallel_tool_calls: bool | None = Field(default=None, description="Several calls at once.")
+    user: str | None = Field(default=None, max_length=256, description="Your end user's id.")
+    n: Literal[1] | None = Field(default=None, description="Answers per job: 1.")
 
-    @model_validator(mode="after")
-    def _not_streamed(self) -> ChatParams:
-        extra = self.model_extra or {}
-        if extra.get("stream"):
-            raise ValueError("stream is not supported: a job's result is stored whole")
-        if "model" in extra:
-            raise ValueError("model is chosen by the task's model profiles; leave it out")
-        if extra.get("n", 1) != 1:
-            raise ValueError("n must be 1")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields_only(cls, body: Any) -> Any:
+        if not isinstance(body, dict):
+            return body
+        for name, reason in _CHOSEN_HERE.items():
+            if name in body and (name != "stream" or body[name]):
+                raise PydanticCustomError("chat_param_not_allowed", reason)
+        sdk = [name for name in _SDK_ARGUMENTS if name in body]
+        if sdk:
+            raise PydanticCustomError(
+                "chat_param_not_allowed",
+                "{names}: the OpenAI SDK's own arguments, not request fields; refused, since "
+                "they can change the model, the request or its cost",
+                {"names": ", ".join(sdk)},
+            )
+        unknown = sorted(set(body) - set(cls.model_fields) - {"stream"})
+        if unknown:
+            raise PydanticCustomError(
+                "chat_param_not_allowed",
+                "{names}: not among the chat fields jobrelay passes on ({known})",
+                {"names": ", ".join(unknown)[:300], "known": ", ".join(cls.model_fields)},
+            )
+        return {name: value for name, value in body.items() if name != "stream"}
+
+    @field_validator("max_tokens", "max_completion_tokens")
+    @classmethod
+    def _within_cap(cls, value: int | None, info: ValidationInfo) -> int | None:
+        cap = get_task_limits().chat_max_tokens
+        if value is not None and value > cap:
+            raise PydanticCustomError(
+                "chat_param_too_large",
+                "{field} may be at most {cap} (JOBRELAY_LIMIT_CHAT_MAX_TOKENS)",
+                {"field": info.field_name, "cap": cap},
+            )
+        return value
 
 
 class DescribeImageParams(TaskParams):

@@ -145,7 +145,11 @@ class MemoryDapr:
         await self._call("publish_event")
         self.published.append((pubsub, topic, data))
 
-    # For assertions.
+    # For arranging and for assertions.
+
+    def put(self, key: str, value: str, store: str = STATESTORE) -> None:
+        row = self.rows.get((store, key))
+        self.rows[(store, key)] = _Row(value.encode(), (row.version if row else 0) + 1, None)
 
     def value(self, key: str, store: str = STATESTORE) -> Any:
         return json.loads(self.rows[(store, key)].value)

@@ -63,7 +63,10 @@ class SseEvent:
 
 
 def read_events(
-    client: httpx.Client, url: str, headers: dict[str, str] | None = None, timeout: float = 30
+    client: httpx.Client,
+    url: str,
+    headers: dict[str, str] | httpx.Headers | None = None,
+    timeout: float = 30,
 ) -> list[SseEvent]:
     """Every event of a stream until the server ends it (a job's stream ends when terminal)."""
     events: list[SseEvent] = []

@@ -56,6 +56,7 @@ API_KEYS = {
         "tenant-c",
         "fuzz",
         OPERATOR,
+        "noisy",
         *QUOTA_TENANTS.keys(),
     )
 }
@@ -66,6 +67,8 @@ WEBHOOK_SECRETS = {
     "default": WEBHOOK_SECRET,
     "tenant-a": new_secret(),
     "tenant-b": new_secret(),
+    # Points its webhooks at receivers that never answer (tests/integration/test_hardening.py).
+    "noisy": new_secret(),
 }
 # The sidecars' API token and the apps' token, as `make run` sets them (scripts/run.sh).
 DAPR_API_TOKEN = new_key()
@@ -122,6 +125,8 @@ def _run_file(stack: Stack) -> Path:
         if stack.model_double
         else f"{stack.url('model')}/v1",
         "JOBRELAY_STATUS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # The web page sends the API key to this intake only (apps/status/web/app.js).
+        "JOBRELAY_STATUS_INTAKE_PUBLIC_URL": stack.url("intake"),
         "JOBRELAY_AUTH_SECRET_STORE": "jobrelay-secrets",
         **_jwt_env(stack),
         # The tests' webhook receivers listen on loopback; every other private range stays

@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
 from tests.integration.stack import API_KEYS, ROOT, Stack
+from tests.ports import free_port
 
 # Chromium reaches for Google's services at start; this machine (and CI) has no route there.
 _QUIET = [
@@ -49,7 +53,8 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     # The stack requires an API key; the page keeps it in sessionStorage, per tab.
     context.add_init_script(f"sessionStorage.setItem('jobrelay.apiKey', {API_KEYS['default']!r})")
     opened = context.new_page()
-    opened.goto(f"{stack.url('status')}/ui/?intake={stack.url('intake')}")
+    # The intake comes from the page's config (JOBRELAY_STATUS_INTAKE_PUBLIC_URL, stack.py).
+    opened.goto(f"{stack.url('status')}/ui/")
     expect(opened.locator("body")).to_have_attribute("data-ready", "true")
     yield opened
     context.close()
@@ -104,3 +109,59 @@ def test_page_shows_the_error_code_and_message(page: Page) -> None:
     expect(error).to_be_visible()
     expect(error).to_contain_text("invalid_params")
     expect(error).to_contain_text("labels")
+
+
+@contextmanager
+def collecting_intake() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """A real HTTP server posing as an intake on another origin: it admits any browser
+    origin and any header (CORS), and keeps the headers of every request it gets."""
+    seen: list[dict[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _cors(self, status: int) -> None:
+            self.send_response(status)
+            self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin", "*"))
+            self.send_header("Access-Control-Allow-Headers", "authorization, content-type")
+            self.send_header("Access-Control-Allow-Methods", "POST")
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+
+        def do_OPTIONS(self) -> None:
+            self._cors(204)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            self._cors(401)
+            self.wfile.write(b'{"error": {"code": "unauthorized", "message": "no"}}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_link_to_another_intake_never_gets_the_api_key(browser: Browser, stack: Stack) -> None:
+    # Issue 17, Medium 4: ?intake= used to win over the served config and take the key along.
+    context = browser.new_context()
+    context.add_init_script(f"sessionStorage.setItem('jobrelay.apiKey', {API_KEYS['default']!r})")
+    page = context.new_page()
+    with collecting_intake() as (elsewhere, seen):
+        page.goto(f"{stack.url('status')}/ui/?intake={elsewhere}")
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        page.fill("#text", "Where does my key go?")
+        page.get_by_role("button", name="Submit job").click()
+        expect(page.locator("#form-error")).to_be_visible()
+        assert seen, "the page did not submit to the linked intake at all"
+        assert all("authorization" not in headers for headers in seen), seen
+        # And the person is told why that intake answers 401.
+        page.get_by_text("Connection", exact=True).click()
+        expect(page.locator("#intake-untrusted")).to_be_visible()
+    context.close()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any, cast
 
 import pytest
+from dapr.clients.exceptions import DaprInternalError
 
 from jobrelay.auth import (
     DEFAULT_TENANT,
@@ -13,6 +16,8 @@ from jobrelay.auth import (
     AuthSettings,
     check_bind,
     hash_key,
+    keep_keys_fresh,
+    load,
     new_key,
     parse_key_table,
 )
@@ -69,3 +74,38 @@ def test_loopback_may_run_without_authentication(host: str) -> None:
 def test_any_bind_is_allowed_with_authentication() -> None:
     store = AuthSettings(secret_store="jobrelay-secrets")  # noqa: S106 (a component name)
     check_bind("0.0.0.0", store)  # noqa: S104
+
+
+class FakeSecretStore:
+    """FAKE Dapr client: the key table it serves is whatever the test sets, and it can go
+    down."""
+
+    def __init__(self, table: dict[str, str]) -> None:
+        self.table = table
+        self.down = False
+
+    async def get_secret(self, store: str, key: str) -> Any:
+        if self.down:
+            raise DaprInternalError("secret store unreachable")
+        return type("Secret", (), {"secret": {key: json.dumps(self.table)}})()
+
+
+@pytest.mark.anyio
+async def test_a_revoked_key_stops_working_without_a_restart() -> None:
+    kept, revoked = new_key(), new_key()
+    store = FakeSecretStore({hash_key(kept): "acme", hash_key(revoked): "acme"})
+    settings = AuthSettings(secret_store="jobrelay-secrets", keys_refresh_seconds=0.05)  # noqa: S106
+    auth = await load(cast(Any, store), settings)
+    assert auth.tenant_for(revoked) == "acme"
+    refreshing = asyncio.create_task(keep_keys_fresh(cast(Any, store), auth, settings))
+    try:
+        store.table = {hash_key(kept): "acme"}  # the operator removes the key
+        await asyncio.sleep(0.3)
+        with pytest.raises(ApiError):
+            auth.tenant_for(revoked)
+        assert auth.tenant_for(kept) == "acme"
+        store.down = True  # an outage keeps the last table rather than locking everyone out
+        await asyncio.sleep(0.2)
+        assert auth.tenant_for(kept) == "acme"
+    finally:
+        refreshing.cancel()

@@ -88,6 +88,22 @@ async def test_retry_after_is_honoured(double: ScriptedModel, gateway: Gateway) 
     assert second.at - first.at >= 1.4
 
 
+@pytest.mark.parametrize(
+    "value", ["5s", "nan", "Wed, 21 Oct 2015 07:28:00 -0000", "inf", "-3", "soon"]
+)
+async def test_a_malformed_retry_after_is_ignored_and_the_backoff_waited(
+    double: ScriptedModel, gateway: Gateway, value: str
+) -> None:
+    # Neither internal_error (a crash in the wait) nor a retry without any wait (nan).
+    double.script("model-a", Reply(429, headers={"retry-after": value}))
+
+    await _models(gateway).embed(["hello"])
+
+    first, second = double.calls()
+    assert [first.status, second.status] == [429, 200]
+    assert second.at - first.at >= 0.2  # the backoff's fixed half, at least
+
+
 async def test_retries_stop_at_the_deadline_instead_of_sleeping_past_it(
     double: ScriptedModel, gateway: Gateway
 ) -> None:

@@ -11,23 +11,32 @@ const API_KEY_KEY = "jobrelay.apiKey";
 const RECENT_MAX = 20;
 
 const $ = (id) => document.getElementById(id);
-const state = { intake: "", watch: null, job: null };
+// `trusted`: the origins that may receive the API key, this page's own and the intake that
+// the status app serves in config.json. Nothing else does, whatever URL the page was given.
+const state = { intake: "", trusted: new Set([location.origin]), watch: null, job: null };
 
 // ---- connection --------------------------------------------------------------------------
 
+function originOf(url) {
+  try { return new URL(url, location.href).origin; } catch { return null; }
+}
+
 async function loadConnection() {
-  // ?intake= wins (a link can point the page at any intake), then what the person saved,
-  // then what the status app says (its JOBRELAY_STATUS_INTAKE_PUBLIC_URL).
+  // ?intake= wins (a link can point the page at another intake), then what the person
+  // saved, then what the status app says (its JOBRELAY_STATUS_INTAKE_PUBLIC_URL). Only the
+  // last one is trusted with the key: a link must not be able to collect it.
   const fromQuery = new URLSearchParams(location.search).get("intake");
   let fromServer = "";
   try {
     const resp = await fetch("config.json");
     if (resp.ok) fromServer = (await resp.json()).intake_url || "";
   } catch { /* the defaults below still let the page work */ }
+  if (originOf(fromServer)) state.trusted.add(originOf(fromServer));
   state.intake = (fromQuery || localStorage.getItem(INTAKE_KEY) || fromServer
     || `${location.protocol}//${location.hostname}:8000`).replace(/\/+$/, "");
   $("intake-url").value = state.intake;
   $("api-key").value = sessionStorage.getItem(API_KEY_KEY) || "";
+  showTrust();
 }
 
 function saveConnection(event) {
@@ -37,12 +46,21 @@ function saveConnection(event) {
   const key = $("api-key").value.trim();
   if (key) sessionStorage.setItem(API_KEY_KEY, key); else sessionStorage.removeItem(API_KEY_KEY);
   $("settings").open = false;
+  showTrust();
 }
 
-function authHeaders() {
-  // Bearer carries an API key and an OIDC token alike, whichever the server turns on.
+function showTrust() {
+  // Said where the person looks, so a missing key on another intake is no mystery.
+  const untrusted = !state.trusted.has(originOf(state.intake));
+  $("intake-untrusted").hidden = !untrusted;
+  $("intake-untrusted-origin").textContent = originOf(state.intake) || state.intake;
+}
+
+function authHeaders(url) {
+  // Bearer carries an API key and an OIDC token alike, whichever the server turns on; only
+  // to a trusted origin (see `state.trusted`).
   const key = sessionStorage.getItem(API_KEY_KEY);
-  return key ? { Authorization: `Bearer ${key}` } : {};
+  return key && state.trusted.has(originOf(url)) ? { Authorization: `Bearer ${key}` } : {};
 }
 
 // ---- errors ------------------------------------------------------------------------------
@@ -162,9 +180,10 @@ async function submitJob(event) {
   }
   $("submit").disabled = true;
   try {
-    const resp = await fetch(`${state.intake}/v1/jobs`, {
+    const url = `${state.intake}/v1/jobs`;
+    const resp = await fetch(url, {
       method: "POST",
-      headers: { ...authHeaders(), ...request.headers },
+      headers: { ...authHeaders(url), ...request.headers },
       body: request.body,
     });
     if (!resp.ok) throw await apiError(resp);
@@ -206,7 +225,7 @@ async function streamEvents(jobId, signal) {
   // fetch, not EventSource: EventSource cannot send an Authorization header, and the page
   // must keep working once the API requires a key.
   const resp = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/events`, {
-    headers: { ...authHeaders(), Accept: "text/event-stream" },
+    headers: { ...authHeaders(location.href), Accept: "text/event-stream" },
     signal,
   });
   if (!resp.ok) throw await apiError(resp);
@@ -241,7 +260,7 @@ async function poll(job, signal) {
   for (;;) {
     if (wait) await sleep(wait, signal);
     const resp = await fetch(`/v1/jobs/${encodeURIComponent(job.id)}`, {
-      headers: authHeaders(),
+      headers: authHeaders(location.href),
       signal,
     });
     if (resp.status !== 200 && resp.status !== 202) throw await apiError(resp);
@@ -391,7 +410,9 @@ function renderRecent() {
 async function openJob(jobId) {
   $("job-error").hidden = true;
   try {
-    const resp = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}`, { headers: authHeaders() });
+    const resp = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}`, {
+      headers: authHeaders(location.href),
+    });
     if (resp.status !== 200 && resp.status !== 202) throw await apiError(resp);
     watch(await resp.json());
   } catch (problem) {
@@ -405,7 +426,7 @@ async function cancelJob() {
   try {
     const resp = await fetch(`/v1/jobs/${encodeURIComponent(state.job.id)}`, {
       method: "DELETE",
-      headers: authHeaders(),
+      headers: authHeaders(location.href),
     });
     if (!resp.ok) throw await apiError(resp);
     watch(await resp.json());

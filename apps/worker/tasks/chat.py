@@ -8,7 +8,8 @@ from jobrelay.tasks import ChatParams
 
 
 async def run(record: JobRecord, models: ModelClient) -> JobResult:
-    body = ChatParams.model_validate(record.params).model_dump()
+    # Unset fields stay unsent: the backend's defaults apply, not nulls.
+    body = ChatParams.model_validate(record.params).model_dump(exclude_none=True)
     if record.input.text is not None:
         # A text input is the user's last turn, so a chat job can be as short as a question.
         body["messages"] = [*body["messages"], {"role": "user", "content": record.input.text}]

@@ -24,8 +24,9 @@ async def run(record: JobRecord, models: ModelClient) -> JobResult:
     templates = (params.template,) if params.template else zero_shot.DEFAULT_TEMPLATES
     groups = [zero_shot.prototype_texts(spec, templates) for spec in _specs(params)]
     text = await models.embed([record.input.text])
-    # Prototype texts repeat across jobs far more than inputs do; embed_labels caches them.
-    labels = await models.embed_labels([t for group in groups for t in group])
+    # Prototype texts repeat across jobs far more than inputs do; embed_labels caches them,
+    # per tenant.
+    labels = await models.embed_labels([t for group in groups for t in group], record.tenant)
     prototypes = zero_shot.prototypes(labels.vectors, [len(g) for g in groups])
     similarity = prototypes @ text.vectors[0]
     usage = Usage(

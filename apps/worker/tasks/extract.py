@@ -3,7 +3,8 @@
 The model is asked for JSON constrained to the schema (`response_format: json_schema`, which
 llama.cpp and OpenAI enforce while generating). Output that still does not validate gets a
 bounded repair: the model sees its answer and the validation errors and tries again; then the
-job fails with `invalid_output`.
+job fails with `invalid_output`. Each check runs in a child process under a CPU-time limit
+(apps/worker/output_check.py), never on the event loop.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
+from apps.worker import output_check
 from apps.worker.models import ModelClient, chat_usage
+from apps.worker.settings import get_settings
 from jobrelay.contract import JobRecord, JobResult, Usage
 from jobrelay.tasks import ExtractParams
 
@@ -26,20 +27,9 @@ class InvalidOutput(Exception):
     """The model's output never validated against the schema."""
 
 
-def _problems(text: str, validator: Draft202012Validator) -> tuple[Any, list[str]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, [f"not valid JSON: {exc}"]
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    return data, [
-        f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors[:5]
-    ]
-
-
 async def run(record: JobRecord, models: ModelClient) -> JobResult:
     params = ExtractParams.model_validate(record.params)
-    validator = Draft202012Validator(params.schema_)
+    settings = get_settings()
     guidance = f"\n{params.instructions}" if params.instructions else ""
     messages: list[dict[str, Any]] = [
         {
@@ -62,9 +52,15 @@ async def run(record: JobRecord, models: ModelClient) -> JobResult:
         )
         usage = _add(usage, chat_usage(completion))
         text = completion.choices[0].message.content or ""
-        data, problems = _problems(text, validator)
+        checked = await output_check.check(
+            params.schema_,
+            text,
+            settings.output_check_cpu_seconds,
+            settings.output_check_memory_bytes,
+        )
+        problems = checked.problems
         if not problems:
-            return JobResult(output={"data": data}, model=completion.model, usage=usage)
+            return JobResult(output={"data": checked.data}, model=completion.model, usage=usage)
         messages += [
             {"role": "assistant", "content": text},
             {
