@@ -18,10 +18,6 @@ PROFILES = sorted(p.name for p in COMPONENTS.iterdir() if p.is_dir() and p.name 
 RUNTIME_METADATA = {"keyPrefix", "consumerID", "actorStateStore", "primaryEncryptionKey"} | {
     "publishingScopes",
     "subscriptionScopes",
-    "outboxPublishPubsub",
-    "outboxPublishTopic",
-    "outboxPubsub",
-    "outboxDiscardWhenMissingState",
 }
 
 

@@ -1,7 +1,7 @@
 """Issue 17 in the rendered overlays (Medium 9 and High 3's egress wall): Redis with a
 password and an append-only file, every Redis component authenticating, status's egress
 closed to private and metadata addresses, one Azure identity per app kept off the app
-containers, and the payloads key closed to every app's secrets API.
+containers, and the state key closed to every app's secrets API.
 
 Rendered by the real kustomize, as in test_validate.py.
 """
@@ -102,7 +102,7 @@ def test_each_azure_app_has_its_own_identity_kept_off_its_app_container(
 
 
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
-def test_no_app_may_read_the_payloads_key_through_its_sidecar(
+def test_no_app_may_read_the_state_key_through_its_sidecar(
     rendered: dict[str, list[Resource]], overlay: str
 ) -> None:
     configuration = _one(rendered[overlay], "Configuration", "jobrelay")

@@ -16,8 +16,8 @@ from scripts.k8s.schemas import Resource
 
 OVERLAYS = sorted(p for p in validate.OVERLAYS.iterdir() if p.is_dir())
 README = validate.REPO / "README.md"
-# The key encrypting `payloads` (k8s/overlays/*/payloads-key.yaml).
-PAYLOADS_KEY = "jobrelay-payloads-key"
+# The key encrypting `statestore` (k8s/overlays/*/state-key.yaml).
+STATE_KEY = "jobrelay-state-key"
 
 
 @pytest.fixture(scope="module")
@@ -40,24 +40,24 @@ def test_every_secret_an_overlay_reads_is_in_the_readme_table(
     kustomize: Path, overlay: Path
 ) -> None:
     referenced = policy.referenced_secrets(_render(kustomize, overlay))
-    assert PAYLOADS_KEY in referenced
+    assert STATE_KEY in referenced
     assert referenced - _documented_secrets() == set()
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
 def test_each_sidecar_may_read_only_the_secrets_it_needs(kustomize: Path, overlay: Path) -> None:
     resources = _render(kustomize, overlay)
-    # Where Redis runs in the cluster, `payloads` (keyed through jobrelay-keys) reads its
+    # Where Redis runs in the cluster, `statestore` (keyed through jobrelay-keys) reads its
     # password through the same store.
     redis = {"jobrelay-redis-auth"} if overlay.name in ("local", "kafka") else set()
-    assert policy.secrets_granted(resources, "worker") == {PAYLOADS_KEY, *redis}
+    assert policy.secrets_granted(resources, "worker") == {STATE_KEY, *redis}
     assert policy.secrets_granted(resources, "intake") == {
-        PAYLOADS_KEY,
+        STATE_KEY,
         "jobrelay-api-keys",
         *redis,
     }
     assert policy.secrets_granted(resources, "status") == {
-        PAYLOADS_KEY,
+        STATE_KEY,
         "jobrelay-api-keys",
         "jobrelay-webhook-secrets",  # only status signs webhooks
         *redis,

@@ -89,32 +89,32 @@ BROKEN = {
         "Component/pubsub: auth.secretStore secrets is no secret store here",
     ),
     # A sidecar that loads the encrypted store but not the store of its key: daprd would
-    # write that app's payloads in plaintext, silently.
+    # write that app's state in plaintext, silently.
     "key-store-not-loaded": (
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: jobrelay-keys}\n"
         "scopes: [intake, status]\n",
-        "Component/payloads: worker's sidecar does not load jobrelay-keys (its scopes), "
+        "Component/statestore: worker's sidecar does not load jobrelay-keys (its scopes), "
         "so it would store plaintext",
     ),
     "key-store-missing": (
-        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: payloads}\n"
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata: {name: statestore}\n"
         "auth: {secretStore: env-keys}\n",
-        "Component/payloads: encrypted with a key from env-keys, which is no secret store",
+        "Component/statestore: encrypted with a key from env-keys, which is no secret store",
     ),
     # The key Secret renamed (a rotation) without granting it: the sidecars would not start.
     "key-secret-not-granted": (
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n"
         "metadata: {name: jobrelay-keys-reader}\nrules:\n"
         "  - {apiGroups: [''], resources: [secrets], resourceNames: [other], verbs: [get]}\n",
-        "Deployment/worker: Component/payloads: ServiceAccount worker may not get Secret "
-        "jobrelay-payloads-key",
+        "Deployment/worker: Component/statestore: ServiceAccount worker may not get Secret "
+        "jobrelay-state-key",
     ),
     # The worker's daprd without the API token it reads the key Secret with.
     "worker-without-api-token": (
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: worker}\n"
         "spec:\n  template:\n    metadata:\n      annotations:\n"
         "        dapr.io/volume-mounts: null\n",
-        "Deployment/worker: Component/payloads: daprd has no Kubernetes API token",
+        "Deployment/worker: Component/statestore: daprd has no Kubernetes API token",
     ),
     # A value a replacement should have filled in.
     "placeholder-left": (
