@@ -44,7 +44,7 @@ class Replayed(BaseModel):
     skipped: dict[str, str] = Field(description="Ids not replayed, and why.")
 
 
-def operator(caller: TenantDep, settings: SettingsDep) -> str:
+async def operator(caller: TenantDep, settings: SettingsDep) -> str:
     """The caller, if it is one of the operators; 403 otherwise."""
     if caller not in settings.operators:
         raise ApiError(403, "operator_only", "the dead-letter routes are for operators only")

@@ -24,11 +24,11 @@ def _app(request: Request) -> IntakeApp:
     return app
 
 
-def get_intake(request: Request) -> Intake:
+async def get_intake(request: Request) -> Intake:
     return _app(request).intake
 
 
-def get_settings(request: Request) -> IntakeSettings:
+async def get_settings(request: Request) -> IntakeSettings:
     return _app(request).settings
 
 

@@ -103,8 +103,15 @@ class Ledger:
             return math.ceil(left_in_window)
         return 0
 
-    def count_submission(self, now: float) -> Ledger:
-        ledger = self.at(now)
+    def count_submission(self, at: float) -> Ledger:
+        """One more submission, made at `at`: now, or a moment ago (a replica merging the
+        charges it made since its last write, after another replica moved the window on)."""
+        minute = int(at // WINDOW_SECONDS)
+        if minute == self.minute - 1:
+            return replace(self, previous=self.previous + 1)
+        if minute < self.minute - 1:
+            return self  # out of every window already
+        ledger = self.at(at)
         return replace(ledger, current=ledger.current + 1)
 
     # Jobs waiting.

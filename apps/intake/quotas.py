@@ -1,32 +1,36 @@
 """Per-tenant quotas: submissions per minute and jobs waiting, answered `429` past either.
 
 Every intake replica keeps to the same numbers because they live in the state store: one
-ledger per tenant (`quota:{tenant}`, apps/intake/ledger.py), read once and written once per
-batch of submits with an ETag, so the two limits are checked and charged together and two
-replicas racing for the last slot cannot both win: the loser rereads and decides again.
+ledger per tenant (`quota:{tenant}`, apps/intake/ledger.py), written with an ETag, so two
+replicas merging their counts cannot overwrite each other: the loser rereads and merges
+again.
+
+A submit is decided on this replica's view of the ledger (the ledger as last synced, plus
+what this replica charged since), in memory, and the charges are written behind, merged into
+the ledger every SYNC_SECONDS while there are any: a busy tenant costs a read and a write per
+interval per replica, not per submit. A view older than STALE_SECONDS is synced before it
+decides. What that costs in exactness, stated: across replicas, a tenant may go over a limit
+by what the other replicas accepted in their last interval, and a replica that dies forgets
+the charges it had not yet written. Within one replica the limits are exact.
 
 The waiting count is the set of the tenant's job ids accepted and not yet seen to leave
 `queued`, not a counter, because a counter drifts for good when a process dies between two
 steps and nothing could tell which units are stale. Nothing tells the ledger when a job
 starts (that would be an event per job, for every job): instead, once the set is large
-enough to matter, or full, and at most once a second, its jobs are looked up in one bulk
-read and those no longer waiting are dropped. A job whose record is absent is dropped once
-it is older than a submit can take to store its record. So the set heals itself, and a
-tenant far below its cap costs no more than the ledger's read and write.
+enough to matter, or full, and at most once per RECHECK_SECONDS, its jobs are looked up in
+one bulk read when the ledger is synced, and those no longer waiting are dropped. A job whose
+record is absent is dropped once it is older than a submit can take to store its record.
 
-A job counts while it has never started: a job a worker hands back for a retry, or one an
-operator replays from the dead letters, is the system's work, not a new submission.
-
-Changes are group-committed: concurrent submits of one tenant in one replica queue, and
-whoever holds the tenant's lock applies every queued change in one read and one write.
+A job counts while it has never started: a job a worker hands back for a retry is the
+system's work, not a new submission.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
 from apps.intake.ledger import Ledger
@@ -40,15 +44,19 @@ from jobrelay.store import JobStore
 
 log = logging.getLogger(__name__)
 
+# How often a replica writes the charges it made, while it makes any.
+SYNC_SECONDS = 0.2
+# A view older than this is synced before it decides a submit (a tenant idle here for a while
+# may have been busy on another replica).
+STALE_SECONDS = 1.0
 # An entry whose job has no record yet may belong to a submit still between its charge and
 # storing its job: it is dropped only once older than this (far past the store window).
 _SETTLE_SECONDS = 30
 # The waiting set is checked against the job records once it has this many entries (or is
-# full), and at most once per _RECHECK_SECONDS: one bulk read per tenant per interval,
-# whatever the rate of submits. Also the Retry-After of a `too_many_queued_jobs`.
+# full), at most once per RECHECK_SECONDS. Also the Retry-After of `too_many_queued_jobs`.
 _CHECK_ABOVE = 64
-_RECHECK_SECONDS = 1
-# Writes lost to other replicas before a batch gives up with 503.
+RECHECK_SECONDS = 1
+# Merges lost to other replicas before a sync gives up for this interval.
 _MAX_ATTEMPTS = 20
 # The ledger outlives its oldest possible waiting job, then goes with an idle tenant.
 _LEDGER_TTL_SECONDS = MAX_JOB_LIFETIME_SECONDS + 3600
@@ -69,29 +77,29 @@ class RateHeaders:
     reset: int
 
     def headers(self) -> dict[str, str]:
-        return dict(
-            zip(RATE_HEADERS, map(str, (self.limit, self.remaining, self.reset)), strict=True)
-        )
+        values = map(str, (self.limit, self.remaining, self.reset))
+        return dict(zip(RATE_HEADERS, values, strict=True))
 
 
 @dataclass(eq=False)
-class _Charge:
-    job_id: str
-    limits: TenantLimits
-    outcome: asyncio.Future[RateHeaders | None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+class _Book:
+    """One tenant's quota as this replica sees it."""
+
+    view: Ledger = field(default_factory=Ledger)  # the ledger as synced, plus `unsent`
+    synced_at: float = -math.inf  # time.monotonic() of the last sync
+    unsent: list[tuple[str, float]] = field(default_factory=list)  # (job id, unix time)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    flushing: asyncio.Task[None] | None = None
 
 
 class Quotas:
-    """Owned by intake's lifespan: its queues and locks are per process."""
+    """Owned by intake's lifespan: its books and flushes are per process."""
 
     def __init__(self, state: State, jobs: JobStore, settings: QuotaSettings) -> None:
         self._state = state
         self._jobs = jobs
         self._settings = settings
-        self._queued: defaultdict[str, list[_Charge]] = defaultdict(list)
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._books: dict[str, _Book] = {}
 
     async def charge(self, tenant: str, job_id: str) -> RateHeaders | None:
         """Count `job_id` as submitted and waiting, or raise ApiError 429 and count nothing.
@@ -101,23 +109,25 @@ class Quotas:
         limits = self._settings.limits(tenant)
         if limits.submissions_per_minute is None and limits.queued_jobs is None:
             return None
-        charge = _Charge(job_id, limits)
-        self._queued[tenant].append(charge)
-        async with self._locks[tenant]:
-            if not charge.outcome.done():
-                batch = self._queued.pop(tenant, [])
-                try:
-                    await self._apply(tenant, batch)
-                except BaseException:
-                    # Cancelled, or the store failed: the charges of others that this one
-                    # did not settle go back in the queue for the next holder of the lock.
-                    unsettled = [c for c in batch if c is not charge and not c.outcome.done()]
-                    self._queued[tenant][:0] = unsettled
-                    raise
-        return charge.outcome.result()
+        book = await self._fresh(tenant)
+        now = time.time()
+        rate = _rate(book.view, limits.submissions_per_minute, now)
+        if _full(book.view, limits):
+            if _due(book.view, now):  # the set may hold jobs that have started since
+                await self._sync(tenant, book, check=True)
+            if _full(book.view, limits):
+                raise _queue_full(limits.queued_jobs or 0, rate)
+        book.view = _charged(book.view, limits, job_id, now)
+        book.unsent.append((job_id, now))
+        if book.flushing is None:
+            book.flushing = asyncio.get_running_loop().create_task(self._flush(tenant, book))
+        rpm = limits.submissions_per_minute
+        if rpm is None:
+            return None
+        return RateHeaders(rpm, book.view.remaining(now, rpm), book.view.reset_after(now))
 
     async def refuse_if_full(self, tenant: str) -> None:
-        """429 now if the tenant's ledger already has no room: a read, no charge.
+        """429 now if the tenant has no room: no charge.
 
         Before an upload is read, so a tenant over its quota cannot make intake store a file
         only to delete it. Not for a request with an Idempotency-Key: that may be a replay,
@@ -127,45 +137,73 @@ class Quotas:
         limits = self._settings.limits(tenant)
         if limits.submissions_per_minute is None and limits.queued_jobs is None:
             return
-        item = await self._state.get(keys.quota(tenant))
+        book = await self._fresh(tenant)
         now = time.time()
-        ledger = Ledger.load(item.data if item else None).at(now)
-        rate = _rate(ledger, limits.submissions_per_minute, now)
-        cap = limits.queued_jobs
-        if cap is not None and len(ledger.queued) >= cap and not _due(ledger, now):
-            raise _queue_full(cap, rate)
+        rate = _rate(book.view, limits.submissions_per_minute, now)
+        if _full(book.view, limits) and not _due(book.view, now):
+            raise _queue_full(limits.queued_jobs or 0, rate)
 
-    async def _apply(self, tenant: str, batch: list[_Charge]) -> None:
-        """Every charge in `batch` in one read and one write of the ledger; each outcome set."""
-        for attempt in range(_MAX_ATTEMPTS):
-            item = await self._state.get(keys.quota(tenant))
-            now = time.time()
-            ledger = Ledger.load(item.data if item else None).at(now)
-            ledger = ledger.waiting(now, MAX_JOB_LIFETIME_SECONDS)
-            ledger = await self._checked(ledger, _cap(batch), now)
-            outcomes: dict[_Charge, RateHeaders | ApiError | None] = {}
-            for charge in batch:
-                ledger, outcomes[charge] = _charged(ledger, charge, now)
-            try:
-                await self._state.write(
-                    keys.quota(tenant),
-                    ledger.dump(),
-                    item.etag if item else None,
-                    _LEDGER_TTL_SECONDS,
-                )
-            except Conflict:
-                await asyncio.sleep(backoff(attempt))
-                continue  # another replica wrote first: decide every charge again
-            _settle(outcomes)
-            return
-        busy = ApiError(503, "quota_busy", "too many submits at once; retry", {"Retry-After": "1"})
-        _settle(dict.fromkeys(batch, busy))
+    async def _fresh(self, tenant: str) -> _Book:
+        book = self._books.setdefault(tenant, _Book())
+        asked = time.monotonic()
+        if asked - book.synced_at > STALE_SECONDS:
+            # Submits that find the view stale together wait for one sync between them.
+            await self._sync(tenant, book, check=False, unless_since=asked)
+        return book
 
-    async def _checked(self, ledger: Ledger, cap: int | None, now: float) -> Ledger:
+    async def _flush(self, tenant: str, book: _Book) -> None:
+        """Write what was charged, every SYNC_SECONDS while there is any."""
+        try:
+            while book.unsent:
+                await asyncio.sleep(SYNC_SECONDS)
+                try:
+                    await self._sync(tenant, book, check=False)
+                except Exception:  # a store down: the charges wait for the next interval
+                    log.warning("tenant=%s quota charges not written yet", tenant, exc_info=True)
+        finally:
+            book.flushing = None
+
+    async def _sync(
+        self, tenant: str, book: _Book, check: bool, unless_since: float | None = None
+    ) -> None:
+        """Merge this replica's unsent charges into the shared ledger and take it as the
+        view; the waiting set is checked against the job records on the way when due (or
+        `check` asks for it). `unless_since`: nothing to do if a sync ended after it."""
+        async with book.lock:
+            if unless_since is not None and book.synced_at >= unless_since:
+                return
+            for attempt in range(_MAX_ATTEMPTS):
+                sending = list(book.unsent)
+                item = await self._state.get(keys.quota(tenant))
+                now = time.time()
+                ledger = Ledger.load(item.data if item else None).at(now)
+                ledger = ledger.waiting(now, MAX_JOB_LIFETIME_SECONDS)
+                for job_id, at in sending:
+                    ledger = ledger.count_submission(at).add_job(job_id, at)
+                ledger = await self._checked(ledger, now, check)
+                try:
+                    await self._state.write(
+                        keys.quota(tenant),
+                        ledger.dump(),
+                        item.etag if item else None,
+                        _LEDGER_TTL_SECONDS,
+                    )
+                except Conflict:
+                    await asyncio.sleep(backoff(attempt))
+                    continue  # another replica merged first: merge into theirs
+                sent = len(sending)
+                del book.unsent[:sent]
+                # Charges made while this sync was on its way are in the view still.
+                for job_id, at in book.unsent:
+                    ledger = ledger.count_submission(at).add_job(job_id, at)
+                book.view, book.synced_at = ledger, time.monotonic()
+                return
+            log.warning("tenant=%s quota ledger too contended; charges written later", tenant)
+
+    async def _checked(self, ledger: Ledger, now: float, asked: bool) -> Ledger:
         """Without the entries whose jobs no longer wait, when the set is due for a check."""
         size = len(ledger.queued)
-        big = size >= _CHECK_ABOVE or (cap is not None and size >= cap)
-        if not big or not _due(ledger, now):
+        if not (asked or size >= _CHECK_ABOVE) or not _due(ledger, now):
             return ledger
         statuses = await self._jobs.statuses(list(ledger.queued))
 
@@ -178,38 +216,23 @@ class Quotas:
             return status is JobStatus.QUEUED
 
         gone = {job for job, added in ledger.queued.items() if not waits(job, added)}
-        if gone:
-            log.debug("quota ledger: %d of %d entries no longer waiting", len(gone), size)
         return replace(ledger.without(gone), checked=now)
 
 
 def _due(ledger: Ledger, now: float) -> bool:
-    return now - ledger.checked >= _RECHECK_SECONDS
+    return now - ledger.checked >= RECHECK_SECONDS
 
 
-def _cap(batch: list[_Charge]) -> int | None:
-    caps = [c.limits.queued_jobs for c in batch if c.limits.queued_jobs is not None]
-    return min(caps) if caps else None
+def _full(ledger: Ledger, limits: TenantLimits) -> bool:
+    return limits.queued_jobs is not None and len(ledger.queued) >= limits.queued_jobs
 
 
-def _charged(
-    ledger: Ledger, charge: _Charge, now: float
-) -> tuple[Ledger, RateHeaders | ApiError | None]:
-    """`ledger` with `charge` counted and its headers, or as it is and the 429."""
-    rpm, cap = charge.limits.submissions_per_minute, charge.limits.queued_jobs
-    try:
-        rate = _rate(ledger, rpm, now)
-    except ApiError as refused:
-        return ledger, refused
-    if cap is not None and len(ledger.queued) >= cap:
-        return ledger, _queue_full(cap, rate)
-    if rpm is not None:
+def _charged(ledger: Ledger, limits: TenantLimits, job_id: str, now: float) -> Ledger:
+    if limits.submissions_per_minute is not None:
         ledger = ledger.count_submission(now)
-    if cap is not None:
-        ledger = ledger.add_job(charge.job_id, now)
-    if rpm is None:
-        return ledger, None
-    return ledger, RateHeaders(rpm, ledger.remaining(now, rpm), ledger.reset_after(now))
+    if limits.queued_jobs is not None:
+        ledger = ledger.add_job(job_id, now)
+    return ledger
 
 
 def _rate(ledger: Ledger, rpm: int | None, now: float) -> RateHeaders | None:
@@ -228,18 +251,10 @@ def _rate(ledger: Ledger, rpm: int | None, now: float) -> RateHeaders | None:
     return rate
 
 
-def _settle(outcomes: dict[_Charge, RateHeaders | ApiError | None]) -> None:
-    for charge, outcome in outcomes.items():
-        if isinstance(outcome, ApiError):
-            charge.outcome.set_exception(outcome)
-        else:
-            charge.outcome.set_result(outcome)
-
-
 def _queue_full(cap: int, rate: RateHeaders | None) -> ApiError:
     return ApiError(
         429,
         "too_many_queued_jobs",
         f"{cap} jobs of this tenant are waiting to start; submit more once some have",
-        {"Retry-After": str(_RECHECK_SECONDS), **(rate.headers() if rate else {})},
+        {"Retry-After": str(RECHECK_SECONDS), **(rate.headers() if rate else {})},
     )

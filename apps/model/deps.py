@@ -11,17 +11,17 @@ from apps.model.embedders import Embedder
 from apps.model.settings import ModelSettings
 
 
-def get_model_settings(request: Request) -> ModelSettings:
+async def get_model_settings(request: Request) -> ModelSettings:
     settings: ModelSettings = request.app.state.settings
     return settings
 
 
-def get_embedders(request: Request) -> dict[str, Embedder]:
+async def get_embedders(request: Request) -> dict[str, Embedder]:
     embedders: dict[str, Embedder] = request.app.state.embedders
     return embedders
 
 
-def get_chat(request: Request) -> SmolLM2 | None:
+async def get_chat(request: Request) -> SmolLM2 | None:
     chat: SmolLM2 | None = request.app.state.chat
     return chat
 

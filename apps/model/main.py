@@ -53,6 +53,8 @@ def create_app(settings: ModelSettings | None = None) -> FastAPI:
         description="Local embeddings (all-MiniLM-L6-v2, multilingual-e5-small) and a small chat "
         "model (SmolLM2-135M-Instruct) behind the OpenAI API; no key, no network.",
         lifespan=_lifespan(settings or get_settings()),
+        # FastAPI's own telemetry off: jobrelay.telemetry instruments the app, when exporting.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.include_router(embedding_api.router)
     app.include_router(chat_api.router)

@@ -30,15 +30,15 @@ def status_app(request: Request) -> StatusApp:
     return app
 
 
-def get_settings(request: Request) -> StatusSettings:
+async def get_settings(request: Request) -> StatusSettings:
     return status_app(request).settings
 
 
-def get_hub(request: Request) -> EventHub:
+async def get_hub(request: Request) -> EventHub:
     return status_app(request).hub
 
 
-def get_signing_secrets(request: Request) -> SigningSecrets:
+async def get_signing_secrets(request: Request) -> SigningSecrets:
     return status_app(request).signing_secrets
 
 

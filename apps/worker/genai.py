@@ -7,6 +7,7 @@ data, and a trace backend is no place to keep them.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,9 +59,9 @@ def count_retry(profile: ModelProfile) -> None:
     metrics.MODEL_RETRIED.labels(_task(), profile.name).inc()
 
 
-@contextmanager
-def model_call(profile: ModelProfile, capability: Capability) -> Iterator[ModelSpan]:
-    operation = "embeddings" if capability is Capability.EMBEDDINGS else "chat"
+@functools.cache
+def _attributes(profile: ModelProfile, operation: str) -> dict[str, str | int]:
+    """The call span's attributes: the same for every call to a profile, so made once."""
     url = urlsplit(profile.base_url)
     attributes: dict[str, str | int] = {
         "gen_ai.operation.name": operation,
@@ -72,6 +73,13 @@ def model_call(profile: ModelProfile, capability: Capability) -> Iterator[ModelS
         attributes["server.address"] = url.hostname
     if url.port:
         attributes["server.port"] = url.port
+    return attributes
+
+
+@contextmanager
+def model_call(profile: ModelProfile, capability: Capability) -> Iterator[ModelSpan]:
+    operation = "embeddings" if capability is Capability.EMBEDDINGS else "chat"
+    attributes = _attributes(profile, operation)
     task = _task()
     in_flight = metrics.MODEL_IN_FLIGHT.labels(profile.name)
     outcome, started = "error", time.monotonic()

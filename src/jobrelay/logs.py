@@ -8,7 +8,10 @@ line to its trace. Job transitions are one line each (`transition`), with the ne
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
+from logging.handlers import QueueHandler, QueueListener
 
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
@@ -19,7 +22,7 @@ from jobrelay.telemetry import bound_job
 TRANSITIONS = logging.getLogger("jobrelay.jobs")
 
 
-class _JobAndTrace(logging.Filter):
+class JobAndTrace(logging.Filter):
     """Adds the bound job and the current span to each record, as fields."""
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -35,10 +38,20 @@ class _JobAndTrace(logging.Filter):
         return True
 
 
+class _Handoff(QueueHandler):
+    """Hands each record to the writer thread, with what only this thread knows resolved
+    (the message's arguments, the job and span: context variables, which another thread
+    would not see)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.message = record.getMessage()
+        record.msg, record.args = record.message, None
+        return record
+
+
 def handler() -> logging.Handler:
     """JSON lines on stderr, with the job and trace fields."""
     json_lines = logging.StreamHandler()
-    json_lines.addFilter(_JobAndTrace())
     json_lines.setFormatter(
         JsonFormatter(
             "{asctime}{levelname}{name}{message}",
@@ -63,10 +76,19 @@ class _ClientRequestsOnly(logging.Filter):
 
 
 def configure(level: str) -> None:
-    """Every log line of the process as JSON (uvicorn's loggers propagate to the root)."""
+    """Every log line of the process as JSON (uvicorn's loggers propagate to the root),
+    written by a thread of its own: a line is a blocking write to a pipe (the Dapr CLI's, a
+    container runtime's), which would otherwise stall the event loop whenever the reader
+    falls behind."""
     root = logging.getLogger()
-    root.handlers[:] = [handler()]
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handoff = _Handoff(lines)
+    handoff.addFilter(JobAndTrace())
+    root.handlers[:] = [handoff]
     root.setLevel(level.upper())
+    writer = QueueListener(lines, handler())
+    writer.start()
+    atexit.register(writer.stop)  # what is queued is written before the process ends
     logging.getLogger("uvicorn.access").addFilter(_ClientRequestsOnly())
 
 

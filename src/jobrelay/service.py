@@ -60,14 +60,22 @@ class ServiceApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def get_sidecar(request: Request) -> Sidecar:
+# Dependencies are async: FastAPI runs a plain `def` one in its thread pool, a thread hop per
+# request for an attribute lookup.
+
+
+def _sidecar(request: Request) -> Sidecar:
     app = request.app
     assert isinstance(app, ServiceApp), "every jobrelay app is a ServiceApp"
     return app.sidecar
 
 
-def get_jobs(request: Request) -> JobStore:
-    return get_sidecar(request).jobs
+async def get_jobs(request: Request) -> JobStore:
+    return _sidecar(request).jobs
+
+
+async def get_sidecar(request: Request) -> Sidecar:
+    return _sidecar(request)
 
 
 SidecarDep = Annotated[Sidecar, Depends(get_sidecar)]
@@ -209,7 +217,15 @@ def build_app(
 
     `clients`: the app answers clients (intake, status), so with authentication off it
     answers loopback Host names only."""
-    app = kind(title=title, version=version, description=description, lifespan=lifespan)
+    # FastAPI's own telemetry off: jobrelay.telemetry instruments the app (once, and only
+    # when its spans go somewhere); Prometheus has the metrics.
+    app = kind(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     install_error_handlers(app)
     # `dapr run` and the Kubernetes injector give the app the same APP_API_TOKEN as its
     # sidecar. Unset (the local default), sidecar routes stay open, as on loopback they may.
@@ -234,7 +250,8 @@ def serve(factory: str, settings: ServiceSettings, clients: bool = False) -> Non
     address; the app module's `__main__`.
 
     `clients`: the app answers clients, so it refuses a non-loopback address unless
-    authentication is configured.
+    authentication is configured, and logs their requests (an app that only its sidecar
+    calls has nothing for an access log: its jobs' transitions tell what it did).
     """
     configure_logging(settings.log_level)
     if clients:
@@ -249,6 +266,7 @@ def serve(factory: str, settings: ServiceSettings, clients: bool = False) -> Non
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=clients,
         timeout_graceful_shutdown=30,
     )
     telemetry.shutdown()

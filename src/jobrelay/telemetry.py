@@ -17,8 +17,8 @@ Export is OTLP/HTTP to the endpoint of the standard settings (`OTEL_EXPORTER_OTL
 or `..._TRACES_ENDPOINT`), or Zipkin's JSON with `OTEL_TRACES_EXPORTER=zipkin` (the local
 viewer of `make traces`), for the share of jobs `OTEL_TRACES_SAMPLER_ARG` asks. Sampling is
 parent-based: the submit decides, every later hop follows, so a job is traced whole or not at
-all. With no endpoint set, no span is recorded; trace ids are still made and passed on (they
-reach the logs and the propagated context), and nothing complains.
+all. With no endpoint set, the apps make no spans at all (see `setup`), and nothing
+complains.
 """
 
 from __future__ import annotations
@@ -126,16 +126,23 @@ class _JobAttributes(SpanProcessor):
 _provider: TracerProvider | None = None
 
 
-def setup(service: str) -> None:
-    """Install the tracer provider and the client instrumentations, once per process."""
+def setup(service: str) -> bool:
+    """Install the tracer provider and the client instrumentations, once per process; False
+    (and nothing installed) when spans would go nowhere.
+
+    With no exporter, an app neither records nor makes spans at all: instrumenting every
+    request, gRPC call and model call costs a good share of a job's CPU even for spans that
+    are never recorded. Logs then carry job ids but no trace ids, and the sidecars start
+    their own traces (which go nowhere either).
+    """
     global _provider  # one provider per process, as OpenTelemetry requires
     settings = TelemetrySettings()
-    if _provider is not None or settings.otel_sdk_disabled:
-        return
+    if _provider is not None:
+        return True
+    if settings.otel_sdk_disabled or settings.exporter is None:
+        return False
     name = settings.otel_service_name or service
-    # Spans that go nowhere are not recorded at all; their ids are still made and passed on
-    # (logs and the sidecars' context keep them), at a fraction of a recorded span's cost.
-    ratio = settings.otel_traces_sampler_arg if settings.exporter else 0.0
+    ratio = settings.otel_traces_sampler_arg
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: name}),
         sampler=ParentBased(TraceIdRatioBased(ratio)),
@@ -144,13 +151,14 @@ def setup(service: str) -> None:
     # The exporters read their endpoint, headers and timeout from the same OTEL_* settings.
     if settings.exporter == "otlp":
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    elif settings.exporter == "zipkin":
+    else:
         provider.add_span_processor(BatchSpanProcessor(ZipkinExporter()))
     trace.set_tracer_provider(provider)
     _provider = provider
     HTTPXClientInstrumentor().instrument()
     _instrument_grpc()
-    log.info("tracing as %s; export to %s, %g of jobs", name, settings.exporter or "nowhere", ratio)
+    log.info("tracing as %s; export to %s, %g of jobs", name, settings.exporter, ratio)
+    return True
 
 
 def _instrument_grpc() -> None:
@@ -168,7 +176,9 @@ def shutdown() -> None:
 
 def instrument_app(app: FastAPI, service: str) -> None:
     """Trace every request `app` serves, as part of the caller's trace where it sent one."""
-    setup(service)
+    if not setup(service):
+        log.info("tracing off: no exporter configured (OTEL_EXPORTER_OTLP_ENDPOINT)")
+        return
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls=_UNTRACED_PATHS, exclude_spans=["receive", "send"]
     )

@@ -63,12 +63,13 @@ def test_a_traceparent_round_trips() -> None:
 def test_log_lines_carry_the_bound_job_and_the_trace() -> None:
     tracer = TracerProvider().get_tracer(__name__)
     json_lines = logs.handler()
+    job_fields = logs.JobAndTrace()  # runs in the logging thread, which sees the context
 
     def log_inside_a_job() -> tuple[dict[str, str], int]:
         with tracer.start_as_current_span("work") as span:
             telemetry.bind_job("a" * 32, "embed")
             record = logging.LogRecord("t", logging.INFO, __file__, 1, "job %s", ("done",), None)
-            assert json_lines.filter(record)
+            assert job_fields.filter(record)
             return json.loads(json_lines.format(record)), span.get_span_context().trace_id
 
     # In a context of its own, so the binding ends with it, as a request's does.

@@ -131,3 +131,13 @@ def test_a_zero_limit_is_refused_at_start_up(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("JOBRELAY_QUOTA_QUEUED_JOBS", "0")
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         QuotaSettings()
+
+
+def test_a_submission_merged_after_the_window_moved_on_counts_in_its_own_minute() -> None:
+    """A replica writes its charges a moment after it made them: another replica may have
+    moved the window on meanwhile, and the late charge must count where it belongs."""
+    moved_on = _submitted([T0 + WINDOW_SECONDS + 1])  # another replica, in the next minute
+    merged = moved_on.count_submission(T0 + 59.9)
+    assert (merged.previous, merged.current) == (1, 1)
+    # Older than both windows: it counts nowhere any more.
+    assert moved_on.count_submission(T0 - WINDOW_SECONDS) == moved_on
