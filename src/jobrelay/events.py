@@ -30,6 +30,7 @@ from jobrelay import transitions
 from jobrelay.constants import EVENTS_PUBSUB, JOB_EVENTS_TOPIC, PUBSUB, WEBHOOK_EVENTS_TOPIC
 from jobrelay.contract import JobEvent, JobRecord, WebhookEvent
 from jobrelay.errors import DAPR_ERRORS
+from jobrelay.publishing import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -52,23 +53,22 @@ def wants_webhook(record: JobRecord) -> bool:
 
 class Events:
     def __init__(self, dapr: DaprClient) -> None:
-        self._dapr = dapr
+        # Publishes made at once go together (jobrelay.publishing): a busy worker's events.
+        self._watchers = Publisher(dapr, EVENTS_PUBSUB, JOB_EVENTS_TOPIC)
+        self._webhooks = Publisher(dapr, PUBSUB, WEBHOOK_EVENTS_TOPIC)
 
     async def changed(self, record: JobRecord) -> None:
         """`record` was just written with a new status: log and count it, and tell whoever
         waits on it. Call once per written transition, by the app that wrote it."""
         transitions.observe(record)
         if record.watchers:
-            await self._publish(EVENTS_PUBSUB, JOB_EVENTS_TOPIC, record, required=False)
+            await self._publish(self._watchers, record, required=False)
         if wants_webhook(record):
-            await self._publish(PUBSUB, WEBHOOK_EVENTS_TOPIC, record, required=True)
+            await self._publish(self._webhooks, record, required=True)
 
-    async def _publish(self, pubsub: str, topic: str, record: JobRecord, required: bool) -> None:
-        data = JobEvent.of(record).model_dump_json()
+    async def _publish(self, topic: Publisher, record: JobRecord, required: bool) -> None:
         try:
-            await self._dapr.publish_event(
-                pubsub, topic, data, data_content_type="application/json"
-            )
+            await topic.publish(JobEvent.of(record).model_dump_json())
         except DAPR_ERRORS as exc:
             if required:
                 raise

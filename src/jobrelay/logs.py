@@ -86,6 +86,10 @@ def configure(level: str) -> None:
     handoff.addFilter(JobAndTrace())
     root.handlers[:] = [handoff]
     root.setLevel(level.upper())
+    # A line per outgoing HTTP request (model calls, webhooks) says less than what the job
+    # records of each call (model_calls, webhook_deliveries), at a line's cost each.
+    for chatty in ("httpx", "httpx2"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     writer = QueueListener(lines, handler())
     writer.start()
     atexit.register(writer.stop)  # what is queued is written before the process ends
