@@ -20,9 +20,11 @@ import httpx
 import pytest
 
 from tests.chaos.launcher import (
+    ARRIVAL_GRACE_SECONDS,
     CHAOS_PROCESSING_TIMEOUT,
     CHAOS_REDELIVER_MS,
     LEASE_SETTINGS,
+    MODEL_CALL_BUDGET,
     Launcher,
 )
 
@@ -45,6 +47,8 @@ def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
             redeliver_ms=CHAOS_REDELIVER_MS,
             lease_seconds=LEASE_SETTINGS["JOBRELAY_WORKER_CLAIM_LEASE_SECONDS"],
             hold_seconds=LEASE_SETTINGS["JOBRELAY_WORKER_DUPLICATE_HOLD_SECONDS"],
+            arrival_grace_seconds=ARRIVAL_GRACE_SECONDS,
+            model_call_budget=MODEL_CALL_BUDGET,
         )
         yield launcher
     finally:

@@ -58,6 +58,10 @@ LEASE_SETTINGS = {
 # cases (tests/chaos/test_intake_crash.py) see the fence within seconds. Still far above the
 # milliseconds a record takes to follow its message.
 ARRIVAL_GRACE_SECONDS = os.environ.get("JOBRELAY_CHAOS_ARRIVAL_GRACE_SECONDS", "4")
+# The most model calls one job may make (production: 36, what the retry policy spends on the
+# way to the dead letter). Lower here so that the poison case shows the budget, not the
+# policy, ending the job (tests/chaos/test_infrastructure_faults.py).
+MODEL_CALL_BUDGET = int(os.environ.get("JOBRELAY_CHAOS_MODEL_CALL_BUDGET", "12"))
 # What dapr.yaml gives the worker's sidecar (appMaxConcurrency); the others get the CLI's -1.
 _APP_MAX_CONCURRENCY = {"worker": 32}
 _STARTUP_SECONDS = 90.0
@@ -299,6 +303,7 @@ class Launcher:
             "JOBRELAY_STATUS_WEBHOOK_SECRET": WEBHOOK_SECRET,
             **(LEASE_SETTINGS if app == "worker" else {}),
             "JOBRELAY_WORKER_ARRIVAL_GRACE_SECONDS": ARRIVAL_GRACE_SECONDS,
+            "JOBRELAY_WORKER_MAX_MODEL_CALLS_PER_JOB": str(MODEL_CALL_BUDGET),
             # Intake gives up storing a record well inside the worker's grace.
             "JOBRELAY_INTAKE_STORE_WINDOW_SECONDS": "1",
         }

@@ -38,7 +38,8 @@ CASES = [
         "(d) a poison job among good ones",
         "test_a_poison_job_fails_visibly_in_bounded_time_while_others_flow",
         ["good_jobs", "good_statuses", "good_drain_seconds", "poison_status", "poison_error",
-         "poison_attempts", "poison_model_calls", "time_to_visible_failure_seconds"],
+         "poison_attempts", "poison_model_calls", "model_call_budget",
+         "time_to_visible_failure_seconds"],
     ),
     (
         "(e) the model backend down for 30 s",
@@ -83,10 +84,12 @@ the flaky-model test double, which counts model calls per job text. The suite al
 
 How the chaos stack differs from `make run`, and why: the redis profile's `processingTimeout`
 is {processing_timeout} (production: 300 s) and `redeliverInterval` {redeliver_ms} ms
-(production: 30000), and the worker's claim lease and duplicate hold are {lease} s and
-{hold} s (production: minutes). A message whose consumer died is handed out again only after
-`processingTimeout`, and a dead worker's claim is taken over only when its lease lapses, so
-with production values every crash case would wait about five minutes. Times to recover below
+(production: 30000), the worker's claim lease and duplicate hold are {lease} s and
+{hold} s (production: minutes), a message waits {grace} s for its job's record before the
+job is fenced (production: 30 s), and a job may make {budget} model calls (production: 36).
+A message whose consumer died is handed out again only after `processingTimeout`, and a dead
+worker's claim is taken over only when its lease lapses, so with production values every
+crash case would wait about five minutes. Times to recover below
 scale with these values; the counts (lost, duplicated, model calls) do not.
 
 """
@@ -126,6 +129,8 @@ def render(figures: dict[str, Any]) -> str:
             redeliver_ms=settings.get("redeliver_ms", "n/a"),
             lease=settings.get("lease_seconds", "n/a"),
             hold=settings.get("hold_seconds", "n/a"),
+            grace=settings.get("arrival_grace_seconds", "n/a"),
+            budget=settings.get("model_call_budget", "n/a"),
         ),
         "| case | outcome |\n| --- | --- |",
     ]

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from tests.chaos import observe
-from tests.chaos.launcher import Launcher
+from tests.chaos.launcher import MODEL_CALL_BUDGET, Launcher
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +89,16 @@ def test_a_poison_job_fails_visibly_in_bounded_time_while_others_flow(
         poison_error=(visible.get("error") or {}).get("code"),
         poison_attempts=visible.get("attempts"),
         poison_model_calls=chaos.double.calls(poison_text),
+        model_call_budget=MODEL_CALL_BUDGET,
         time_to_visible_failure_seconds=round(seen_failed, 1),
     )
     log.info("figures: %s", figures)
 
     assert visible.get("status") == "failed", visible
     assert visible["error"]["message"], visible
+    # The budget holds across deliveries: the job stops at it, and says so.
+    assert chaos.double.calls(poison_text) <= MODEL_CALL_BUDGET
+    assert visible["error"]["code"] == "model_call_budget_exhausted", visible
     assert all(r and r["status"] == "succeeded" for r in good_final.values())
     # The good jobs were not held up behind the poison one's retries.
     assert good_waited < seen_failed
