@@ -165,6 +165,21 @@ class DescribeImageParams(TaskParams):
     )
 
 
+class ReadDocumentParams(TaskParams):
+    """An uploaded image or PDF turned into markdown text, offline (OCR where needed)."""
+
+    summary: bool = Field(
+        default=False,
+        description="Add a short summary of the text read, from the task's chat model.",
+    )
+    summary_words: int = Field(default=40, ge=5, le=300, description="Longest summary wanted.")
+    describe: bool = Field(
+        default=True,
+        description="For an image, add a vision model's description when the task's model "
+        "profiles have one (none on the built-in local model).",
+    )
+
+
 TASKS: dict[str, type[TaskParams]] = {
     "classify": ClassifyParams,
     "embed": EmbedParams,
@@ -172,6 +187,7 @@ TASKS: dict[str, type[TaskParams]] = {
     "summarize": SummarizeParams,
     "extract": ExtractParams,
     "chat": ChatParams,
+    "read_document": ReadDocumentParams,
 }
 
 
@@ -193,6 +209,7 @@ __all__ = [
     "TASKS",
     "ClassifyParams",
     "EmbedParams",
+    "ReadDocumentParams",
     "TaskParams",
     "UnknownTask",
     "ValidationError",
