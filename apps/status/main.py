@@ -7,6 +7,7 @@ import logging
 import httpx
 from dapr.ext.fastapi import DaprApp
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 
 from apps.status.routes import router
 from apps.status.settings import get_settings
@@ -43,6 +44,16 @@ app = build_app(
 app.state.hub = EventHub()
 app.include_router(router)
 mount_page(app)
+# Pages on other origins (the reference sample's, JOBRELAY_STATUS_CORS_ORIGINS) poll results
+# from the browser; they must read Retry-After, or they fall back to a fixed slow interval.
+app.add_middleware(
+    CORSMiddleware,
+    allow_origins=get_settings().cors_origins,
+    allow_methods=["GET", "DELETE"],
+    allow_headers=["Authorization", "Last-Event-ID"],
+    expose_headers=["Retry-After", "Location"],
+    max_age=600,
+)
 dapr_app = DaprApp(app)
 # Every replica sees every event (its own consumer group): its live streams need them all.
 feed_hub(dapr_app, app.state.hub)

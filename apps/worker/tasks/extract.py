@@ -1,9 +1,11 @@
 """extract: fields from the text as JSON that must validate against the caller's schema.
 
 The model is asked for JSON constrained to the schema (`response_format: json_schema`, which
-llama.cpp and OpenAI enforce while generating). Output that still does not validate gets a
-bounded repair: the model sees its answer and the validation errors and tries again; then the
-job fails with `invalid_output`.
+llama.cpp and OpenAI enforce while generating), with its plain string fields further limited
+to spans of the text (apps/worker/tasks/grounding.py). Output that still does not validate
+gets a bounded repair: the model sees its answer and the validation errors and tries again;
+then the job fails with `invalid_output`. Every value the text does not contain is listed in
+`unsupported`: the answer never passes a guess off as read.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from apps.worker.models import ModelClient, chat_usage
+from apps.worker.tasks import grounding
 from jobrelay.contract import JobRecord, JobResult, Usage
 from jobrelay.tasks import ExtractParams
 
@@ -39,6 +42,7 @@ def _problems(text: str, validator: Draft202012Validator) -> tuple[Any, list[str
 
 async def run(record: JobRecord, models: ModelClient) -> JobResult:
     params = ExtractParams.model_validate(record.params)
+    text = record.input.require_text()
     validator = Draft202012Validator(params.schema_)
     guidance = f"\n{params.instructions}" if params.instructions else ""
     messages: list[dict[str, Any]] = [
@@ -48,11 +52,12 @@ async def run(record: JobRecord, models: ModelClient) -> JobResult:
             f"Schema. Use only what the text says.{guidance}\n"
             f"{json.dumps(params.schema_)}",
         },
-        {"role": "user", "content": record.input.require_text()},
+        {"role": "user", "content": text},
     ]
+    # The caller's schema still decides validity; the spans only narrow what is generated.
     response_format = {
         "type": "json_schema",
-        "json_schema": {"name": "extraction", "schema": params.schema_},
+        "json_schema": {"name": "extraction", "schema": grounding.constrain(params.schema_, text)},
     }
     usage = Usage(prompt_tokens=0, total_tokens=0)
     problems: list[str] = []
@@ -64,7 +69,8 @@ async def run(record: JobRecord, models: ModelClient) -> JobResult:
         text = completion.choices[0].message.content or ""
         data, problems = _problems(text, validator)
         if not problems:
-            return JobResult(output={"data": data}, model=completion.model, usage=usage)
+            output = {"data": data, "unsupported": grounding.unsupported(data, text)}
+            return JobResult(output=output, model=completion.model, usage=usage)
         messages += [
             {"role": "assistant", "content": text},
             {
