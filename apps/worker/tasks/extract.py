@@ -40,39 +40,49 @@ def _problems(text: str, validator: Draft202012Validator) -> tuple[Any, list[str
     ]
 
 
+def request(
+    schema: dict[str, Any], instructions: str | None, text: str, grounded: bool = True
+) -> dict[str, Any]:
+    """The chat-completions body that asks for `schema`'s fields from `text` (also what
+    bench/chat_eval.py measures, with and without `grounded`)."""
+    guidance = f"\n{instructions}" if instructions else ""
+    # The caller's schema still decides validity; the spans only narrow what is generated.
+    constrained = grounding.constrain(schema, text) if grounded else schema
+    return {
+        "messages": [
+            {
+                "role": "system",
+                "content": "Extract information from the user's text as JSON matching this "
+                f"JSON Schema. Use only what the text says.{guidance}\n{json.dumps(schema)}",
+            },
+            {"role": "user", "content": text},
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "extraction", "schema": constrained},
+        },
+        "temperature": 0,
+    }
+
+
 async def run(record: JobRecord, models: ModelClient) -> JobResult:
     params = ExtractParams.model_validate(record.params)
     text = record.input.require_text()
     validator = Draft202012Validator(params.schema_)
-    guidance = f"\n{params.instructions}" if params.instructions else ""
-    messages: list[dict[str, Any]] = [
-        {
-            "role": "system",
-            "content": "Extract information from the user's text as JSON matching this JSON "
-            f"Schema. Use only what the text says.{guidance}\n"
-            f"{json.dumps(params.schema_)}",
-        },
-        {"role": "user", "content": text},
-    ]
-    # The caller's schema still decides validity; the spans only narrow what is generated.
-    response_format = {
-        "type": "json_schema",
-        "json_schema": {"name": "extraction", "schema": grounding.constrain(params.schema_, text)},
-    }
+    body = request(params.schema_, params.instructions, text)
+    messages: list[dict[str, Any]] = body["messages"]
     usage = Usage(prompt_tokens=0, total_tokens=0)
     problems: list[str] = []
     for _ in range(MAX_REPAIRS + 1):
-        completion = await models.chat(
-            {"messages": messages, "response_format": response_format, "temperature": 0}
-        )
+        completion = await models.chat({**body, "messages": messages})
         usage = _add(usage, chat_usage(completion))
-        text = completion.choices[0].message.content or ""
-        data, problems = _problems(text, validator)
+        answer = completion.choices[0].message.content or ""
+        data, problems = _problems(answer, validator)
         if not problems:
             output = {"data": data, "unsupported": grounding.unsupported(data, text)}
             return JobResult(output=output, model=completion.model, usage=usage)
         messages += [
-            {"role": "assistant", "content": text},
+            {"role": "assistant", "content": answer},
             {
                 "role": "user",
                 "content": "That does not match the schema: "
