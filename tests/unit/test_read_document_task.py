@@ -91,3 +91,15 @@ async def test_with_a_vision_profile_an_image_gets_its_description_first(
     )
     sent = double.calls()[0].body["messages"][0]["content"]
     assert sent[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+async def test_a_long_documents_summary_is_written_from_its_beginning_and_says_so(
+    double: ScriptedModel, chat_only: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_document, "SUMMARY_INPUT_CHARS", 40)  # the invoice is longer
+    double.script("m", Reply(content="An invoice."))
+    job = _job(documents.text_pdf(), "application/pdf", summary=True)
+    result = await read_document.run(job, ModelClient(chat_only, "read_document", None, 1))
+    assert len(double.calls()[0].body["messages"][1]["content"]) == 40
+    assert "from the beginning of the text above" in result.output["markdown"]
+    assert result.output["summary_of_beginning"] is True

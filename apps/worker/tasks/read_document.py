@@ -21,6 +21,10 @@ from jobrelay.tasks import ReadDocumentParams
 
 # The engines, named as a job's `result.model` when no model was called.
 READER = "tesseract+poppler"
+# Characters of the text the summary is written from. The local chat model's context holds a
+# few thousand tokens; a long document's summary covers its beginning (and says so) rather
+# than failing the whole job on a too-long input.
+SUMMARY_INPUT_CHARS = 6000
 
 
 async def run(record: JobRecord, models: ModelClient) -> JobResult:
@@ -40,15 +44,24 @@ async def run(record: JobRecord, models: ModelClient) -> JobResult:
         prompt = "Describe this image in two or three sentences."
         output["description"], usage, model = await models.describe_image(prompt, data_url)
     if params.summary and not document.empty:
-        completion = await summary_of(document.markdown, params.summary_words, None, models)
+        excerpt = document.markdown[:SUMMARY_INPUT_CHARS]
+        completion = await summary_of(excerpt, params.summary_words, None, models)
         output["summary"] = (completion.choices[0].message.content or "").strip()
+        output["summary_of_beginning"] = len(excerpt) < len(document.markdown)
         usage = _add(usage, chat_usage(completion))
         model = model if model != READER else completion.model
-    output["markdown"] = compose(document, output.get("description"), output.get("summary"))
+    output["markdown"] = compose(
+        document,
+        output.get("description"),
+        output.get("summary"),
+        bool(output.get("summary_of_beginning")),
+    )
     return JobResult(output=output, model=model, usage=usage)
 
 
-def compose(document: Document, description: str | None, summary: str | None) -> str:
+def compose(
+    document: Document, description: str | None, summary: str | None, partial: bool = False
+) -> str:
     """The result as one markdown page: description, text read, summary."""
     parts = []
     if description:
@@ -56,9 +69,8 @@ def compose(document: Document, description: str | None, summary: str | None) ->
     text = document.markdown if not document.empty else "*No text was found in the document.*"
     parts.append(f"## Text\n\n{text}" if description or summary else text)
     if summary:
-        parts.append(
-            f"## Summary\n\n*Written by a language model from the text above.*\n\n{summary}"
-        )
+        source = "the beginning of the text above" if partial else "the text above"
+        parts.append(f"## Summary\n\n*Written by a language model from {source}.*\n\n{summary}")
     return "\n\n".join(parts)
 
 
