@@ -27,9 +27,8 @@ class TaskParams(BaseModel):
 class ClassifyParams(TaskParams):
     """Zero-shot classification: pick the label closest in meaning to the text.
 
-    Descriptions and examples make each label's meaning plain to the embedder; on jobrelay's
-    own labelled sets they lifted the local embedders from about 80 % right to 87-95 %
-    (docs/local-model.md).
+    Bare label names are enough for clear-cut labels; descriptions and examples make each
+    label's meaning plain to the embedder and lift accuracy further (docs/local-model.md).
     """
 
     labels: list[str] = Field(

@@ -24,7 +24,8 @@ MAX_CANDIDATES = 400
 # only checked (`unsupported`), not constrained.
 MAX_CONSTRAINED_CHARS = 8000
 
-_STRIP = ",;:.()[]\"'"
+# Punctuation around a span that is not part of a value ("Order #A-80009" offers "A-80009").
+_STRIP = ",;:.()[]\"'#"
 
 
 def _words(name: str) -> set[str]:
