@@ -179,7 +179,7 @@ def test_a_hostile_document_ends_with_a_stable_code_and_the_worker_keeps_serving
     else:
         assert 400 <= resp.status_code < 500
         assert resp.json()["error"]["code"] == code
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 60  # refused or failed, never left running
     # The next job runs as usual on the same worker.
     after = submit(client, stack, classify("Great value, I love it."))
     job = wait_done(client, after.json()["status_url"])

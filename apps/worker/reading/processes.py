@@ -18,9 +18,9 @@ from apps.worker.reading.errors import DocumentProblem, DocumentRefused
 # page stay well below it; a decoder asked to allocate more fails instead of the machine.
 MEMORY_LIMIT_BYTES = 1024 * 1024 * 1024
 
-# tesseract's OpenMP threads fight each other and every other process on a busy small machine,
-# making one page many times slower (docs/local-model.md); jobs run side by side anyway, so
-# each engine gets one thread.
+# tesseract's OpenMP threads fight each other and every other process on a busy small machine
+# (issue 16 saw one page take many times longer so); jobs read documents side by side anyway,
+# so each engine gets one thread.
 _ENV = {"OMP_THREAD_LIMIT": "1", "LC_ALL": "C", "PATH": "/usr/bin:/bin"}
 
 
