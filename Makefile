@@ -40,7 +40,8 @@ k8s-validate: setup
 	$(VENV)/python -m scripts.k8s.validate
 
 # docs/local-model.md: accuracy beside speed of the local embedders and chat model on the
-# labelled sets in bench/data/classify (about 90 s on 2 cores, so not part of `make test`).
+# labelled sets in bench/data/labelled and bench/data/classify, the document readers, and
+# extraction and summaries on the chat model (10-20 minutes on 2 cores, so not in `make test`).
 eval-local-model: setup
 	$(VENV)/python -m bench.classify_eval
 

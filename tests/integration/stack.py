@@ -134,6 +134,9 @@ def _run_file(stack: Stack) -> Path:
         "JOBRELAY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
         "JOBRELAY_QUOTA_TENANTS": json.dumps(QUOTA_TENANTS),
         "JOBRELAY_INTAKE_OPERATORS": json.dumps([OPERATOR]),
+        # The reference sample's page, served from an origin of its own.
+        "JOBRELAY_INTAKE_CORS_ORIGINS": json.dumps([REFERENCE_PAGE_ORIGIN]),
+        "JOBRELAY_STATUS_CORS_ORIGINS": json.dumps([REFERENCE_PAGE_ORIGIN]),
     }
     apps = [
         {
@@ -225,6 +228,10 @@ def _jwt_env(stack: Stack) -> dict[str, str]:
         "JOBRELAY_AUTH_JWT_ISSUER": identity_provider.ISSUER,
         "JOBRELAY_AUTH_JWT_AUDIENCE": identity_provider.AUDIENCE,
     }
+
+
+# Where the reference sample's page would be served from (its React dev server).
+REFERENCE_PAGE_ORIGIN = "http://127.0.0.1:3000"
 
 
 def client_headers(tenant: str = "default") -> dict[str, str]:
