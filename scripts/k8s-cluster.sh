@@ -261,12 +261,20 @@ state = "$RUN/containerd"
   address = "$RUN/containerd.sock"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "localhost/jobrelay/pause:1"
+  # This sandbox's root lacks CAP_SYS_RESOURCE, so runc cannot lower a process's
+  # oom_score_adj below its parent's; the kubelet asks -998 for every pod sandbox, and without
+  # this runc fails with "can't get final child's PID from pipe: EOF". Clamp to containerd's.
+  restrict_oom_score_adj = true
+  # Pod network namespaces under $RUN, not /var/run/netns, so `down` finds every one.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        # runc's state apart from any other containerd's on the machine.
+        Root = "$RUN/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$CLUSTER/cni"

@@ -61,6 +61,8 @@ fi
 archive() {
   local name=$1 key=$2 config=$3 file
   shift 3
+  # The config is part of what the image is.
+  key="$key-$(echo "$config" | sha256sum | cut -c1-8)"
   file="$images/$(echo "$name" | tr '/:' '__').tar"
   if [[ -f "$file" && "$(cat "$file.key" 2>/dev/null)" == "$key" ]]; then
     return 0
@@ -70,6 +72,9 @@ archive() {
   echo "$key" > "$file.key"
   log "built $name"
 }
+
+# Docker's default PATH, which an image config must spell out (no engine adds it here).
+ENV_PATH='"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]'
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
@@ -118,7 +123,7 @@ build_binary_image() {
     rm -rf "$dir.tmp/root"
     mv "$dir.tmp" "$dir"
   fi
-  archive "$name" "$key" "{\"User\":\"65532:65532\",\"Entrypoint\":[\"/$entry\"],\"WorkingDir\":\"/\"}" \
+  archive "$name" "$key" "{\"User\":\"65532:65532\",\"Entrypoint\":[\"/$entry\"],\"WorkingDir\":\"/\",$ENV_PATH}" \
     "$static_layer" "$dir/layer.tar"
 }
 
@@ -135,11 +140,11 @@ build_base_images() {
   # Redis from Debian: the entrypoint turns protected mode off, as the official image's does,
   # or Redis would refuse every client not on the pod's loopback (it has no password here).
   archive localhost/jobrelay/redis:7.0-debian12 "$key" \
-    '{"User":"999:999","Entrypoint":["redis-server","--protected-mode","no"],"WorkingDir":"/data"}' \
+    "{\"User\":\"999:999\",\"Entrypoint\":[\"/usr/bin/redis-server\",\"--protected-mode\",\"no\"],\"WorkingDir\":\"/data\",$ENV_PATH}" \
     "$base/layer.tar"
   # The sandbox container only holds the pod's namespaces open.
   archive localhost/jobrelay/pause:1 "$key" \
-    '{"User":"65532:65532","Entrypoint":["sleep","infinity"]}' "$base/layer.tar"
+    "{\"User\":\"65532:65532\",\"Entrypoint\":[\"/bin/sleep\",\"infinity\"],$ENV_PATH}" "$base/layer.tar"
 }
 
 build_binaries() {
