@@ -174,8 +174,12 @@ make_netns() {
   ip netns add "$NETNS"
   in_netns ip link set lo up
   in_netns ip addr add "$NODE_IP/32" dev lo
-  # Addresses no rule claims go nowhere rather than wait for a route that never comes.
-  in_netns ip route add unreachable "$SERVICE_CIDR"
+  # A process of the node (the API server calling a webhook, the tests) needs a route to a
+  # Service address before kube-proxy's DNAT can rewrite it: connect() looks the route up
+  # first, and there is no default route here. Through lo, a packet no Service rule rewrites
+  # is simply dropped; nothing leaves the namespace either way.
+  in_netns ip route add "$SERVICE_CIDR" dev lo
+  # Pod addresses not (or no longer) given out fail at once rather than hang.
   in_netns ip route add unreachable "$POD_CIDR"
   in_netns sysctl -qw net.ipv4.ip_forward=1
   mkdir -p "$CLUSTER/cni"
@@ -265,7 +269,7 @@ state = "$RUN/containerd"
   # oom_score_adj below its parent's; the kubelet asks -998 for every pod sandbox, and without
   # this runc fails with "can't get final child's PID from pipe: EOF". Clamp to containerd's.
   restrict_oom_score_adj = true
-  # Pod network namespaces under $RUN, not /var/run/netns, so `down` finds every one.
+  # Pod network namespaces under $RUN, not /var/run/netns, so k8s-down finds every one.
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -287,9 +291,9 @@ import_images() {
   local images tar name have
   images=$("$here/k8s-images.sh" | sed -n 's/^IMAGES=//p')
   have=$(ctr --address "$RUN/containerd.sock" -n k8s.io images ls -q)
-  for tar in "$images"/*.tar; do
+  for tar in "$images"/*.oci.tar; do
     # Imported before with the same key: skip (the key file names what the archive holds).
-    name="$(basename "$tar" .tar)"
+    name="$(basename "$tar" .oci.tar)"
     if [[ -f "$CONTAINERD_ROOT/imported-$name" && "$(cat "$CONTAINERD_ROOT/imported-$name")" == "$(cat "$tar.key")" ]] \
       && grep -q . <<<"$have"; then
       continue
@@ -462,6 +466,8 @@ up() {
   log "starting the kubelet, kube-proxy and kube-router"
   start_kubelet
   start_kube_proxy
+  # For debugging the cluster itself: stop before the add-ons and jobrelay.
+  [[ "${JOBRELAY_K8S_UP_UNTIL:-}" == node ]] && return 0
   start_kube_router
   kubectl_ apply -f "$here/k8s/cluster/rbac.yaml" >/dev/null
   apply_addons
@@ -506,7 +512,8 @@ down() {
     kill -KILL "$pid" 2>/dev/null || true
   done
   # Mounts the kubelet and containerd left (volumes, root filesystems, sandbox namespaces).
-  grep -oE " ($STATE|$RUN)[^ ]*" /proc/self/mounts | sort -r | while read -r mnt; do
+  local mnt
+  for mnt in $( { grep -oE " ($STATE|$RUN)[^ ]*" /proc/self/mounts || true; } | sort -r); do
     umount -l "$mnt" 2>/dev/null || true
   done
   # The pods' cgroups (kubepods under every cgroup v1 hierarchy), deepest first.

@@ -63,7 +63,7 @@ archive() {
   shift 3
   # The config is part of what the image is.
   key="$key-$(echo "$config" | sha256sum | cut -c1-8)"
-  file="$images/$(echo "$name" | tr '/:' '__').tar"
+  file="$images/$(echo "$name" | tr '/:' '__').oci.tar"
   if [[ -f "$file" && "$(cat "$file.key" 2>/dev/null)" == "$key" ]]; then
     return 0
   fi
