@@ -105,9 +105,16 @@ build_dapr_control_plane() {
   cd "$(module_copy github.com/dapr/dapr "v$DAPR_RUNTIME_VERSION")"
   # The same module, flags and tags as daprd (dapr-build.sh), so the two share the build cache
   # and the sidecar matches its control plane exactly.
-  LDFLAGS="-X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_RUNTIME_VERSION" \
-    go_build dapr-control-plane "$out/bin/" -tags stablecomponents \
-    ./cmd/operator ./cmd/injector ./cmd/sentry ./cmd/placement ./cmd/scheduler
+  export LDFLAGS="-X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_RUNTIME_VERSION"
+  go_build dapr-control-plane "$out/bin/" -tags stablecomponents \
+    ./cmd/operator ./cmd/injector ./cmd/sentry ./cmd/placement
+  # The scheduler alone imports github.com/diagridio/go-etcd-cron, pinned at v0.12.5, whose
+  # source the proxy refuses (403 "This module version is not available"; so are v0.12.4 and
+  # v0.13.0). v0.12.6, the next patch release, is served: the scheduler is built with it, the
+  # one change to the dapr module's dependencies anywhere in this project.
+  go mod edit -replace "github.com/diagridio/go-etcd-cron=github.com/diagridio/go-etcd-cron@$DAPR_SCHEDULER_CRON_VERSION"
+  go_build dapr-scheduler "$out/bin/scheduler" -tags stablecomponents ./cmd/scheduler
+  unset LDFLAGS
   finish "$name" "$out"
 }
 

@@ -230,6 +230,7 @@ start_control_plane() {
     --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority "$PKI/ca.crt" \
+    --kubelet-preferred-address-types InternalIP \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
     --requestheader-client-ca-file "$PKI/front-proxy-ca.crt" \
@@ -375,17 +376,21 @@ apply_addons() {
   kubectl_ create namespace dapr-system --dry-run=client -o yaml | kubectl_ apply -f - >/dev/null
   helm template dapr "$dapr_chart" --namespace dapr-system \
     -f "$here/k8s/cluster/dapr-values.yaml" --set "global.tag=$DAPR_RUNTIME_VERSION" \
-    | kubectl_ apply -n dapr-system -f - >/dev/null
+    | kubectl_ apply -f - >/dev/null
   kubectl_ -n dapr-system rollout status deploy/dapr-sidecar-injector deploy/dapr-operator \
     deploy/dapr-sentry --timeout 300s >/dev/null
   kubectl_ -n dapr-system rollout status statefulset/dapr-scheduler-server \
     statefulset/dapr-placement-server --timeout 300s >/dev/null
+}
+
+install_keda() {
   log "installing KEDA v$KEDA_VERSION from the config/ of its module"
   local keda_config
   keda_config="$(go env GOMODCACHE)/github.com/kedacore/keda/v2@v$KEDA_VERSION/config/default"
   mkdir -p "$CLUSTER/keda"
   # KEDA's own kustomization, with the images built here and never pulled (the metrics
-  # server's says Always).
+  # server's says Always), and CPU requests cut from 100m each to leave the 2-core node's
+  # room to the workers KEDA scales.
   cat > "$CLUSTER/keda/kustomization.yaml" <<EOF
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -401,6 +406,9 @@ patches:
       - op: replace
         path: /spec/template/spec/containers/0/imagePullPolicy
         value: Never
+      - op: replace
+        path: /spec/template/spec/containers/0/resources/requests/cpu
+        value: 25m
 EOF
   "$(kustomize_bin)" build --load-restrictor LoadRestrictionsNone "$CLUSTER/keda" \
     | kubectl_ apply --server-side -f - >/dev/null
@@ -411,14 +419,14 @@ EOF
 # The Secrets of README "Deploy to Kubernetes"; the API key's plaintext stays in $CLUSTER for
 # `make k8s-test`.
 create_secrets() {
-  local py="$repo/.venv/bin/python" key entry
+  local py="$repo/.venv/bin/python"
   kubectl_ create namespace jobrelay --dry-run=client -o yaml | kubectl_ apply -f - >/dev/null
   for name in jobrelay-dapr-api-token jobrelay-app-api-token; do
     kubectl_ -n jobrelay create secret generic "$name" --from-literal=token="$(openssl rand -hex 32)" >/dev/null
   done
   kubectl_ -n jobrelay create secret generic jobrelay-payloads-key \
     --from-literal=key="$(openssl rand -hex 32)" >/dev/null
-  "$py" -m scripts.k8s.cluster_secrets "$CLUSTER/api-key.json" > "$CLUSTER/secrets.env"
+  (cd "$repo" && "$py" -m scripts.k8s.cluster_secrets "$CLUSTER/api-key.json") > "$CLUSTER/secrets.env"
   # shellcheck disable=SC1091
   source "$CLUSTER/secrets.env"
   kubectl_ -n jobrelay create secret generic jobrelay-api-keys --from-literal=API_KEYS="$API_KEYS" >/dev/null
@@ -442,9 +450,13 @@ images:
     newName: localhost/jobrelay/redis
     newTag: 7.0-debian12
 EOF
-  "$(kustomize_bin)" build --load-restrictor LoadRestrictionsNone "$CLUSTER/overlay" | kubectl_ apply -f - >/dev/null
+  # Without KEDA (debugging only) its ScaledObject has no kind to be; the rest still applies.
+  "$(kustomize_bin)" build --load-restrictor LoadRestrictionsNone "$CLUSTER/overlay" \
+    | kubectl_ apply -f - >/dev/null || without keda
   kubectl_ -n jobrelay rollout status deploy/redis deploy/model deploy/intake deploy/status --timeout 600s
 }
+
+without() { [[ " ${JOBRELAY_K8S_WITHOUT:-} " == *" $1 "* ]]; }
 
 up() {
   [[ $(id -u) -eq 0 ]] || die "needs root (network namespace, mounts, cgroups)"
@@ -468,9 +480,11 @@ up() {
   start_kube_proxy
   # For debugging the cluster itself: stop before the add-ons and jobrelay.
   [[ "${JOBRELAY_K8S_UP_UNTIL:-}" == node ]] && return 0
-  start_kube_router
   kubectl_ apply -f "$here/k8s/cluster/rbac.yaml" >/dev/null
+  # JOBRELAY_K8S_WITHOUT (debugging the cluster only) leaves out pieces: kube_router, keda.
+  without kube_router || start_kube_router
   apply_addons
+  without keda || install_keda
   create_secrets
   apply_jobrelay
   log "up in $((SECONDS - t0)) s; kubectl: scripts/k8s-cluster.sh kubectl get pods -A"

@@ -78,6 +78,23 @@ ENV_PATH='"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
+# apps/model/Dockerfile installs xllamacpp, whose library needs the OpenMP runtime
+# (libgomp.so.1), but its base image (python:3.11.14-slim-bookworm, like this Debian minbase)
+# does not carry it, so the model server dies on import with "libgomp.so.1: cannot open shared
+# object file". Until the Dockerfile installs libgomp1 itself, the model image here gets it
+# as one extra layer on top of what the Dockerfile built, from Debian's own package.
+gomp_layer() {
+  local layer="$images/libgomp1-$BASE_REVISION.tar" tmp
+  if [[ ! -f "$layer" ]]; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq libgomp1 >/dev/null && dpkg-deb -x libgomp1_*.deb root)
+    rm -rf "$tmp/root/usr/share"
+    oci layer "$tmp/root" "$layer" >/dev/null
+    rm -rf "$tmp"
+  fi
+  echo "$layer"
+}
+
 # The apps, from their Dockerfiles. The key covers everything a Dockerfile COPYs.
 build_app() {
   local app=$1 key dir
@@ -96,8 +113,10 @@ build_app() {
     rm -rf "$dir.tmp/upper"
     mv "$dir.tmp" "$dir"
   fi
-  archive "docker.io/jobrelay/$app:$APP_TAG" "$key" "$(cat "$dir/config.json")" \
-    "$base/layer.tar" "$dir/layer.tar"
+  local extra=()
+  [[ "$app" == model ]] && extra+=("$(gomp_layer)")
+  archive "docker.io/jobrelay/$app:$APP_TAG" "$key-${#extra[@]}" "$(cat "$dir/config.json")" \
+    "$base/layer.tar" "$dir/layer.tar" "${extra[@]}"
 }
 
 # A static Go binary at /NAME on the shared "static" layer (passwd, CA certificates, /tmp).
@@ -158,6 +177,9 @@ build_binaries() {
   done
   build_binary_image "localhost/coredns/coredns:$COREDNS_VERSION" "$COREDNS/coredns" coredns
   # Named and laid out as KEDA's config/ expects (/keda, /keda-adapter, ...).
+  # k8s-build.sh failed already if KEDA did not build; absent here only when the caller left
+  # it out of JOBRELAY_K8S_BUILD (debugging the cluster without KEDA).
+  [[ -x "$KEDA/operator" ]] || return 0
   build_binary_image "localhost/kedacore/keda:$KEDA_VERSION" "$KEDA/operator" keda
   build_binary_image "localhost/kedacore/keda-metrics-apiserver:$KEDA_VERSION" "$KEDA/adapter" keda-adapter
   build_binary_image "localhost/kedacore/keda-admission-webhooks:$KEDA_VERSION" "$KEDA/webhooks" \

@@ -24,6 +24,9 @@ ETCD_VERSION=3.7.0
 COREDNS_VERSION=1.14.6
 # Only renders Dapr's own chart from the dapr module (no repository is reached).
 HELM_VERSION=3.22.0
+# Dapr 1.18.0's scheduler pins go-etcd-cron v0.12.5, which the proxy refuses (403); the next
+# patch release is the one the local cluster's scheduler is built with (k8s-build.sh).
+DAPR_SCHEDULER_CRON_VERSION=v0.12.6
 # The release whose CRDs make k8s-validate checks the ScaledObjects against, and the one the
 # local cluster runs.
 KEDA_VERSION=2.21.0

@@ -387,6 +387,8 @@ CHECKS: list[Callable[[Cluster], None]] = [
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # One line per check, not one per request.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     keys_file = Path(os.environ["JOBRELAY_K8S_KEYS"])
     keys: dict[str, str] = json.loads(keys_file.read_text())["api_keys"]
     cluster = Cluster(keys)
