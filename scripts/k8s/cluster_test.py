@@ -69,11 +69,12 @@ def kubectl(*args: str, check: bool = True, timeout: float = 120) -> str:
     return done.stdout
 
 
-def pods(app: str) -> list[dict[str, Any]]:
+def pods(app: str, *, terminating: bool = False) -> list[dict[str, Any]]:
     found = json.loads(
         kubectl("-n", NAMESPACE, "get", "pods", "-l", f"app.kubernetes.io/name={app}", "-o", "json")
     )
-    return [p for p in found["items"] if not p["metadata"].get("deletionTimestamp")]
+    items: list[dict[str, Any]] = found["items"]
+    return [p for p in items if terminating or not p["metadata"].get("deletionTimestamp")]
 
 
 def ready(pod: dict[str, Any]) -> bool:
@@ -108,6 +109,9 @@ class Cluster:
         self.status = service_url("status")
         self.http = httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0))
         self.figures = Figures()
+        self.keda = bool(
+            kubectl("-n", NAMESPACE, "get", "scaledobject", "worker", "-o", "name", check=False)
+        )
 
     def headers(self, tenant: str = "acme") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[tenant]}"}
@@ -141,16 +145,24 @@ class Cluster:
         return records, time.monotonic() - started
 
     def scale_worker(self, replicas: int | None) -> None:
-        """Holds the worker at `replicas` through KEDA (None hands it back to KEDA)."""
+        """Holds the worker at `replicas` through KEDA (None hands it back to KEDA). Scaling
+        the Deployment directly would fight KEDA's HPA; without KEDA (a cluster brought up
+        without it, for debugging) the Deployment is scaled."""
         value = f"{PAUSE}-" if replicas is None else f"{PAUSE}={replicas}"
-        kubectl("-n", NAMESPACE, "annotate", "scaledobject", "worker", value, "--overwrite")
+        if self.keda:
+            kubectl("-n", NAMESPACE, "annotate", "scaledobject", "worker", value, "--overwrite")
+        elif replicas is not None:
+            kubectl("-n", NAMESPACE, "scale", "deploy", "worker", f"--replicas={replicas}")
         if replicas is not None:
+            # Until a removed pod is gone its sidecar may still take deliveries, which then
+            # wait out the broker's processingTimeout (300 s) before another worker gets
+            # them (docs/kubernetes.md): a batch timed before that measures the timeout.
             wait_until(
-                f"worker at {replicas} ready replicas",
+                f"worker at {replicas} ready replicas and none terminating",
                 300,
                 lambda: (
                     sum(ready(p) for p in pods("worker")) == replicas
-                    and len(pods("worker")) == replicas
+                    and len(pods("worker", terminating=True)) == replicas
                 ),
             )
 
