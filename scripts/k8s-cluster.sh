@@ -412,7 +412,7 @@ patches:
 EOF
   "$(kustomize_bin)" build --load-restrictor LoadRestrictionsNone "$CLUSTER/keda" \
     | kubectl_ apply --server-side -f - >/dev/null
-  kubectl_ -n keda rollout status deploy/keda-operator deploy/keda-operator-metrics-apiserver \
+  kubectl_ -n keda rollout status deploy/keda-operator deploy/keda-metrics-apiserver deploy/keda-admission \
     --timeout 300s >/dev/null
 }
 
