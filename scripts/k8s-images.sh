@@ -111,6 +111,8 @@ build_app() {
       --upper "$dir.tmp/upper" --config-out "$dir.tmp/config.json")
     oci layer "$dir.tmp/upper" "$dir.tmp/layer.tar" >/dev/null
     rm -rf "$dir.tmp/upper"
+    # The builds of this app from older sources: a few hundred MB each, never used again.
+    find "$images" -maxdepth 1 -name "app-$app-*" ! -name "app-$app-$key*" -exec rm -rf {} +
     mv "$dir.tmp" "$dir"
   fi
   local extra=()
@@ -134,12 +136,15 @@ fi
 build_binary_image() {
   local name=$1 binary=$2 entry=$3 key dir
   key=$(hash_of "$binary" "$static_layer")
-  dir="$images/bin-$(basename "$binary")-$key"
+  local slug
+  slug=$(echo "$name" | tr '/:' '__')
+  dir="$images/bin-$slug-$key"
   if [[ ! -f "$dir/layer.tar" ]]; then
     rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/root"
     cp "$binary" "$dir.tmp/root/$entry"
     oci layer "$dir.tmp/root" "$dir.tmp/layer.tar" >/dev/null
     rm -rf "$dir.tmp/root"
+    find "$images" -maxdepth 1 -name "bin-$slug-*" ! -name "bin-$slug-$key*" -exec rm -rf {} +
     mv "$dir.tmp" "$dir"
   fi
   archive "$name" "$key" "{\"User\":\"65532:65532\",\"Entrypoint\":[\"/$entry\"],\"WorkingDir\":\"/\",$ENV_PATH}" \
