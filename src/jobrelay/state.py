@@ -11,6 +11,10 @@ Every other module reads and writes through `State`, so the rules below hold eve
   on Redis (no `PERSIST`, which `ttlInSeconds: -1` would cost on every write).
 - Strong consistency on every guarded write: a claim must see the latest version, or two
   workers could both claim.
+- Guarded writes go one per call; only unguarded ones (keys one writer owns) go in bulk. A
+  failed bulk save does not say which items went in (daprd writes each on its own), and a
+  read-back cannot tell either once another writer has moved the key on: a claim that went
+  in would be reported lost, and its job left running under nobody.
 
 Values are bytes or str, as the caller encoded them; this module knows no value's shape.
 """
@@ -21,7 +25,6 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import cast
 
 import grpc
 from dapr.aio.clients import DaprClient
@@ -33,9 +36,6 @@ from jobrelay.constants import STATESTORE
 from jobrelay.errors import DAPR_ERRORS
 
 _GUARDED = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
-# The same as protobuf: the async SDK's save_bulk_state (1.18.3) hands each item's options to
-# the protobuf message as they are, unlike its save_state, and protobuf takes only its own.
-_GUARDED_PROTO = cast(StateOptions, _GUARDED.get_proto())  # type: ignore[no-untyped-call]
 # The one bound on a read-modify-write: each lost race means another writer went through,
 # so this many in a row means the key is hammered and the caller should back off for good.
 UPDATE_TRIES = 8
@@ -155,25 +155,16 @@ class State:
         )
 
     async def _save_batch(self, saves: list[_Save]) -> list[BaseException | None]:
-        """One SaveState for all of `saves`. Should it fail, the store tells neither which
-        items failed nor whether the others went in (each item is its own write), so every
-        key is read back: an item whose value is there went in, and the others are tried
-        again one by one, each to get its own answer (a conflict, a taken key, a failure).
+        """One SaveState for all of `saves` (unguarded: each key has one writer). Should it
+        fail, the store does not tell which items went in, so every key is read back: an
+        item whose value is there went in, and the others are tried again one by one. With
+        one writer per key, nobody else can have moved a key on between the two.
 
-        Saves racing for one key each go on their own: read back, the winner's value would
-        pass for the loser's too whenever the two wrote the same bytes."""
+        Two saves of one key go one after the other, in order: in one bulk call daprd would
+        write them side by side, and either could end up last."""
         if len(saves) == 1 or len({s.key for s in saves}) < len(saves):
             return [await _outcome(self._save(s)) for s in saves]
-        items = [
-            StateItem(
-                s.key,
-                s.data,
-                etag=s.etag,
-                options=_GUARDED_PROTO if s.guarded else None,
-                metadata=_ttl(s.ttl_seconds) or {},
-            )
-            for s in saves
-        ]
+        items = [StateItem(s.key, s.data, metadata=_ttl(s.ttl_seconds) or {}) for s in saves]
         try:
             await self._dapr.save_bulk_state(self._store, items)
             return [None] * len(saves)
@@ -213,7 +204,7 @@ class State:
         """
         for attempt in range(_INSERT_TRIES):
             try:
-                await self._saves(_Save(key, data, None, True, ttl_seconds))
+                await self._save(_Save(key, data, None, True, ttl_seconds))
                 return
             except DAPR_ERRORS as exc:
                 if is_conflict(exc) or await self.get(key) is not None:
@@ -227,7 +218,7 @@ class State:
     ) -> None:
         """Write `key` if it is still at `etag`; Conflict if another write came first."""
         try:
-            await self._saves(_Save(key, data, etag, True, ttl_seconds))
+            await self._save(_Save(key, data, etag, True, ttl_seconds))
         except DAPR_ERRORS as exc:
             if is_conflict(exc):
                 raise Conflict(key) from exc

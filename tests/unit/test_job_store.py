@@ -5,8 +5,9 @@ code on real daprd and real stores."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from dapr.aio.clients import DaprClient
@@ -210,7 +211,9 @@ async def test_an_insert_refused_with_a_generic_error_is_confirmed_by_a_read(
         await state.insert("other", "x")
 
 
-async def test_concurrent_reads_and_writes_go_in_bulk_calls(dapr: MemoryDapr, state: State) -> None:
+async def test_concurrent_reads_and_unguarded_writes_go_in_bulk_calls(
+    dapr: MemoryDapr, state: State
+) -> None:
     """Calls made while one is on its way are gathered: a lone call leaves at once, the
     ones queued behind it go together."""
     for i in range(20):
@@ -218,14 +221,52 @@ async def test_concurrent_reads_and_writes_go_in_bulk_calls(dapr: MemoryDapr, st
     dapr.calls.clear()
 
     items = await asyncio.gather(*(state.get(f"k{i}") for i in range(20)))
-    await asyncio.gather(
-        *(state.replace(f"k{i}", f'"{i}+"', item.etag) for i, item in enumerate(items) if item)
-    )
+    await asyncio.gather(*(state.put(f"k{i}", f'"{i}+"') for i, item in enumerate(items) if item))
 
     assert [dapr.value(f"k{i}") for i in range(20)] == [f"{i}+" for i in range(20)]
     # The first of each burst alone, then the rest in at most two bulk calls per lane.
     assert dapr.calls["get_state"] + dapr.calls["get_bulk_state"] <= 5
     assert dapr.calls["save_state"] + dapr.calls["save_bulk_state"] <= 5
+
+
+async def test_a_guarded_write_that_went_in_is_never_reported_lost(
+    dapr: MemoryDapr, state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer moves a key on the moment a write lands (status adding a watcher to a
+    job the worker just claimed). Had the write gone in a bulk call that failed for another
+    item, reading the key back would show someone else's value, and the claim that went in
+    would be reported lost: its job left running under nobody until the lease ran out."""
+    for key in ("claimed", "stale"):
+        await state.insert(key, '"queued"')
+    claimed, stale = await asyncio.gather(state.get("claimed"), state.get("stale"))
+    assert claimed
+    assert stale
+    await state.replace("stale", '"someone else"', stale.etag)
+
+    def moved_on_after(write: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        async def then_another_writer(*args: Any, **kwargs: Any) -> None:
+            try:
+                await write(*args, **kwargs)
+            finally:
+                if dapr.value("claimed") == "running":
+                    dapr.put("claimed", '"running, watched"')
+
+        return then_another_writer
+
+    monkeypatch.setattr(dapr, "save_state", moved_on_after(dapr.save_state))
+    monkeypatch.setattr(dapr, "save_bulk_state", moved_on_after(dapr.save_bulk_state))
+
+    outcomes = await asyncio.gather(
+        state.replace("claimed", '"running"', claimed.etag),
+        state.replace("stale", '"running"', stale.etag),
+        state.insert("new", '"queued"'),
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], Conflict)
+    assert outcomes[2] is None
+    assert dapr.value("claimed") == "running, watched"
 
 
 async def test_a_conflict_in_a_bulk_write_fails_only_its_own_write(
