@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import grpc
 from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
+from dapr.clients.grpc._response import BulkStateItem as BulkItem
 from dapr.clients.grpc._state import Concurrency, Consistency, StateItem, StateOptions
 
 from jobrelay.batching import Coalescer
@@ -36,6 +37,14 @@ from jobrelay.constants import STATESTORE
 from jobrelay.errors import DAPR_ERRORS
 
 _GUARDED = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
+# The most value bytes one bulk call carries. daprd refuses a gRPC message over 4 MiB either
+# way (its default max body size), and keys, metadata and the base64 of encrypted values come
+# on top of the data: a tenant with ten thousand queued jobs, or a few 1 MiB upload chunks,
+# must not make one call that size.
+BULK_BYTES = 2 * 1024 * 1024
+# Keys per bulk read: most values are small records; a call whose answer is too big anyway
+# is split in two until it fits.
+_KEYS_PER_READ = 256
 # The one bound on a read-modify-write: each lost race means another writer went through,
 # so this many in a row means the key is hammered and the caller should back off for good.
 UPDATE_TRIES = 8
@@ -117,6 +126,21 @@ class _Save:
     ttl_seconds: int | None
 
 
+def _by_size(saves: list[_Save]) -> list[list[_Save]]:
+    """`saves` in order, cut into runs of at most BULK_BYTES of values each (a bigger value
+    goes alone)."""
+    runs: list[list[_Save]] = [[]]
+    size = 0
+    for save in saves:
+        length = len(_as_bytes(save.data))
+        if runs[-1] and size + length > BULK_BYTES:
+            runs.append([])
+            size = 0
+        runs[-1].append(save)
+        size += length
+    return runs
+
+
 class State:
     def __init__(self, dapr: DaprClient, store: str = STATESTORE) -> None:
         self._dapr = dapr
@@ -132,8 +156,7 @@ class State:
         if len(keys) == 1:
             resp = await self._dapr.get_state(self._store, keys[0])
             return [Item(_as_bytes(resp.data), resp.etag) if resp.data else None]
-        found = await self._dapr.get_bulk_state(self._store, list(dict.fromkeys(keys)))
-        by_key = {item.key: item for item in found.items}
+        by_key = await self._bulk_read(list(dict.fromkeys(keys)))
         out: list[Item | BaseException | None] = []
         for key in keys:
             item = by_key.get(key)
@@ -143,6 +166,26 @@ class State:
             else:
                 out.append(Item(_as_bytes(item.data), item.etag) if item.data else None)
         return out
+
+    async def _bulk_read(
+        self, keys: list[str], parallelism: int = 8, keys_per_call: int = _KEYS_PER_READ
+    ) -> dict[str, BulkItem]:
+        """Every key's item, in as few bulk calls as keep each answer under daprd's message
+        limit: a call answered "too big" is split in two."""
+        if not keys:
+            return {}
+        if len(keys) > keys_per_call:
+            parts = [keys[i : i + keys_per_call] for i in range(0, len(keys), keys_per_call)]
+        else:
+            try:
+                found = await self._dapr.get_bulk_state(self._store, keys, parallelism=parallelism)
+                return {item.key: item for item in found.items}
+            except grpc.RpcError as exc:
+                if len(keys) == 1 or exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise
+            parts = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
+        answers = [await self._bulk_read(part, parallelism, keys_per_call) for part in parts]
+        return {key: item for answer in answers for key, item in answer.items()}
 
     async def _save(self, save: _Save) -> None:
         await self._dapr.save_state(
@@ -164,29 +207,37 @@ class State:
         write them side by side, and either could end up last."""
         if len(saves) == 1 or len({s.key for s in saves}) < len(saves):
             return [await _outcome(self._save(s)) for s in saves]
+        outcomes: list[BaseException | None] = []
+        for part in _by_size(saves):
+            outcomes += await self._save_bulk(part)
+        return outcomes
+
+    async def _save_bulk(self, saves: list[_Save]) -> list[BaseException | None]:
+        if len(saves) == 1:
+            return [await _outcome(self._save(saves[0]))]
         items = [StateItem(s.key, s.data, metadata=_ttl(s.ttl_seconds) or {}) for s in saves]
         try:
             await self._dapr.save_bulk_state(self._store, items)
             return [None] * len(saves)
         except DAPR_ERRORS:
             pass
-        found = await self._dapr.get_bulk_state(self._store, list({s.key for s in saves}))
-        stored = {item.key: _as_bytes(item.data) for item in found.items if not item.error}
+        found = await self._bulk_read([s.key for s in saves])
+        stored = {key: _as_bytes(item.data) for key, item in found.items() if not item.error}
         return [
             None if stored.get(s.key) == _as_bytes(s.data) else await _outcome(self._save(s))
             for s in saves
         ]
 
-    async def get_many(self, keys: Iterable[str], parallelism: int = 8) -> dict[str, Item | None]:
-        """The keys in one call: an Item, or None for an absent key. A key that failed to
-        read is left out, so a caller can tell "absent" from "unknown" where that matters."""
-        wanted = list(keys)
-        if not wanted:
-            return {}
-        resp = await self._dapr.get_bulk_state(self._store, wanted, parallelism=parallelism)
+    async def get_many(
+        self, keys: Iterable[str], parallelism: int = 8, keys_per_call: int = _KEYS_PER_READ
+    ) -> dict[str, Item | None]:
+        """The keys in as few calls as fit (at most `keys_per_call` each: fewer for big
+        values): an Item, or None for an absent key. A key that failed to read is left out,
+        so a caller can tell "absent" from "unknown" where that matters."""
+        found = await self._bulk_read(list(dict.fromkeys(keys)), parallelism, keys_per_call)
         return {
-            item.key: Item(_as_bytes(item.data), item.etag) if item.data else None
-            for item in resp.items
+            key: Item(_as_bytes(item.data), item.etag) if item.data else None
+            for key, item in found.items()
             if not item.error
         }
 

@@ -307,3 +307,22 @@ async def test_racing_inserts_of_the_same_value_in_one_batch_have_one_winner(
 
     assert outcomes[0] is None
     assert sorted(type(o).__name__ for o in outcomes[1:]) == ["KeyTaken", "NoneType"]
+
+
+async def test_bulk_calls_stay_under_the_sidecars_message_limit(dapr: MemoryDapr) -> None:
+    """A tenant's ten thousand queued jobs read in one call made an answer over daprd's
+    4 MiB limit, and every submit of that tenant failed 503 (seen in the bench's overload
+    run); concurrent upload chunks saved in one call would make a request over it."""
+    dapr.max_message_bytes = 64 * 1024
+    state = State(cast(DaprClient, dapr))
+    jobs = JobStore(state, retention_seconds=RETENTION)
+    queued = [_job() for _ in range(300)]  # a few hundred bytes each: over 64 KiB together
+    await asyncio.gather(*(jobs.create(job) for job in queued))
+
+    statuses = await jobs.statuses([job.id for job in queued])
+
+    assert statuses == {job.id: JobStatus.QUEUED for job in queued}
+    chunks = {f"chunk:{i}": bytes([i]) * 40_000 for i in range(6)}
+    await asyncio.gather(*(state.put(key, data) for key, data in chunks.items()))
+    assert {key: dapr.rows[("statestore", key)].value for key in chunks} == chunks
+    assert (await state.get_many(chunks)).keys() == chunks.keys()
