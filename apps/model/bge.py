@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
@@ -44,27 +45,33 @@ class BgeSmall:
         directory = model_dir()
         self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)
-        self._tokenizer.enable_padding()  # to the longest text of each batch
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(
             str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
-        # One batch at a time: onnxruntime spreads a batch over `threads` cores already.
+        # One run at a time: onnxruntime spreads a run over `threads` cores already.
         self._lock = threading.Lock()
 
     def embed(self, texts: list[str], input_type: InputType = "query") -> Embeddings:
         encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        # One text per run, never a padded batch: this int8 model quantises each run's
+        # activations with one scale for the whole batch, so a text's vector would shift
+        # with its neighbours and their padding, and a label could win or lose by what else
+        # was embedded beside it.
         with self._lock:
-            (hidden,) = self._session.run(
-                ["last_hidden_state"],
-                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
-            )
-        # bge was trained to put the sentence in its [CLS] token (not a mean over tokens);
-        # unit length makes cosine similarity a plain dot product.
-        pooled = hidden[:, 0]
+            pooled = np.concatenate([self._cls(e.ids) for e in encodings])
+        # Unit length makes cosine similarity a plain dot product.
         vectors = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-        return Embeddings(vectors.astype(np.float32), [int(m.sum()) for m in mask])
+        return Embeddings(vectors.astype(np.float32), [len(e.ids) for e in encodings])
+
+    def _cls(self, token_ids: list[int]) -> npt.NDArray[np.float32]:
+        ids = np.array([token_ids], dtype=np.int64)
+        (hidden,) = self._session.run(
+            ["last_hidden_state"],
+            {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": 0 * ids},
+        )
+        # bge was trained to put the sentence in its [CLS] token, not in a mean over tokens.
+        cls: npt.NDArray[np.float32] = hidden[:, 0]
+        return cls

@@ -21,7 +21,7 @@ Vectors = npt.NDArray[np.float32]
 # right most often across sentiment, topics, intents and other languages
 # (docs/local-model.md). A sentence reads closer to the texts it is compared with than a
 # bare word does.
-DEFAULT_TEMPLATES = ("This text is {label}.", "It is {label}.")
+DEFAULT_TEMPLATES = ("This text is about {label}.", "It is {label}.")
 
 # Cosine similarities of sentence embeddings sit in a narrow band (0.0 to 0.6 for MiniLM,
 # 0.7 to 0.9 for e5), so a softmax over them needs a low temperature to say which label wins
