@@ -19,8 +19,8 @@ Vectors = npt.NDArray[np.float32]
 # Chosen on the dev split of bench/data/labelled (bench/labelled_eval.py; its test split is
 # never used to choose): with the local e5+bge embedder, these two wordings averaged ranked
 # first across sentiment, topics, intents and other languages, by dev accuracy over the
-# recipe and its neighbouring mix weights (docs/local-model.md). A sentence reads closer to the texts it is compared with than a
-# bare word does.
+# recipe and its neighbouring mix weights (docs/local-model.md). A sentence reads closer to
+# the texts it is compared with than a bare word does.
 DEFAULT_TEMPLATES = ("This message is about {label}.", "It is {label}.")
 
 # Cosine similarities of sentence embeddings sit in a narrow band (0.0 to 0.6 for MiniLM,
