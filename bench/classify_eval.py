@@ -695,7 +695,7 @@ def render(f: Findings) -> str:
         "",
         "- **The embedders** rank labels and find similar texts. `classify` uses e5 and bge",
         "  together by default, each centred on a text that says nothing, the recipe that",
-        "  was right most often with bare labels on the dev split below; given a one-line",
+        "  ranked first with bare labels on the dev split below; given a one-line",
         "  description and two examples per label they do better still (the last tables).",
         "  e5 reads ~100 languages; bge and MiniLM read English only, and are faster.",
         "  None of them knows your domain's jargon: for subtle labels, give examples or point",
