@@ -34,18 +34,18 @@ class Embedder(Protocol):
 
 def load_embedders(settings: ModelSettings) -> dict[str, Embedder]:
     """Every embedder the settings name, keyed by the model id it is served under; with both
-    MiniLM and e5 loaded, also the two as one (apps/model/ensemble.py)."""
+    e5 and bge loaded, also the two as one (apps/model/ensemble.py)."""
     loaded: dict[str, Embedder] = {}
     for name in settings.embedders:
         started = time.monotonic()
         embedder = _load(name, settings.threads)
         loaded[embedder.model_id] = embedder
         log.info("loaded embedder %s in %.2f s", name, time.monotonic() - started)
-    minilm, e5 = loaded.get("all-MiniLM-L6-v2"), loaded.get("multilingual-e5-small")
-    if minilm is not None and e5 is not None:
-        from apps.model.ensemble import MiniLME5
+    e5, bge = loaded.get("multilingual-e5-small"), loaded.get("bge-small-en-v1.5")
+    if e5 is not None and bge is not None:
+        from apps.model.ensemble import e5_bge
 
-        both = MiniLME5(minilm, e5)
+        both = e5_bge(e5, bge)
         loaded[both.model_id] = both
     return loaded
 
@@ -56,6 +56,10 @@ def _load(name: EmbedderName, threads: int) -> Embedder:
         from apps.model.minilm import MiniLM
 
         return MiniLM(threads)
+    if name == "bge-small-en-v1.5":
+        from apps.model.bge import BgeSmall
+
+        return BgeSmall(threads)
     from apps.model.e5 import MultilingualE5
 
     return MultilingualE5(threads)

@@ -9,7 +9,7 @@ from jobrelay.settings import ServiceSettings, port_field
 _PREFIX = "JOBRELAY_MODEL_"
 
 # The model ids this server can load; each is served under exactly this id.
-EmbedderName = Literal["all-MiniLM-L6-v2", "multilingual-e5-small"]
+EmbedderName = Literal["all-MiniLM-L6-v2", "multilingual-e5-small", "bge-small-en-v1.5"]
 
 
 class ModelSettings(ServiceSettings):
@@ -19,9 +19,9 @@ class ModelSettings(ServiceSettings):
     threads: int = Field(default=2, ge=1, le=64, description="CPU threads per model call.")
     max_batch: int = Field(default=256, ge=1, description="Most texts one request may embed.")
     embedders: Annotated[list[EmbedderName], NoDecode] = Field(
-        default=["all-MiniLM-L6-v2", "multilingual-e5-small"],
+        default=["all-MiniLM-L6-v2", "multilingual-e5-small", "bge-small-en-v1.5"],
         min_length=1,
-        description="Embedding models to serve, comma-separated (both load in well under 1 s).",
+        description="Embedding models to serve, comma-separated (each loads in well under 1 s).",
     )
     chat: bool = Field(default=True, description="Serve SmolLM2-135M-Instruct on chat completions.")
     chat_context_tokens: int = Field(

@@ -42,7 +42,7 @@ def test_obvious_sentiments_get_the_right_label(client: httpx.Client, stack: Sta
         job = wait_done(client, urls[text])
         assert job["status"] == "succeeded", job
         assert job["result"]["output"]["label"] == expected, (text, job["result"])
-        assert job["result"]["model"] == "minilm-e5-small"  # classify's default (local-classify)
+        assert job["result"]["model"] == "e5-bge-small"  # classify's default (local-classify)
         assert job["result"]["usage"]["prompt_tokens"] > 0
         assert job["attempts"] == 1
         assert job["started_at"] <= job["finished_at"]

