@@ -20,8 +20,16 @@ from pydantic import BaseModel, Field
 from apps.intake.deps import IntakeDep, SettingsDep
 from apps.intake.submission import Intake
 from jobrelay.auth import TenantDep
-from jobrelay.contract import IllegalTransition, JobMessage, JobRecord, JobStatus, JobView, utcnow
-from jobrelay.errors import ApiError, ErrorBody
+from jobrelay.contract import (
+    ErrorBody,
+    IllegalTransition,
+    JobMessage,
+    JobRecord,
+    JobStatus,
+    JobView,
+    utcnow,
+)
+from jobrelay.errors import ApiError
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,7 @@ from apps.intake.requests import from_form, from_json
 from apps.intake.submission import Accepted, Intake
 from jobrelay.auth import TenantDep
 from jobrelay.constants import MAX_WAIT_SECONDS, RETRY_AFTER_SECONDS
-from jobrelay.contract import JobView, SubmitRequest
-from jobrelay.errors import ErrorBody
+from jobrelay.contract import ErrorBody, JobView, SubmitRequest
 
 router = APIRouter(tags=["jobs"])
 IdempotencyKey = Annotated[

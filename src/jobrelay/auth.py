@@ -1,9 +1,8 @@
 """Client authentication: API keys mapped to tenants, read through a Dapr secret store, and
 optionally OIDC/JWT bearer tokens validated against a JWKS (jobrelay.oidc).
 
-Only hashes of keys are stored: a leaked secret store lists tenants, not usable keys. A key
-is 32 random bytes, so a single SHA-256 is enough (there is nothing to brute-force, unlike a
-password); a slow password hash would only add latency to every request.
+Only hashes of keys are stored (jobrelay.contract.credentials: their format, shared with
+`jobrelay admin new-key`).
 
 The secret (named by `JOBRELAY_AUTH_SECRET_NAME`, in the Dapr secret store named by
 `JOBRELAY_AUTH_SECRET_STORE`) holds a JSON object `{"<sha256 hex of key>": "<tenant>"}`. A
@@ -20,14 +19,10 @@ refuses any other address, so a server reachable from the network never runs wit
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import hashlib
 import ipaddress
 import json
 import logging
-import secrets
-import sys
 from dataclasses import dataclass
 from typing import Annotated, Self
 from urllib.parse import urlsplit
@@ -39,15 +34,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobrelay import webhook_secrets
+from jobrelay.contract.credentials import hash_key
 from jobrelay.errors import DAPR_ERRORS, ApiError
 from jobrelay.oidc import ASYMMETRIC_ALGORITHMS, TokenVerifier, looks_like_jwt
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TENANT = "default"
-# Recognisable in logs and by secret scanners; the rest is 32 bytes from the OS's CSPRNG.
-KEY_PREFIX = "jr_"
 
 
 class AuthSettings(BaseSettings):
@@ -136,14 +129,6 @@ class AuthSettings(BaseSettings):
 
 class AuthNotConfigured(SystemExit):
     """Start-up refused: the app would be reachable without authentication."""
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 def is_loopback(host: str) -> bool:
@@ -299,30 +284,3 @@ async def current_tenant(
 
 
 TenantDep = Annotated[str, Depends(current_tenant)]
-
-
-def main() -> None:
-    """`python -m jobrelay.auth new-key --tenant acme`: a key for the client, and the line
-    for the secret store API_KEYS (only the hash is stored).
-
-    `python -m jobrelay.auth new-webhook-secret --tenant acme`: the tenant's webhook signing
-    secret, and its line for the secret store WEBHOOK_SECRETS."""
-    parser = argparse.ArgumentParser(prog="python -m jobrelay.auth")
-    sub = parser.add_subparsers(dest="command", required=True)
-    new = sub.add_parser("new-key", help="create an API key for a tenant")
-    new.add_argument("--tenant", required=True)
-    hook = sub.add_parser("new-webhook-secret", help="create a webhook signing secret")
-    hook.add_argument("--tenant", required=True)
-    args = parser.parse_args()
-    if args.command == "new-key":
-        key = new_key()
-        made = {"api_key": key, "secret_entry": {hash_key(key): args.tenant}}
-    else:
-        secret = webhook_secrets.new_secret()
-        made = {"webhook_secret": secret, "secret_entry": {args.tenant: secret}}
-    # Written, not logged: this is the command's output, read by a person once.
-    sys.stdout.write(json.dumps(made, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()

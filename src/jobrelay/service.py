@@ -17,7 +17,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobrelay import auth, logs, metrics, telemetry
-from jobrelay.errors import DAPR_ERRORS, ApiError, ErrorBody, error_response, install_error_handlers
+from jobrelay.contract import ErrorBody
+from jobrelay.errors import DAPR_ERRORS, ApiError, error_response, install_error_handlers
 from jobrelay.events import Events
 from jobrelay.settings import MetricsSettings, ServiceSettings, SidecarSettings, StoreSettings
 from jobrelay.state import State

@@ -1,5 +1,6 @@
-"""Per-tenant webhook signing secrets: their format, shared by the CLI that makes them
-(`python -m jobrelay.auth new-webhook-secret`) and the status app that signs with them.
+"""Per-tenant webhook signing secrets: the table the status app signs with. Their format is
+shared with the CLI that makes them (`jobrelay admin new-webhook-secret`) in
+jobrelay.contract.credentials.
 
 The secret `WEBHOOK_SECRETS` in the Dapr secret store holds a JSON object
 `{"<tenant>": "whsec_<base64>"}`. Unlike API keys these are stored as they are: signing needs
@@ -12,16 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets
 
-PREFIX = "whsec_"
-# The Standard Webhooks spec asks for 24 to 64 random bytes; 32 is the middle of that.
-_SECRET_BYTES = 32
+from jobrelay.contract.credentials import WEBHOOK_SECRET_PREFIX as PREFIX
+
+# What the Standard Webhooks spec allows.
 _MIN_BYTES, _MAX_BYTES = 24, 64
-
-
-def new_secret() -> str:
-    return PREFIX + base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode()
 
 
 def _usable(secret: object) -> bool:

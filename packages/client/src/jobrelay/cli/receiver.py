@@ -1,7 +1,7 @@
 """A webhook receiver for trying jobrelay locally: verifies each delivery's Standard Webhooks
 signature and prints the job it carries.
 
-    python -m jobrelay.webhook_receiver --port 9000 [--secret whsec_...]
+    jobrelay webhooks listen --port 9000 [--secret whsec_...]
 
 The default secret is the development one `make run` gives the status app (dapr.yaml), which
 signs every webhook while authentication is off. With it on, each tenant's webhooks are
@@ -12,11 +12,12 @@ your credentials (`--secret "$(curl -s -H 'Authorization: Bearer ...' .../v1/web
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Annotated
 
+import typer
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -50,21 +51,21 @@ def handler_for(verifier: Webhook) -> type[BaseHTTPRequestHandler]:
     return Receiver
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument(
-        "--secret", default=DEV_SECRET, help="your tenant's secret (GET /v1/webhooks/secret)"
-    )
-    args = parser.parse_args()
+app = typer.Typer(help="Receive jobrelay's webhooks locally.")
+
+
+@app.command()
+def listen(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 9000,
+    secret: Annotated[
+        str, typer.Option(help="Your tenant's secret (GET /v1/webhooks/secret).")
+    ] = DEV_SECRET,
+) -> None:
+    """Verify each webhook delivered to http://127.0.0.1:PORT/ and print its job."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(Webhook(args.secret)))
-    log.info("listening on http://127.0.0.1:%d/ (Ctrl-C to stop)", args.port)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler_for(Webhook(secret)))
+    log.info("listening on http://127.0.0.1:%d/ (Ctrl-C to stop)", port)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         server.server_close()
-
-
-if __name__ == "__main__":
-    main()

@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
+import typer
 from pydantic import ValidationError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from jobrelay.cli.common import EXIT_RETRY, JsonFlag, client_of, console, errors
 from jobrelay.client import ApiError, JobrelayError, Outcome, Submission
 from jobrelay.contract import JobStatus, SubmitRequest
 
@@ -139,3 +143,77 @@ def write_record(out: IO[str], record: dict[str, Any]) -> None:
 
 def pending(lines: list[Line], done: set[int]) -> Iterator[Line]:
     return (line for line in lines if line.number not in done)
+
+
+def run_batch(
+    ctx: typer.Context,
+    input_file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSONL, one job per line.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Succeeded jobs, JSONL.")],
+    errors_file: Annotated[
+        Path | None,
+        typer.Option("--errors", "-e", help="Failed lines, JSONL (default: OUTPUT.errors.jsonl)."),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Jobs in flight.")] = 8,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run every line of a JSONL file as a job; rerun the same command to resume."""
+    errors_path = errors_file or output.with_suffix(".errors.jsonl")
+    lines = read_lines(input_file)
+    done = done_lines(output, errors_path)
+    todo = list(pending(lines, done))
+    counts: Counter[str] = Counter(resumed=len(lines) - len(todo))
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with (
+        output.open("a", encoding="utf-8") as out,
+        errors_path.open("a", encoding="utf-8") as err,
+        Progress(*columns, console=errors, disable=as_json) as progress,
+        client_of(ctx) as client,
+    ):
+        bar = progress.add_task(input_file.name, total=len(lines), completed=counts["resumed"])
+        for line in (line for line in todo if line.submission is None):
+            write_record(err, record_of(line, None))
+            counts["failed"] += 1
+            progress.advance(bar)
+        valid = [line for line in todo if line.submission is not None]
+        submissions = (line.submission for line in valid if line.submission is not None)
+        for outcome in client.map(submissions, concurrency=concurrency):
+            if outcome.error is not None and is_transient(outcome.error):
+                counts["retry"] += 1
+                continue
+            record = record_of(valid[outcome.index], outcome)
+            write_record(out if record["error"] is None else err, record)
+            counts["failed" if record["error"] else "succeeded"] += 1
+            progress.advance(bar)
+    _batch_summary(counts, len(lines), output, errors_path, as_json)
+
+
+def _batch_summary(
+    counts: Counter[str], total: int, output: Path, errors_path: Path, as_json: bool
+) -> None:
+    summary = {
+        "lines": total,
+        "already_done": counts["resumed"],
+        "succeeded": counts["succeeded"],
+        "failed": counts["failed"],
+        "to_retry": counts["retry"],
+        "output": str(output),
+        "errors": str(errors_path),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        console.print(
+            f"{total} lines: {counts['succeeded']} succeeded and {counts['failed']} failed now, "
+            f"{counts['resumed']} done before; results in {output}, errors in {errors_path}"
+        )
+        if counts["retry"]:
+            console.print(f"[yellow]{counts['retry']} lines hit a transient error: rerun[/]")
+    if counts["retry"]:
+        raise typer.Exit(EXIT_RETRY)

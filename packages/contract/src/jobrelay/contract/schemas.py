@@ -12,8 +12,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from jobrelay.contract import JobEvent, JobMessage, JobRecord, JobView, SubmitRequest
-from jobrelay.errors import ErrorBody
+from jobrelay.contract.api import JobView, SubmitRequest
+from jobrelay.contract.errors import ErrorBody
+from jobrelay.contract.messages import JobEvent, JobMessage
+from jobrelay.contract.record import JobRecord
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "job-record": JobRecord,  # the record in the state store (`job:{id}`)
