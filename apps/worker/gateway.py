@@ -17,9 +17,10 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 
 from apps.worker.genai import count_retry, model_call
 from apps.worker.limits import SharedLimits
-from apps.worker.profiles import Capability, Catalog, ModelProfile
+from apps.worker.profiles import Catalog, ModelProfile
 from apps.worker.retry import Verdict, on_profile, verdict
 from jobrelay.contract import ModelCall, utcnow
+from jobrelay.task_catalog import Capability
 
 log = logging.getLogger(__name__)
 

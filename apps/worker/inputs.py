@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from apps.worker.reading import read_document
+from jobrelay.accepted_inputs import DOCUMENT_FILE_TYPES
 from jobrelay.contract import JobInput, JobRecord
 from jobrelay.files import FileStore
-from jobrelay.inputs import DOCUMENT_FILE_TYPES, accepts
+from jobrelay.task_catalog import get_task
 
 # A text task reads at most this much of an uploaded document; the models truncate far
 # sooner (MiniLM reads 256 word pieces), so more would only cost memory.
@@ -23,7 +24,7 @@ async def materialize(record: JobRecord, files: FileStore) -> JobRecord:
     if ref is None:
         return record
     content = await files.read(ref)
-    if not accepts(record.task).text:
+    if not get_task(record.task).accepts.text:
         loaded = record.input.model_copy(update={"content": content})
         return record.model_copy(update={"input": loaded})
     name = ref.filename or "the file"

@@ -9,6 +9,7 @@ from apps.worker.limits import SharedLimits
 from apps.worker.profiles import load_catalog
 from apps.worker.runner import Runner, give_up
 from apps.worker.settings import WorkerSettings, get_settings
+from apps.worker.tasks import load_runners
 from jobrelay import metrics, telemetry
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
 from jobrelay.contract import JobMessage
@@ -16,6 +17,7 @@ from jobrelay.dead_letters import DeadLetters
 from jobrelay.service import ServiceApp, Sidecar, build_app, dapr_lifespan
 from jobrelay.state import STORE_ERRORS
 from jobrelay.subscriptions import BadMessage, Delivery, Message, Subscription
+from jobrelay.task_catalog import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +32,15 @@ class Worker:
         self._runner: Runner | None = None
 
     async def start(self, sidecar: Sidecar) -> None:
+        # Every task has a runner and a model chain, or the worker does not start.
+        runners = load_runners(TASKS)
         catalog = load_catalog(self._settings.models_file)
+        unserved = catalog.check(TASKS)
         log.info(
             "model profiles from %s: %s", self._settings.models_file, ", ".join(catalog.profiles)
         )
+        if unserved:
+            log.warning("no model for %s: their jobs fail at once", ", ".join(unserved))
         self._sidecar = sidecar
         self._gateway = Gateway(catalog, SharedLimits(sidecar.state), self._settings.max_inflight)
         self._runner = Runner(
@@ -42,6 +49,7 @@ class Worker:
             sidecar.events.changed,
             self._settings,
             DeadLetters(sidecar.state),
+            runners=runners,
         )
 
     async def stop(self, _: Sidecar) -> None:

@@ -19,8 +19,9 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion
 
 from apps.worker.gateway import CapabilityUnavailable, Gateway
-from apps.worker.profiles import Capability, ModelProfile
+from apps.worker.profiles import ModelProfile
 from jobrelay.contract import ModelCall, Usage
+from jobrelay.task_catalog import Capability
 
 Vectors = npt.NDArray[np.float32]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
 from apps.worker.failures import describe
@@ -29,7 +29,7 @@ from apps.worker.inputs import materialize
 from apps.worker.leases import keep_claim
 from apps.worker.models import ModelClient
 from apps.worker.settings import WorkerSettings
-from apps.worker.tasks import RUNNERS, TaskRunner
+from apps.worker.tasks import TaskRunner
 from jobrelay import telemetry
 from jobrelay.contract import (
     JobError,
@@ -81,8 +81,11 @@ class Runner:
         on_change: OnChange,
         settings: WorkerSettings,
         dead_letters: DeadLetters | None = None,
+        *,
+        runners: Mapping[str, TaskRunner],
     ) -> None:
         self._jobs = jobs
+        self._runners = runners  # by task name (apps/worker/tasks)
         self._dead_letters = dead_letters
         self._files: FileStore = jobs.files
         self._gateway = gateway
@@ -172,7 +175,7 @@ class Runner:
         return claimed
 
     async def _run(self, claimed: JobRecord) -> Delivery:
-        task = RUNNERS.get(claimed.task)
+        task = self._runners.get(claimed.task)
         if task is None:
             # Intake knows a task this worker does not (a rolling upgrade, a worker in another
             # language): retrying here cannot help.

@@ -14,7 +14,7 @@ from apps.worker.models import ModelClient
 from apps.worker.tasks import zero_shot
 from apps.worker.tasks.zero_shot import LabelSpec
 from jobrelay.contract import JobRecord, JobResult, Usage
-from jobrelay.tasks import ClassifyParams
+from jobrelay.task_params import ClassifyParams
 
 
 async def run(record: JobRecord, models: ModelClient) -> JobResult:

@@ -4,7 +4,7 @@ import base64
 
 from apps.worker.models import ModelClient
 from jobrelay.contract import JobRecord, JobResult
-from jobrelay.tasks import DescribeImageParams
+from jobrelay.task_params import DescribeImageParams
 
 
 async def run(record: JobRecord, models: ModelClient) -> JobResult:

@@ -24,7 +24,7 @@ class SubmitRequest(ContractModel):
     """Body of `POST /v1/jobs`."""
 
     task: str = Field(
-        description="Task name: classify, embed, summarize, extract, chat or describe_image.",
+        description="Task name, e.g. `classify`; each server's OpenAPI lists the tasks it runs.",
         examples=["classify"],
     )
     input: JobInput = Field(

@@ -56,7 +56,7 @@ class JobInput(ContractModel):
     @model_validator(mode="after")
     def _at_most_one(self) -> Self:
         # Empty is allowed here (chat carries its input in its messages); intake checks per
-        # task that an input a task needs is there (jobrelay.inputs).
+        # task that an input a task needs is there (jobrelay.task_catalog).
         if self.text is not None and self.file is not None:
             raise ValueError("give input.text or upload a file, not both")
         return self

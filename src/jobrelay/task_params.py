@@ -1,7 +1,7 @@
-"""The tasks intake accepts and the parameters each takes.
+"""The parameters each task takes, as pydantic models (jobrelay.task_catalog names which).
 
 Intake validates `params` here, so a bad job is refused with a 4xx at submit time and never
-reaches a worker. The worker runs the same names (apps/worker/tasks/).
+reaches a worker.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -267,40 +266,3 @@ class ReadDocumentParams(TaskParams):
         description="For an image, add a vision model's description when the task's model "
         "profiles have one (none on the built-in local model).",
     )
-
-
-TASKS: dict[str, type[TaskParams]] = {
-    "classify": ClassifyParams,
-    "embed": EmbedParams,
-    "describe_image": DescribeImageParams,
-    "summarize": SummarizeParams,
-    "extract": ExtractParams,
-    "chat": ChatParams,
-    "read_document": ReadDocumentParams,
-}
-
-
-class UnknownTask(Exception):
-    def __init__(self, task: str) -> None:
-        super().__init__(f"unknown task {task!r}; known tasks: {', '.join(sorted(TASKS))}")
-
-
-def parse_params(task: str, params: dict[str, Any]) -> TaskParams:
-    """The typed parameters of `task`; UnknownTask or pydantic's ValidationError if wrong."""
-    try:
-        model = TASKS[task]
-    except KeyError:
-        raise UnknownTask(task) from None
-    return model.model_validate(params)
-
-
-__all__ = [
-    "TASKS",
-    "ClassifyParams",
-    "EmbedParams",
-    "ReadDocumentParams",
-    "TaskParams",
-    "UnknownTask",
-    "ValidationError",
-    "parse_params",
-]

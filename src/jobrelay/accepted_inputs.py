@@ -1,7 +1,9 @@
-"""Which inputs each task takes: text, and which uploaded file types.
+"""The inputs a task may take (text, which uploaded file types), and the check that an
+upload is the type it claims.
 
 Intake refuses what a task cannot take (415 for a file type, 422 for a missing file), so a
-worker only ever meets inputs it can read.
+worker only ever meets inputs it can read. Each task's own Accepts is in its spec
+(jobrelay.task_catalog).
 """
 
 from __future__ import annotations
@@ -34,26 +36,6 @@ class Accepts:
             return "text only"
         kinds = sorted(self.file_types)
         return ("text or " if self.text else "") + "a file of type " + ", ".join(kinds)
-
-
-_TEXT_TASK = Accepts(text=True, file_types=TEXT_FILE_TYPES | DOCUMENT_FILE_TYPES)
-_LONG_TEXT_TASK = Accepts(
-    text=True, file_types=TEXT_FILE_TYPES | DOCUMENT_FILE_TYPES, max_text_chars=200_000
-)
-
-ACCEPTS: dict[str, Accepts] = {
-    "classify": _TEXT_TASK,
-    "embed": Accepts(text=True, file_types=TEXT_FILE_TYPES),
-    "summarize": _LONG_TEXT_TASK,
-    "extract": _LONG_TEXT_TASK,
-    "chat": Accepts(text=True, file_types=frozenset(), required=False, max_text_chars=100_000),
-    "describe_image": Accepts(text=False, file_types=IMAGE_FILE_TYPES),
-    "read_document": Accepts(text=False, file_types=DOCUMENT_FILE_TYPES),
-}
-
-
-def accepts(task: str) -> Accepts:
-    return ACCEPTS.get(task, _TEXT_TASK)
 
 
 def media_type(content_type: str) -> str:
