@@ -11,7 +11,7 @@ from apps.status.deps import StatusApp
 from apps.status.routes import router
 from apps.status.settings import StatusSettings, get_settings
 from apps.status.signing import SigningSecrets
-from apps.status.web import mount_page
+from apps.status.web_page import mount_page
 from apps.status.webhooks import WebhookSender
 from jobrelay.auth import AuthSettings
 from jobrelay.constants import PUBSUB, WEBHOOK_EVENTS_TOPIC

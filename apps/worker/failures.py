@@ -7,8 +7,8 @@ import openai
 from dapr.clients.exceptions import DaprInternalError
 
 from apps.worker.gateway import CapabilityUnavailable, ModelBudgetSpent
-from apps.worker.inputs import UnreadableInput
 from apps.worker.limits import LimitWait
+from apps.worker.materialize import UnreadableInput
 from apps.worker.output_check import CheckExhausted
 from apps.worker.reading import DocumentRefused
 from apps.worker.tasks.extract import InvalidOutput

@@ -25,9 +25,9 @@ from datetime import timedelta
 
 from apps.worker.failures import describe
 from apps.worker.gateway import Gateway, ModelBudgetSpent
-from apps.worker.inputs import materialize
 from apps.worker.leases import keep_claim
-from apps.worker.models import ModelClient
+from apps.worker.materialize import materialize
+from apps.worker.model_client import ModelClient
 from apps.worker.settings import WorkerSettings
 from apps.worker.tasks import TaskRunner
 from jobrelay import telemetry

@@ -15,7 +15,7 @@ from dapr.conf import settings as dapr_settings
 
 from apps.worker.gateway import Gateway
 from apps.worker.limits import LimitWait, SharedLimits
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.profiles import Catalog, ModelProfile
 from jobrelay.contract import utcnow
 from jobrelay.state import State

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.tasks import chat
 from jobrelay.contract import JobInput, JobRecord
 from jobrelay.task_catalog import parse_params

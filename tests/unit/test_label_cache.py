@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from apps.worker.gateway import Gateway
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.tasks import classify
 from jobrelay.contract import JobInput, JobRecord
 from jobrelay.task_catalog import parse_params

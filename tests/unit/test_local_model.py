@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 
 from apps.model.main import app as model_app
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.tasks import classify, embed
 from jobrelay.contract import JobInput, JobRecord
 from tests.ports import free_port

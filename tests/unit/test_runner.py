@@ -18,7 +18,7 @@ import pytest
 from dapr.aio.clients import DaprClient
 
 from apps.worker.gateway import Gateway
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.runner import Runner, give_up
 from apps.worker.settings import WorkerSettings
 from jobrelay import keys

@@ -7,7 +7,7 @@ import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import cast
 
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from jobrelay.contract import JobRecord, JobResult
 from jobrelay.task_catalog import TASKS, Task
 

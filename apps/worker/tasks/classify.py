@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.tasks import zero_shot
 from apps.worker.tasks.zero_shot import LabelSpec
 from jobrelay.contract import JobRecord, JobResult, Usage

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import base64
 
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from jobrelay.contract import JobRecord, JobResult
 from jobrelay.task_params import DescribeImageParams
 

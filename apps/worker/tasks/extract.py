@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from apps.worker import output_check
-from apps.worker.models import ModelClient, chat_usage
+from apps.worker.model_client import ModelClient, chat_usage
 from apps.worker.settings import get_settings
 from apps.worker.tasks import grounding
 from jobrelay.contract import JobRecord, JobResult, Usage

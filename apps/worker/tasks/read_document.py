@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from apps.worker.models import ModelClient, chat_usage
+from apps.worker.model_client import ModelClient, chat_usage
 from apps.worker.reading import Document, read_document
 from apps.worker.tasks.summarize import summary_of
 from jobrelay.accepted_inputs import IMAGE_FILE_TYPES

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from openai.types.chat import ChatCompletion
 
-from apps.worker.models import ModelClient, chat_usage
+from apps.worker.model_client import ModelClient, chat_usage
 from jobrelay.contract import JobRecord, JobResult
 from jobrelay.task_params import SummarizeParams
 
