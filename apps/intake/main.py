@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.middleware.cors import CORSMiddleware
 
-from apps.intake import admin
+from apps.intake import admin, refusals
 from apps.intake.deps import IntakeApp
 from apps.intake.quotas import RATE_HEADERS, Quotas
 from apps.intake.routes import router
@@ -33,6 +33,7 @@ def create_app(settings: IntakeSettings | None = None) -> IntakeApp:
         clients=True,
     )
     app.settings = settings
+    refusals.install(app)
     # Job events reach the `Prefer: wait` requests waiting in this replica.
     hub.subscribe(app.subscriptions)
     app.include_router(router)

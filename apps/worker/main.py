@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from apps.worker.gateway import Gateway
-from apps.worker.limits import SharedLimits
 from apps.worker.profiles import load_catalog
+from apps.worker.rate_window import RateWindows
 from apps.worker.runner import Runner, give_up
 from apps.worker.settings import WorkerSettings, get_settings
+from apps.worker.slots import SharedSlots
 from apps.worker.tasks import load_runners
 from jobrelay import metrics, telemetry
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
@@ -42,7 +43,8 @@ class Worker:
         if unserved:
             log.warning("no model for %s: their jobs fail at once", ", ".join(unserved))
         self._sidecar = sidecar
-        self._gateway = Gateway(catalog, SharedLimits(sidecar.state), self._settings.max_inflight)
+        limits = (RateWindows(sidecar.state), SharedSlots(sidecar.state))
+        self._gateway = Gateway(catalog, limits, self._settings.max_inflight)
         self._runner = Runner(
             sidecar.jobs,
             self._gateway,

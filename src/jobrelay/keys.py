@@ -17,8 +17,8 @@ _FILE = "file:"
 _IDEMPOTENCY = "idem:"
 # A tenant's quota ledger (apps/intake/quotas.py).
 _QUOTA = "quota:"
-# A model profile's shared limits (apps/worker/limits.py): one key per concurrency slot,
-# one per rate window.
+# A model profile's shared limits (apps/worker/slots.py, rate_window.py): one key per
+# concurrency slot, one per rate window.
 _LIMIT = "limit:"
 # The dead-lettered jobs of one tenant, for the admin routes (jobrelay.dead_letters).
 _DEAD_LETTERS = "dead-letters:"

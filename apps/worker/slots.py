@@ -1,6 +1,7 @@
-"""Per-profile limits shared by every worker replica, kept in the Dapr state store.
+"""A model profile's `max_concurrency`, shared by every worker replica through the Dapr state
+store: a Limit (jobrelay.limits) that admits a call by handing it a slot.
 
-Concurrency: `max_concurrency` slots per profile, one key each (`limit:{profile}:slot:{n}`).
+`max_concurrency` slots per profile, one key each (`limit:{profile}:slot:{n}`).
 A replica takes a free slot by inserting its key (first-write, so two replicas cannot take
 one slot), with a TTL: a replica that dies holding a slot frees it when the TTL runs out,
 instead of shrinking the pool for good. There is no shared counter to read-modify-write, so
@@ -13,24 +14,18 @@ no call here waits for yet is kept for PARK_SECONDS, since the worker's own in-f
 given back (its key deleted). A call that finds every slot taken waits for a local hand-over,
 and looks at the store again after a doubling pause for slots other replicas gave back.
 
-Rate: a counter per profile and minute (`limit:{profile}:rate:{minute}`, requests and tokens),
-counted up through the state layer's read-modify-write; over the limit, a call waits for the
-next minute, holding no slot meanwhile (apps/worker/gateway.py).
-
-Every wait ends at the job's deadline (LimitWait).
+Every wait ends at the job's deadline (LimitReached).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,7 +33,8 @@ from typing import Any
 from apps.worker.profiles import ModelProfile
 from jobrelay import keys
 from jobrelay.errors import DAPR_ERRORS
-from jobrelay.state import KeyTaken, State, Write
+from jobrelay.limits import LimitReached
+from jobrelay.state import KeyTaken, State
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +43,10 @@ _GRACE_SECONDS = 10.0
 # Looking for slots other replicas gave back: the first pause, doubling up to the last.
 _FIRST_LOOK_SECONDS = 0.025
 _LAST_LOOK_SECONDS = 1.0
-_RATE_WINDOW_TTL_SECONDS = 120
 # How long a slot no call of this replica waits for is kept for the next one: long enough for
 # a call queued behind the worker's in-flight limit to get going, short enough that another
 # replica hardly notices.
 PARK_SECONDS = 0.05
-
-
-class LimitWait(Exception):
-    """The limit did not free up before the job's deadline."""
 
 
 @dataclass(eq=False)
@@ -74,25 +65,37 @@ class _Pool:
     parked: dict[_Slot, asyncio.TimerHandle] = field(default_factory=dict)
 
 
-class SharedLimits:
+@dataclass(eq=False)
+class Held:
+    """A slot admitted to one call: `release()` passes it on when the call ends."""
+
+    _slots: SharedSlots | None
+    _profile: ModelProfile
+    _slot: _Slot | None
+
+    def release(self) -> None:
+        if self._slots is not None and self._slot is not None:
+            slot, self._slot = self._slot, None  # released once, whatever calls it again
+            self._slots.pass_on(self._profile, slot)
+
+
+class SharedSlots:
     def __init__(self, state: State) -> None:
         self._state = state
         self._owner = uuid.uuid4().hex  # this replica, as written in the slots it holds
         self._pools: dict[str, _Pool] = {}
         self._background: set[asyncio.Task[None]] = set()
 
-    @asynccontextmanager
-    async def slot(self, profile: ModelProfile, deadline: datetime | None) -> AsyncIterator[None]:
-        """Hold one of the profile's `max_concurrency` slots while the block runs."""
+    async def admit(self, profile: ModelProfile, deadline: datetime | None) -> Held:
+        """One of the profile's `max_concurrency` slots, held until released."""
         if profile.max_concurrency is None:
-            yield
-            return
+            return Held(None, profile, None)
         pool = self._pools.setdefault(profile.name, _Pool())
         held = self._unpark_one(pool) or await self._take(profile, pool, deadline)
-        try:
-            yield
-        finally:
-            self._pass_on(profile, pool, held)
+        return Held(self, profile, held)
+
+    def pass_on(self, profile: ModelProfile, slot: _Slot) -> None:
+        self._pass_on(profile, self._pools[profile.name], slot)
 
     async def _take(self, profile: ModelProfile, pool: _Pool, deadline: datetime | None) -> _Slot:
         pause, looked = _FIRST_LOOK_SECONDS, False
@@ -105,7 +108,11 @@ class SharedLimits:
             looked = True
             left = None if deadline is None else deadline.timestamp() - time.time()
             if left is not None and left <= 0:
-                raise LimitWait(f"{profile.name}: no free slot before the deadline")
+                raise LimitReached(
+                    "model_rate_limited",
+                    f"{profile.name}: no free slot before the deadline",
+                    _LAST_LOOK_SECONDS,
+                )
             handed: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
             pool.waiting.append(handed)
             try:
@@ -193,37 +200,3 @@ class SharedLimits:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def admit(self, profile: ModelProfile, tokens: int, deadline: datetime | None) -> None:
-        """Count one request of about `tokens` tokens against the profile's per-minute limits."""
-        rpm, tpm = profile.requests_per_minute, profile.tokens_per_minute
-        if rpm is None and tpm is None:
-            return
-        while True:
-            minute = int(time.time() // 60)
-
-            def count(data: bytes | None) -> Write | None:
-                window = json.loads(data) if data else {}
-                requests, used = window.get("requests", 0), window.get("tokens", 0)
-                if (rpm is not None and requests + 1 > rpm) or (
-                    tpm is not None and used + tokens > tpm and used > 0
-                ):
-                    raise LimitWait(profile.name)
-                counted = {"requests": requests + 1, "tokens": used + tokens}
-                return Write(json.dumps(counted), _RATE_WINDOW_TTL_SECONDS)
-
-            try:
-                await self._state.update(keys.rate_window(profile.name, minute), count)
-                return
-            except LimitWait:
-                next_minute = (minute + 1) * 60
-                if deadline is not None and next_minute >= deadline.timestamp():
-                    raise LimitWait(
-                        f"{profile.name}: rate limit until after the deadline"
-                    ) from None
-                log.info(
-                    "profile=%s rate limit reached; waiting %.1f s",
-                    profile.name,
-                    next_minute - time.time(),
-                )
-                await asyncio.sleep(max(next_minute - time.time(), 0.0))
