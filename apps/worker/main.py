@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 from apps.worker.gateway import Gateway
+from apps.worker.outcomes import give_up
 from apps.worker.profiles import load_catalog
 from apps.worker.rate_window import RateWindows
-from apps.worker.runner import Runner, give_up
+from apps.worker.runner import Runner
 from apps.worker.settings import WorkerSettings, get_settings
 from apps.worker.slots import SharedSlots
 from apps.worker.tasks import load_runners

@@ -19,7 +19,8 @@ from dapr.aio.clients import DaprClient
 
 from apps.worker.gateway import Gateway
 from apps.worker.model_client import ModelClient
-from apps.worker.runner import Runner, give_up
+from apps.worker.outcomes import give_up
+from apps.worker.runner import Runner
 from apps.worker.settings import WorkerSettings
 from jobrelay import keys
 from jobrelay.contract import (
