@@ -16,7 +16,7 @@ from jobrelay import metrics, telemetry
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
 from jobrelay.contract import JobMessage
 from jobrelay.dead_letters import DeadLetters
-from jobrelay.service import ServiceApp, Sidecar, build_app, dapr_lifespan
+from jobrelay.service import Connect, ServiceApp, Sidecar, build_app, dapr_lifespan
 from jobrelay.state import STORE_ERRORS
 from jobrelay.subscriptions import BadMessage, Delivery, Message, Subscription
 from jobrelay.task_catalog import TASKS
@@ -102,13 +102,16 @@ class Worker:
         return Delivery.SUCCESS
 
 
-def create_app(settings: WorkerSettings | None = None) -> ServiceApp:
+def create_app(
+    settings: WorkerSettings | None = None, connect: Connect | None = None
+) -> ServiceApp:
+    """The worker app. `connect` opens its sidecar client (DaprClient by default)."""
     settings = settings or get_settings()
     worker = Worker(settings)
     app = build_app(
         "jobrelay worker",
         "0.1.0",
-        dapr_lifespan(on_start=worker.start, on_stop=worker.stop),
+        dapr_lifespan(on_start=worker.start, on_stop=worker.stop, connect=connect),
         "Dapr subscriber: runs jobs from the `jobs` topic. Not for clients.",
         ServiceApp,
     )

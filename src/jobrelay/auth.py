@@ -273,7 +273,8 @@ async def current_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    authenticator: Authenticator = request.app.state.auth
+    authenticator = getattr(request.app, "authenticator", None)
+    assert isinstance(authenticator, Authenticator), "an app that answers clients loads one"
     key = credentials.credentials if credentials else None
     if key and authenticator.tokens is not None and looks_like_jwt(key):
         # In a worker thread: a JWKS fetch (blocking urllib, jobrelay.oidc) may wait there

@@ -53,6 +53,8 @@ class ServiceApp(FastAPI):
 
     sidecar: Sidecar
     subscriptions: Subscriptions
+    # Clients' credentials, for an app that answers clients (loaded by its lifespan).
+    authenticator: auth.Authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and Subscriptions.serves(scope["path"]):
@@ -84,10 +86,16 @@ JobsDep = Annotated[JobStore, Depends(get_jobs)]
 
 Hook = Callable[[Sidecar], Awaitable[None]]
 Lifespan = Callable[[ServiceApp], AbstractAsyncContextManager[None]]
+# Opens the app's client to its sidecar: DaprClient itself, which reads DAPR_GRPC_PORT and
+# DAPR_API_TOKEN (`dapr run` sets both); a test's in-memory fake in in-process route tests.
+Connect = Callable[[], AbstractAsyncContextManager[DaprClient]]
 
 
 def dapr_lifespan(
-    on_start: Hook | None = None, on_stop: Hook | None = None, clients: bool = False
+    on_start: Hook | None = None,
+    on_stop: Hook | None = None,
+    clients: bool = False,
+    connect: Connect | None = None,
 ) -> Lifespan:
     """A lifespan that opens the app's sidecar client, runs `on_start` with it, and
     `on_stop` when the app stops.
@@ -97,13 +105,12 @@ def dapr_lifespan(
 
     @asynccontextmanager
     async def lifespan(app: ServiceApp) -> AsyncIterator[None]:
-        # The client reads DAPR_GRPC_PORT and DAPR_API_TOKEN, which `dapr run` sets.
-        async with DaprClient() as dapr:
+        async with (connect or DaprClient)() as dapr:
             app.sidecar = Sidecar(dapr, StoreSettings().retention_seconds)
             refreshing: asyncio.Task[None] | None = None
             if clients:
-                app.state.auth = await auth.load(dapr)
-                refreshing = asyncio.create_task(auth.keep_keys_fresh(dapr, app.state.auth))
+                app.authenticator = await auth.load(dapr)
+                refreshing = asyncio.create_task(auth.keep_keys_fresh(dapr, app.authenticator))
             if on_start:
                 await on_start(app.sidecar)
             try:
