@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from apps.intake.settings import IntakeSettings
 from apps.intake.submission import Intake
-from jobrelay.service import ServiceApp
+from jobrelay.service import ServiceApp, app_of
 
 
 class IntakeApp(ServiceApp):
@@ -18,18 +18,12 @@ class IntakeApp(ServiceApp):
     intake: Intake
 
 
-def _app(request: Request) -> IntakeApp:
-    app = request.app
-    assert isinstance(app, IntakeApp), "intake's routes are served by an IntakeApp"
-    return app
-
-
 async def get_intake(request: Request) -> Intake:
-    return _app(request).intake
+    return app_of(request, IntakeApp).intake
 
 
 async def get_settings(request: Request) -> IntakeSettings:
-    return _app(request).settings
+    return app_of(request, IntakeApp).settings
 
 
 IntakeDep = Annotated[Intake, Depends(get_intake)]

@@ -34,6 +34,7 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from apps.intake.ledger import Ledger
 from apps.intake.settings import QuotaSettings, TenantLimits
@@ -92,8 +93,7 @@ class QuotaExceeded(LimitReached):
         self.rate = rate  # the per-minute quota as it stands, for the refusal's headers
 
 
-@dataclass(frozen=True, slots=True)
-class Submit:
+class Submit(NamedTuple):
     """A job submitted by a tenant: what the quotas admit."""
 
     tenant: str

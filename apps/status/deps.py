@@ -11,7 +11,7 @@ from apps.status.settings import StatusSettings
 from apps.status.signing import SigningSecrets
 from apps.status.webhooks import WebhookSender
 from jobrelay.hub import EventHub
-from jobrelay.service import ServiceApp
+from jobrelay.service import ServiceApp, app_of
 
 
 class StatusApp(ServiceApp):
@@ -24,22 +24,16 @@ class StatusApp(ServiceApp):
     webhook_sender: WebhookSender
 
 
-def status_app(request: Request) -> StatusApp:
-    app = request.app
-    assert isinstance(app, StatusApp), "status's routes are served by a StatusApp"
-    return app
-
-
 async def get_settings(request: Request) -> StatusSettings:
-    return status_app(request).settings
+    return app_of(request, StatusApp).settings
 
 
 async def get_hub(request: Request) -> EventHub:
-    return status_app(request).hub
+    return app_of(request, StatusApp).hub
 
 
 async def get_signing_secrets(request: Request) -> SigningSecrets:
-    return status_app(request).signing_secrets
+    return app_of(request, StatusApp).signing_secrets
 
 
 SettingsDep = Annotated[StatusSettings, Depends(get_settings)]

@@ -61,12 +61,9 @@ class Worker:
 
     async def on_job(self, delivery: Message) -> Delivery:
         assert self._runner is not None, "deliveries start after the lifespan"
-        try:
-            message = delivery.data(JobMessage)
-        except BadMessage as exc:
-            log.error("dropping undeliverable message to the dead-letter topic: %s", exc)
+        message = _job_message(delivery, "dropping it to the dead-letter topic")
+        if message is None:
             return Delivery.DROP
-        telemetry.bind_job(message.job_id, message.task)
         try:
             return await self._runner.deliver(message)
         except STORE_ERRORS as exc:
@@ -79,12 +76,9 @@ class Worker:
 
     async def on_dead_letter(self, delivery: Message) -> Delivery:
         assert self._sidecar is not None, "deliveries start after the lifespan"
-        try:
-            message = delivery.data(JobMessage)
-        except BadMessage as exc:
-            log.error("dead letter that is not a job message, discarded: %s", exc)
+        message = _job_message(delivery, "a dead letter, discarded")
+        if message is None:
             return Delivery.SUCCESS
-        telemetry.bind_job(message.job_id, message.task)
         sidecar = self._sidecar
         try:
             versioned = await sidecar.jobs.get(message.job_id)
@@ -100,6 +94,18 @@ class Worker:
             log.warning("job_id=%s store unavailable for a dead letter: %s", message.job_id, exc)
             return Delivery.RETRY
         return Delivery.SUCCESS
+
+
+def _job_message(delivery: Message, then: str) -> JobMessage | None:
+    """The delivery's job message, its job bound to the log lines that follow; None (and a
+    log line saying what happens to it) if it is not one."""
+    try:
+        message = delivery.data(JobMessage)
+    except BadMessage as exc:
+        log.error("not a job message, %s: %s", then, exc)
+        return None
+    telemetry.bind_job(message.job_id, message.task)
+    return message
 
 
 def create_app(

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 from dataclasses import dataclass
 from typing import Annotated, Self
@@ -37,6 +36,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from jobrelay.contract.credentials import hash_key
 from jobrelay.errors import DAPR_ERRORS, ApiError
 from jobrelay.oidc import ASYMMETRIC_ALGORITHMS, TokenVerifier, looks_like_jwt
+from jobrelay.webhook_secrets import merged_objects
 
 log = logging.getLogger(__name__)
 
@@ -180,17 +180,11 @@ class Authenticator:
 
 
 def parse_key_table(values: dict[str, str]) -> dict[str, str]:
-    table: dict[str, str] = {}
-    for raw in values.values():
-        if not raw.strip():
-            continue
-        loaded = json.loads(raw)
-        if not isinstance(loaded, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in loaded.items()
-        ):
-            raise ValueError("the API key secret must be a JSON object of hash -> tenant")
-        table.update(loaded)
-    return table
+    """key hash -> tenant from the secret's values (the format: module docstring)."""
+    table = merged_objects(values, "API key secret (hash -> tenant)")
+    if not all(isinstance(tenant, str) and tenant for tenant in table.values()):
+        raise ValueError("the API key secret must be a JSON object of hash -> tenant")
+    return {key: str(tenant) for key, tenant in table.items()}
 
 
 async def _read_keys(dapr: DaprClient, settings: AuthSettings) -> dict[str, str]:

@@ -33,6 +33,7 @@ def job_id_of(key: str) -> str:
 
 
 def file(job_id: str) -> str:
+    """The prefix of an upload's chunks."""
     return f"{_FILE}{job_id}"
 
 
@@ -45,6 +46,7 @@ def idempotency(tenant: str, client_key: str) -> str:
 
 
 def quota(tenant: str) -> str:
+    """A tenant's quota ledger: what every intake replica charged it."""
     return f"{_QUOTA}{tenant}"
 
 
@@ -53,6 +55,7 @@ def limit_slot(profile: str, index: int) -> str:
 
 
 def rate_window(profile: str, minute: int) -> str:
+    """A profile's requests and tokens counted in one minute (since the epoch)."""
     return f"{_LIMIT}{profile}:rate:{minute}"
 
 

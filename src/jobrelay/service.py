@@ -67,10 +67,18 @@ class ServiceApp(FastAPI):
 # request for an attribute lookup.
 
 
-def _sidecar(request: Request) -> Sidecar:
+A = TypeVar("A", bound="ServiceApp")
+
+
+def app_of(request: Request, kind: type[A]) -> A:
+    """The app serving `request`, as the kind of app its routes belong to."""
     app = request.app
-    assert isinstance(app, ServiceApp), "every jobrelay app is a ServiceApp"
-    return app.sidecar
+    assert isinstance(app, kind), f"served by a {kind.__name__}"
+    return app
+
+
+def _sidecar(request: Request) -> Sidecar:
+    return app_of(request, ServiceApp).sidecar
 
 
 async def get_jobs(request: Request) -> JobStore:
@@ -207,9 +215,6 @@ class LoopbackHostMiddleware:
                 await refused(scope, receive, send)
                 return
         await self._app(scope, receive, send)
-
-
-A = TypeVar("A", bound=ServiceApp)
 
 
 def build_app(

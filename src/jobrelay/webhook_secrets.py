@@ -33,18 +33,25 @@ def _usable(secret: object) -> bool:
     return _MIN_BYTES <= len(raw) <= _MAX_BYTES
 
 
-def parse_table(values: dict[str, str]) -> dict[str, str]:
-    """tenant -> secret from the secret's values; ValueError names the first bad entry."""
-    table: dict[str, str] = {}
+def merged_objects(values: dict[str, str], what: str) -> dict[str, object]:
+    """The JSON objects in a secret's values, merged: a store that answers several values
+    for one secret (Kubernetes, Key Vault) may split the table across them."""
+    table: dict[str, object] = {}
     for raw in values.values():
         if not raw.strip():
             continue
         loaded = json.loads(raw)
         if not isinstance(loaded, dict):
-            raise ValueError("the webhook secret table must be a JSON object of tenant -> whsec_")
-        for tenant, secret in loaded.items():
-            if not tenant or not _usable(secret):
-                # The tenant is named, the secret never is: this message reaches logs.
-                raise ValueError(f"tenant {tenant!r}: not a whsec_ + base64 signing secret")
+            raise ValueError(f"the {what} must be a JSON object")
         table.update(loaded)
     return table
+
+
+def parse_table(values: dict[str, str]) -> dict[str, str]:
+    """tenant -> secret from the secret's values; ValueError names the first bad entry."""
+    table = merged_objects(values, "webhook secret table (tenant -> whsec_)")
+    for tenant, secret in table.items():
+        if not tenant or not _usable(secret):
+            # The tenant is named, the secret never is: this message reaches logs.
+            raise ValueError(f"tenant {tenant!r}: not a whsec_ + base64 signing secret")
+    return {tenant: str(secret) for tenant, secret in table.items()}

@@ -11,16 +11,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
-from jobrelay.client.errors import ConnectionFailed, JobrelayError, StreamUnavailable
-from jobrelay.client.responses import api_error, checked, job_of_event, job_or_raise, retry_after
+from jobrelay.client.core import HTTP_TIMEOUT, Call, Requests, Resumes, polled, stream_refused
+from jobrelay.client.errors import JobrelayError, StreamUnavailable
+from jobrelay.client.responses import checked, job_of_event, job_or_raise, retry_after
 from jobrelay.client.settings import ClientSettings
 from jobrelay.client.submission import Outcome, Submission
-from jobrelay.client.urls import MAX_STREAM_RESUMES, STREAM_READ_TIMEOUT_SECONDS, Endpoints
+from jobrelay.client.urls import STREAM_READ_TIMEOUT_SECONDS
 from jobrelay.contract import JobView
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,9 @@ class AsyncClient:
         http: httpx.AsyncClient | None = None,
         use_events: bool = True,
     ) -> None:
-        self.endpoints = Endpoints(settings or ClientSettings())
+        self.requests = Requests(settings)
         self.use_events = use_events
-        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+        self._http = http or httpx.AsyncClient(timeout=HTTP_TIMEOUT)
 
     async def __aenter__(self) -> Self:
         return self
@@ -51,64 +52,47 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        kwargs.setdefault("headers", self.endpoints.headers)
+    async def _send(self, call: Call) -> httpx.Response:
         try:
-            return await self._http.request(method, url, **kwargs)
+            return await self._http.request(call.method, call.url, **call.kwargs)
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"{method} {url}: {exc!r}") from exc
+            raise call.failed(exc) from exc
 
     async def submit(self, submission: Submission, *, prefer_wait: int | None = None) -> JobView:
-        kwargs = submission.request_kwargs(self.endpoints.headers)
-        if prefer_wait:
-            kwargs["headers"]["Prefer"] = f"wait={prefer_wait}"
-        return job_or_raise(await self._request("POST", self.endpoints.submit, **kwargs))
+        return job_or_raise(await self._send(self.requests.submit(submission, prefer_wait)))
 
     async def get(self, job_id: str) -> JobView:
-        return job_or_raise(await self._request("GET", self.endpoints.job(job_id)))
+        return job_or_raise(await self._send(self.requests.get(job_id)))
 
     async def cancel(self, job_id: str) -> JobView:
-        return job_or_raise(await self._request("DELETE", self.endpoints.job(job_id)))
+        return job_or_raise(await self._send(self.requests.cancel(job_id)))
 
     async def stream(
         self, job_id: str, *, last_event_id: int | None = None
     ) -> AsyncIterator[JobView]:
-        seen = last_event_id
-        failures = 0
+        resumes = Resumes(self.requests.endpoints.events(job_id), last_event_id)
         while True:
             try:
-                async for job, seq in self._read_stream(job_id, seen):
-                    seen, failures = seq, 0
+                async for job, seq in self._read_stream(job_id, resumes.seen):
+                    resumes.got(seq)
                     yield job
                     if job.status.terminal:
                         return
             except (httpx.TransportError, SSEError) as exc:
-                failures += 1
-                if seen is None or failures > MAX_STREAM_RESUMES:
-                    raise StreamUnavailable(f"{self.endpoints.events(job_id)}: {exc!r}") from exc
-                log.info("event stream of %s dropped after seq %s; resuming", job_id, seen)
+                resumes.dropped(exc)
             else:
-                failures += 1
-                if failures > MAX_STREAM_RESUMES:
-                    raise StreamUnavailable(f"{self.endpoints.events(job_id)} keeps ending early")
-                log.info("event stream of %s ended early after seq %s; resuming", job_id, seen)
+                resumes.ended_early()
 
     async def _read_stream(
         self, job_id: str, last_seen: int | None
     ) -> AsyncIterator[tuple[JobView, int]]:
-        headers = dict(self.endpoints.headers)
-        if last_seen is not None:
-            headers["Last-Event-ID"] = str(last_seen)
-        url = self.endpoints.events(job_id)
+        call = self.requests.events(job_id, last_seen)
         async with aconnect_sse(
-            self._http, "GET", url, headers=headers, timeout=STREAM_READ_TIMEOUT_SECONDS
+            self._http, call.method, call.url, timeout=STREAM_READ_TIMEOUT_SECONDS, **call.kwargs
         ) as source:
             if source.response.status_code != 200:
                 await source.response.aread()
-                error = api_error(source.response)
-                if error.code == "job_not_found":
-                    raise error
-                raise StreamUnavailable(f"{url}: {error}")
+                raise stream_refused(call.url, source.response)
             async for event in source.aiter_sse():
                 yield job_of_event(event), int(event.id)
 
@@ -126,11 +110,9 @@ class AsyncClient:
 
     async def _poll(self, job_id: str) -> JobView:
         while True:
-            response = await self._request("GET", self.endpoints.job(job_id))
-            if response.status_code == 200:
-                return job_or_raise(response)
-            if response.status_code not in (202, 503):
-                raise api_error(response)
+            response = await self._send(self.requests.get(job_id))
+            if (job := polled(response)) is not None:
+                return job
             await asyncio.sleep(retry_after(response))
 
     async def run(self, submission: Submission) -> JobView:

@@ -112,4 +112,5 @@ class Outcome:
 
     @property
     def succeeded(self) -> bool:
+        """Whether the job ran to a result."""
         return self.job is not None and self.job.status.value == "succeeded"

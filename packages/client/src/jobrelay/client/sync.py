@@ -1,7 +1,7 @@
 """The blocking client: `Client().submit(...)`, `.wait(...)`, `.map(...)`.
 
-It mirrors jobrelay.client.aio.AsyncClient method for method; the request building and the
-answer parsing they share live in submission.py and responses.py.
+It mirrors jobrelay.client.aio.AsyncClient method for method; the requests, and what an
+answer or a stream means, come from core.py for both.
 """
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from jobrelay.client.errors import ConnectionFailed, JobrelayError, StreamUnavailable
-from jobrelay.client.responses import api_error, checked, job_of_event, job_or_raise, retry_after
+from jobrelay.client.core import HTTP_TIMEOUT, Call, Requests, Resumes, polled, stream_refused
+from jobrelay.client.errors import JobrelayError, StreamUnavailable
+from jobrelay.client.responses import checked, job_of_event, job_or_raise, retry_after
 from jobrelay.client.settings import ClientSettings
 from jobrelay.client.submission import Outcome, Submission
-from jobrelay.client.urls import MAX_STREAM_RESUMES, Endpoints, Timer
+from jobrelay.client.urls import Timer
 from jobrelay.contract import JobView
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,9 @@ class Client:
         http: httpx.Client | None = None,
         use_events: bool = True,
     ) -> None:
-        self.endpoints = Endpoints(settings or ClientSettings())
+        self.requests = Requests(settings)
         self.use_events = use_events
-        # The read timeout outlasts the stream's 15 s keep-alive; connect failures stay quick.
-        self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0))
+        self._http = http or httpx.Client(timeout=HTTP_TIMEOUT)
 
     def __enter__(self) -> Self:
         return self
@@ -51,27 +51,23 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        kwargs.setdefault("headers", self.endpoints.headers)
+    def _send(self, call: Call) -> httpx.Response:
         try:
-            return self._http.request(method, url, **kwargs)
+            return self._http.request(call.method, call.url, **call.kwargs)
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"{method} {url}: {exc!r}") from exc
+            raise call.failed(exc) from exc
 
     def submit(self, submission: Submission, *, prefer_wait: int | None = None) -> JobView:
         """Send one job; answers at once (202) unless `prefer_wait` lets the server hold on."""
-        kwargs = submission.request_kwargs(self.endpoints.headers)
-        if prefer_wait:
-            kwargs["headers"]["Prefer"] = f"wait={prefer_wait}"
-        return job_or_raise(self._request("POST", self.endpoints.submit, **kwargs))
+        return job_or_raise(self._send(self.requests.submit(submission, prefer_wait)))
 
     def get(self, job_id: str) -> JobView:
         """The job as it is now, pending or final."""
-        return job_or_raise(self._request("GET", self.endpoints.job(job_id)))
+        return job_or_raise(self._send(self.requests.get(job_id)))
 
     def cancel(self, job_id: str) -> JobView:
         """Cancel a pending job; ApiError `job_finished` if it already ended."""
-        return job_or_raise(self._request("DELETE", self.endpoints.job(job_id)))
+        return job_or_raise(self._send(self.requests.cancel(job_id)))
 
     def stream(
         self, job_id: str, *, last_event_id: int | None = None, timeout: float | None = None
@@ -82,40 +78,31 @@ class Client:
         StreamUnavailable if the stream cannot be read at all, WaitTimeout past `timeout`.
         """
         timer = Timer(timeout)
-        seen = last_event_id
-        failures = 0
+        resumes = Resumes(self.requests.endpoints.events(job_id), last_event_id)
         while True:
             try:
-                for job, seq in self._read_stream(job_id, seen, timer):
-                    seen, failures = seq, 0
+                for job, seq in self._read_stream(job_id, resumes.seen, timer):
+                    resumes.got(seq)
                     yield job
                     if job.status.terminal:
                         return
                     timer.check(job_id)
             except (httpx.TransportError, SSEError) as exc:
                 timer.check(job_id)
-                failures += 1
-                if seen is None or failures > MAX_STREAM_RESUMES:
-                    raise StreamUnavailable(f"{self.endpoints.events(job_id)}: {exc!r}") from exc
-                log.info("event stream of %s dropped after seq %s; resuming", job_id, seen)
+                resumes.dropped(exc)
             else:
-                # The server ended the stream before a final state (a restart, say): resume.
-                failures += 1
-                if failures > MAX_STREAM_RESUMES:
-                    raise StreamUnavailable(f"{self.endpoints.events(job_id)} keeps ending early")
-                log.info("event stream of %s ended early after seq %s; resuming", job_id, seen)
+                resumes.ended_early()
 
     def _read_stream(
         self, job_id: str, last_seen: int | None, timer: Timer
     ) -> Iterator[tuple[JobView, int]]:
-        headers = dict(self.endpoints.headers)
-        if last_seen is not None:
-            headers["Last-Event-ID"] = str(last_seen)
-        url = self.endpoints.events(job_id)
-        with connect_sse(self._http, "GET", url, headers=headers, timeout=timer.read()) as source:
+        call = self.requests.events(job_id, last_seen)
+        with connect_sse(
+            self._http, call.method, call.url, timeout=timer.read(), **call.kwargs
+        ) as source:
             if source.response.status_code != 200:
                 source.response.read()
-                raise _stream_error(url, api_error(source.response))
+                raise stream_refused(call.url, source.response)
             for event in source.iter_sse():
                 yield job_of_event(event), int(event.id)
 
@@ -139,11 +126,9 @@ class Client:
 
     def _poll(self, job_id: str, timer: Timer) -> JobView:
         while True:
-            response = self._request("GET", self.endpoints.job(job_id))
-            if response.status_code == 200:
-                return job_or_raise(response)
-            if response.status_code not in (202, 503):  # 503: the store is down for a moment
-                raise api_error(response)
+            response = self._send(self.requests.get(job_id))
+            if (job := polled(response)) is not None:
+                return job
             timer.check(job_id)
             time.sleep(timer.pause(retry_after(response)))
 
@@ -190,10 +175,3 @@ class Client:
         except JobrelayError as exc:
             return Outcome(index, submission, error=exc)
         return Outcome(index, submission, job=job)
-
-
-def _stream_error(url: str, error: JobrelayError) -> JobrelayError:
-    # An unknown job is an answer, not a broken stream: polling would only say 404 again.
-    if error.code == "job_not_found":
-        return error
-    return StreamUnavailable(f"{url}: {error}")

@@ -7,15 +7,8 @@ from typing import Any, Self
 
 from pydantic import Field
 
-from jobrelay.contract.parts import (
-    ContractModel,
-    JobError,
-    JobInput,
-    JobResult,
-    ModelCall,
-    WebhookDelivery,
-    WebhookSpec,
-)
+from jobrelay.contract import parts
+from jobrelay.contract.parts import ContractModel
 from jobrelay.contract.record import JobRecord
 from jobrelay.contract.status import JobStatus
 
@@ -27,8 +20,8 @@ class SubmitRequest(ContractModel):
         description="Task name, e.g. `classify`; each server's OpenAPI lists the tasks it runs.",
         examples=["classify"],
     )
-    input: JobInput = Field(
-        default_factory=JobInput, description="What the model works on (chat: optional)."
+    input: parts.JobInput = Field(
+        default_factory=parts.JobInput, description="What the model works on (chat: optional)."
     )
     params: dict[str, Any] = Field(
         default_factory=dict,
@@ -40,7 +33,7 @@ class SubmitRequest(ContractModel):
     deadline_seconds: float | None = Field(
         default=None, gt=0, le=7 * 24 * 3600, description="Expire the job if not started by then."
     )
-    webhook: WebhookSpec | None = Field(
+    webhook: parts.WebhookSpec | None = Field(
         default=None, description="POST the job here on the chosen status changes, signed."
     )
 
@@ -54,7 +47,7 @@ class JobInputView(ContractModel):
     size: int | None = Field(description="The uploaded file's size in bytes, if any.")
 
     @classmethod
-    def of(cls, job_input: JobInput) -> Self:
+    def of(cls, job_input: parts.JobInput) -> Self:
         file = job_input.file
         return cls(
             text=job_input.text,
@@ -77,14 +70,18 @@ class JobView(ContractModel):
     started_at: datetime | None = Field(description="When a worker last started it.")
     finished_at: datetime | None = Field(description="When it became terminal.")
     deadline: datetime | None = Field(description="Expires if not started by then.")
-    result: JobResult | None = Field(description="The result, once succeeded.")
-    error: JobError | None = Field(description="Why it failed, once failed.")
+    result: parts.JobResult | None = Field(description="The result, once succeeded.")
+    error: parts.JobError | None = Field(description="Why it failed, once failed.")
     queue_seconds: float | None = Field(description="Waiting before a worker first started it.")
     model_seconds: float | None = Field(description="Time spent in model calls.")
-    model_calls: list[ModelCall] = Field(description="Every model call, failed ones included.")
+    model_calls: list[parts.ModelCall] = Field(
+        description="Every model call, failed ones included."
+    )
     input: JobInputView = Field(description="What the job works on (a file by its metadata).")
-    webhook: WebhookSpec | None = Field(description="Where changes are delivered, if anywhere.")
-    webhook_deliveries: list[WebhookDelivery] = Field(description="Delivery attempts so far.")
+    webhook: parts.WebhookSpec | None = Field(
+        description="Where changes are delivered, if anywhere."
+    )
+    webhook_deliveries: list[parts.WebhookDelivery] = Field(description="Delivery attempts so far.")
 
     @classmethod
     def of(cls, record: JobRecord, status_base_url: str) -> Self:

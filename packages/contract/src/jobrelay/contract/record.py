@@ -22,13 +22,7 @@ from jobrelay.contract.parts import (
     WebhookDelivery,
     WebhookSpec,
 )
-from jobrelay.contract.status import (
-    TRANSITIONS,
-    IllegalTransition,
-    JobStatus,
-    new_job_id,
-    utcnow,
-)
+from jobrelay.contract.status import TRANSITIONS, IllegalTransition, JobStatus, new_job_id, utcnow
 
 # A job's watchers are kept to the newest this many: a replica that stopped watching is not
 # removed (that would be a write per stream closed), so the list must not grow with them.
