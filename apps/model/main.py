@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 def _lifespan(settings: ModelSettings) -> Callable[[ModelApp], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: ModelApp) -> AsyncIterator[None]:
-        # Everything loads before the first request (well under 1 s on 2 cores, measured in
-        # docs/local-model.md), so no request pays for a cold model and /healthz means ready.
+        # Everything loads before the first request (how long: docs/local-model.md), so no
+        # request pays for a cold model and /healthz means ready.
         started = time.monotonic()
         app.settings = settings
         app.embedders = load_embedders(settings)
