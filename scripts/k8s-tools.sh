@@ -16,7 +16,7 @@ source "$here/versions.sh"
 # builds here.
 KUSTOMIZE_VERSION=5.8.2
 # The KEDA release whose CRDs the ScaledObjects are checked against; install the same chart
-# version (README, "Deploy to Kubernetes").
+# version (docs/deployment.md).
 KEDA_VERSION=2.21.0
 
 command -v go >/dev/null || { echo "k8s-tools: Go is required (none on PATH)" >&2; exit 1; }

@@ -146,7 +146,7 @@ def check_bind(host: str, settings: AuthSettings | None = None) -> None:
     if not settings.enabled and not is_loopback(host):
         raise AuthNotConfigured(
             f"refusing to bind {host} without authentication: set JOBRELAY_AUTH_SECRET_STORE "
-            "or JOBRELAY_AUTH_JWKS_URL (README, Security), or bind 127.0.0.1"
+            "or JOBRELAY_AUTH_JWKS_URL (docs/security.md), or bind 127.0.0.1"
         )
 
 
@@ -234,7 +234,7 @@ async def load(dapr: DaprClient, settings: AuthSettings | None = None) -> Authen
         log.warning(
             "AUTHENTICATION IS OFF: every caller is tenant %r. Loopback only; set "
             "JOBRELAY_AUTH_SECRET_STORE or JOBRELAY_AUTH_JWKS_URL before exposing this service "
-            "(README, Security).",
+            "(docs/security.md).",
             DEFAULT_TENANT,
         )
         return Authenticator(None)

@@ -31,7 +31,7 @@ from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("model", "intake", "worker", "status")
-# The development secret dapr.yaml gives the status app (README, "Webhooks").
+# The development secret dapr.yaml gives the status app (docs/api.md, "Webhooks").
 WEBHOOK_SECRET = "whsec_am9icmVsYXktbG9jYWwtZGV2ZWxvcG1lbnQtc2VjcmV0"  # noqa: S105 (public dev secret)
 # Small quotas for tenants of tests/integration/test_quotas.py alone (one tenant per test,
 # so no test spends another's); every other tenant has the generous defaults.

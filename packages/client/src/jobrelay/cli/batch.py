@@ -1,6 +1,6 @@
 """`jobrelay batch`: a JSONL file of jobs in, one JSONL line per job out, resumable.
 
-Each input line is a submit body (`{"task", "input", "params", ...}`, README "The API"),
+Each input line is a submit body (`{"task", "input", "params", ...}`, docs/api.md),
 optionally with a `custom_id` of the caller's own, as in the OpenAI Batch API. Succeeded jobs
 go to the output file, everything else to the errors file, one line each:
 

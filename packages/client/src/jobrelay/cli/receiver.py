@@ -23,7 +23,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 DEV_SECRET = "whsec_am9icmVsYXktbG9jYWwtZGV2ZWxvcG1lbnQtc2VjcmV0"  # noqa: S105 (public dev secret)
 
-log = logging.getLogger("webhook_receiver")
+log = logging.getLogger("jobrelay.webhooks")
 
 
 def handler_for(verifier: Webhook) -> type[BaseHTTPRequestHandler]:

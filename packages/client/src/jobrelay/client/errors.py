@@ -1,6 +1,6 @@
 """What the client raises: every error carries a stable `code` a caller may branch on.
 
-The codes are the server's own (README, "Errors", and a failed job's `error.code`); the
+The codes are the server's own (docs/api.md, "Errors", and a failed job's `error.code`); the
 client adds only `connection_error`, `stream_unavailable` and `wait_timeout`, for what
 happens before or after the server could answer.
 """
