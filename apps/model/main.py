@@ -47,7 +47,7 @@ def _lifespan(settings: ModelSettings) -> Callable[[ModelApp], AbstractAsyncCont
 
 
 def create_app(settings: ModelSettings | None = None) -> ModelApp:
-    """A new app with its own models: `app` below is the one served; tests make their own."""
+    """A new app with its own models (`python -m apps.model` serves one; tests make their own)."""
     app = ModelApp(
         title="jobrelay local model",
         version="0.2.0",
@@ -86,6 +86,3 @@ async def models(embedders: EmbeddersDep, chat: ChatDep) -> ModelList:
     if chat is not None:
         ids.append(CHAT_MODEL_ID)
     return ModelList(data=[ModelCard(id=model_id) for model_id in ids])
-
-
-app = create_app()
