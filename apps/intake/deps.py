@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from apps.intake.settings import IntakeSettings
 from apps.intake.submission import Intake
-from jobrelay.service import ServiceApp, app_of
+from jobrelay.dependencies import from_app
+from jobrelay.service import ServiceApp
 
 
 class IntakeApp(ServiceApp):
@@ -18,13 +19,5 @@ class IntakeApp(ServiceApp):
     intake: Intake
 
 
-async def get_intake(request: Request) -> Intake:
-    return app_of(request, IntakeApp).intake
-
-
-async def get_settings(request: Request) -> IntakeSettings:
-    return app_of(request, IntakeApp).settings
-
-
-IntakeDep = Annotated[Intake, Depends(get_intake)]
-SettingsDep = Annotated[IntakeSettings, Depends(get_settings)]
+IntakeDep = Annotated[Intake, Depends(from_app(IntakeApp, lambda app: app.intake))]
+SettingsDep = Annotated[IntakeSettings, Depends(from_app(IntakeApp, lambda app: app.settings))]

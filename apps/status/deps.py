@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from apps.status.settings import StatusSettings
 from apps.status.signing import SigningSecrets
 from apps.status.webhooks import WebhookSender
+from jobrelay.dependencies import from_app
 from jobrelay.hub import EventHub
-from jobrelay.service import ServiceApp, app_of
+from jobrelay.service import ServiceApp
 
 
 class StatusApp(ServiceApp):
@@ -24,18 +25,8 @@ class StatusApp(ServiceApp):
     webhook_sender: WebhookSender
 
 
-async def get_settings(request: Request) -> StatusSettings:
-    return app_of(request, StatusApp).settings
-
-
-async def get_hub(request: Request) -> EventHub:
-    return app_of(request, StatusApp).hub
-
-
-async def get_signing_secrets(request: Request) -> SigningSecrets:
-    return app_of(request, StatusApp).signing_secrets
-
-
-SettingsDep = Annotated[StatusSettings, Depends(get_settings)]
-HubDep = Annotated[EventHub, Depends(get_hub)]
-SigningSecretsDep = Annotated[SigningSecrets, Depends(get_signing_secrets)]
+SettingsDep = Annotated[StatusSettings, Depends(from_app(StatusApp, lambda app: app.settings))]
+HubDep = Annotated[EventHub, Depends(from_app(StatusApp, lambda app: app.hub))]
+SigningSecretsDep = Annotated[
+    SigningSecrets, Depends(from_app(StatusApp, lambda app: app.signing_secrets))
+]

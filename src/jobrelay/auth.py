@@ -52,6 +52,12 @@ class AuthSettings(BaseSettings):
         "(loopback only).",
     )
     secret_name: str = Field(default="API_KEYS", description="The secret in that store.")
+    keys_refresh_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="How often the API key table is re-read: a revoked key stops working "
+        "within this, in every replica, with no restart.",
+    )
     jwks_url: str | None = Field(
         default=None,
         description="The identity provider's JWKS (https; http on loopback only); set = "
@@ -75,12 +81,6 @@ class AuthSettings(BaseSettings):
         default=30, ge=0, description="At most one refetch per this for an unknown `kid`."
     )
     jwks_timeout_seconds: float = Field(default=5, gt=0, description="Per JWKS fetch.")
-    keys_refresh_seconds: float = Field(
-        default=30,
-        gt=0,
-        description="How often the API key table is re-read: a revoked key stops working "
-        "within this, in every replica, with no restart.",
-    )
 
     @field_validator("jwt_algorithms")
     @classmethod

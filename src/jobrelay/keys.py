@@ -42,7 +42,8 @@ def file_chunk(file_key: str, index: int) -> str:
 
 
 def idempotency(tenant: str, client_key: str) -> str:
-    return f"{_IDEMPOTENCY}{tenant}:{hashlib.sha256(client_key.encode()).hexdigest()}"
+    digest = hashlib.sha256(client_key.encode()).hexdigest()  # any text, of a fixed length
+    return f"{_IDEMPOTENCY}{tenant}:{digest}"
 
 
 def quota(tenant: str) -> str:
@@ -51,6 +52,7 @@ def quota(tenant: str) -> str:
 
 
 def limit_slot(profile: str, index: int) -> str:
+    """One of a profile's `max_concurrency` slots, held by one call at a time."""
     return f"{_LIMIT}{profile}:slot:{index}"
 
 

@@ -11,13 +11,14 @@ from typing import Annotated, TypeVar
 
 import uvicorn
 from dapr.aio.clients import DaprClient
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import start_http_server
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobrelay import auth, logs, metrics, telemetry
 from jobrelay.contract import ErrorBody
+from jobrelay.dependencies import from_app
 from jobrelay.errors import DAPR_ERRORS, ApiError, error_response, install_error_handlers
 from jobrelay.events import Events
 from jobrelay.settings import MetricsSettings, ServiceSettings, SidecarSettings, StoreSettings
@@ -63,34 +64,9 @@ class ServiceApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-# Dependencies are async: FastAPI runs a plain `def` one in its thread pool, a thread hop per
-# request for an attribute lookup.
-
-
-A = TypeVar("A", bound="ServiceApp")
-
-
-def app_of(request: Request, kind: type[A]) -> A:
-    """The app serving `request`, as the kind of app its routes belong to."""
-    app = request.app
-    assert isinstance(app, kind), f"served by a {kind.__name__}"
-    return app
-
-
-def _sidecar(request: Request) -> Sidecar:
-    return app_of(request, ServiceApp).sidecar
-
-
-async def get_jobs(request: Request) -> JobStore:
-    return _sidecar(request).jobs
-
-
-async def get_sidecar(request: Request) -> Sidecar:
-    return _sidecar(request)
-
-
-SidecarDep = Annotated[Sidecar, Depends(get_sidecar)]
-JobsDep = Annotated[JobStore, Depends(get_jobs)]
+SidecarDep = Annotated[Sidecar, Depends(from_app(ServiceApp, lambda app: app.sidecar))]
+JobsDep = Annotated[JobStore, Depends(from_app(ServiceApp, lambda app: app.sidecar.jobs))]
+A = TypeVar("A", bound=ServiceApp)
 
 Hook = Callable[[Sidecar], Awaitable[None]]
 Lifespan = Callable[[ServiceApp], AbstractAsyncContextManager[None]]

@@ -16,10 +16,9 @@ from typing import Self
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
-from jobrelay.client.core import HTTP_TIMEOUT, Call, Requests, Resumes, polled, stream_refused
+from jobrelay.client.core import HTTP_TIMEOUT, Call, ClientCore, Resumes, polled, stream_refused
 from jobrelay.client.errors import JobrelayError, StreamUnavailable
 from jobrelay.client.responses import checked, job_of_event, job_or_raise, retry_after
-from jobrelay.client.settings import ClientSettings
 from jobrelay.client.submission import Outcome, Submission
 from jobrelay.client.urls import STREAM_READ_TIMEOUT_SECONDS
 from jobrelay.contract import JobView
@@ -27,19 +26,11 @@ from jobrelay.contract import JobView
 log = logging.getLogger(__name__)
 
 
-class AsyncClient:
-    """A jobrelay API client for asyncio code."""
+class AsyncClient(ClientCore[httpx.AsyncClient]):
+    """A jobrelay API client for asyncio code, built like Client."""
 
-    def __init__(
-        self,
-        settings: ClientSettings | None = None,
-        *,
-        http: httpx.AsyncClient | None = None,
-        use_events: bool = True,
-    ) -> None:
-        self.requests = Requests(settings)
-        self.use_events = use_events
-        self._http = http or httpx.AsyncClient(timeout=HTTP_TIMEOUT)
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=HTTP_TIMEOUT)
 
     async def __aenter__(self) -> Self:
         return self

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -22,6 +22,27 @@ log = logging.getLogger("jobrelay.client")
 
 # The read timeout outlasts the stream's 15 s keep-alive; connect failures stay quick.
 HTTP_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+Http = TypeVar("Http", httpx.Client, httpx.AsyncClient)
+
+
+class ClientCore(Generic[Http]):
+    """What both clients hold: the requests they send, whether `wait` follows the event
+    stream (else it polls), and the HTTP client that sends (their own unless given one)."""
+
+    def __init__(
+        self,
+        settings: ClientSettings | None = None,
+        *,
+        http: Http | None = None,
+        use_events: bool = True,
+    ) -> None:
+        self.requests = Requests(settings)
+        self.use_events = use_events
+        self._http: Http = http or self._new_http()
+
+    def _new_http(self) -> Http:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)

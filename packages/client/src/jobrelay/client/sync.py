@@ -17,10 +17,9 @@ from typing import Self
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from jobrelay.client.core import HTTP_TIMEOUT, Call, Requests, Resumes, polled, stream_refused
+from jobrelay.client.core import HTTP_TIMEOUT, Call, ClientCore, Resumes, polled, stream_refused
 from jobrelay.client.errors import JobrelayError, StreamUnavailable
 from jobrelay.client.responses import checked, job_of_event, job_or_raise, retry_after
-from jobrelay.client.settings import ClientSettings
 from jobrelay.client.submission import Outcome, Submission
 from jobrelay.client.urls import Timer
 from jobrelay.contract import JobView
@@ -28,19 +27,15 @@ from jobrelay.contract import JobView
 log = logging.getLogger(__name__)
 
 
-class Client:
-    """A jobrelay API client. Thread-safe: `map` shares it between its threads."""
+class Client(ClientCore[httpx.Client]):
+    """A jobrelay API client. Thread-safe: `map` shares it between its threads.
 
-    def __init__(
-        self,
-        settings: ClientSettings | None = None,
-        *,
-        http: httpx.Client | None = None,
-        use_events: bool = True,
-    ) -> None:
-        self.requests = Requests(settings)
-        self.use_events = use_events
-        self._http = http or httpx.Client(timeout=HTTP_TIMEOUT)
+    `Client(settings=None, *, http=None, use_events=True)`: settings from the environment
+    unless given (ClientSettings), an httpx.Client of its own unless given one.
+    """
+
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(timeout=HTTP_TIMEOUT)
 
     def __enter__(self) -> Self:
         return self
