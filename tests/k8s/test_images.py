@@ -59,7 +59,8 @@ def test_slim_image_keeps_every_package_its_app_imports(app: str) -> None:
     """Every third-party import of the app and of jobrelay maps to a kept distribution."""
     distributions = packages_distributions()
     left_out = set()
-    for folder in (REPO / "apps" / app, REPO / "src" / "jobrelay"):
+    contract = REPO / "packages" / "contract" / "src" / "jobrelay"
+    for folder in (REPO / "apps" / app, REPO / "src" / "jobrelay", contract):
         for module in _imports(folder):
             for dist in distributions.get(module, []):
                 if name_of(dist) in MODEL_ONLY:
