@@ -78,6 +78,10 @@ class Gateway:
         self.labels: dict[LabelKey, npt.NDArray[np.float32]] = {}
 
     async def close(self) -> None:
+        if self._limits is not None:
+            # The parked shared slots go back now; a rate window only counts, so holds none.
+            _, slots = self._limits
+            await slots.close()
         for client in self._clients.values():
             await client.close()
 

@@ -170,6 +170,14 @@ class SharedSlots:
         loop = asyncio.get_running_loop()
         pool.parked[slot] = loop.call_later(PARK_SECONDS, self._unpark, profile, pool, slot)
 
+    async def close(self) -> None:
+        """Give back the slots no call holds, rather than leave them to their TTL."""
+        for name, pool in self._pools.items():
+            while pool.parked:
+                slot, timer = pool.parked.popitem()
+                timer.cancel()
+                await self._give_back(name, slot)
+
     def _unpark_one(self, pool: _Pool) -> _Slot | None:
         if not pool.parked:
             return None
@@ -179,7 +187,7 @@ class SharedSlots:
 
     def _unpark(self, profile: ModelProfile, pool: _Pool, slot: _Slot) -> None:
         if pool.parked.pop(slot, None) is not None:
-            self._in_background(self._give_back(profile, slot))
+            self._in_background(self._give_back(profile.name, slot))
 
     async def _extend(self, profile: ModelProfile, slot: _Slot, ttl: int) -> None:
         key = keys.limit_slot(profile.name, slot.index)
@@ -188,13 +196,12 @@ class SharedSlots:
         except DAPR_ERRORS as exc:
             log.warning("profile=%s slot %d lease not extended: %s", profile.name, slot.index, exc)
 
-    async def _give_back(self, profile: ModelProfile, slot: _Slot) -> None:
-        key = keys.limit_slot(profile.name, slot.index)
+    async def _give_back(self, profile: str, slot: _Slot) -> None:
         try:
-            await self._state.delete(key)
+            await self._state.delete(keys.limit_slot(profile, slot.index))
         except DAPR_ERRORS as exc:
             # Left to its TTL: the pool is a slot short until then.
-            log.warning("profile=%s slot %d not given back: %s", profile.name, slot.index, exc)
+            log.warning("profile=%s slot %d not given back: %s", profile, slot.index, exc)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -85,3 +85,15 @@ async def test_calls_beyond_the_limit_wait_and_never_exceed_it() -> None:
     await asyncio.gather(*(call() for _ in range(10)))
 
     assert most == 2
+
+
+async def test_closing_gives_back_a_parked_slot_at_once() -> None:
+    dapr = MemoryDapr()
+    shared = SharedSlots(State(cast(DaprClient, dapr)))
+    slot = await shared.admit(PROFILE, None)
+    slot.release()
+    assert _held(dapr) == 1  # parked for the next call
+
+    await shared.close()
+
+    assert _held(dapr) == 0

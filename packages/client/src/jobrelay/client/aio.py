@@ -18,7 +18,7 @@ from httpx_sse import SSEError, aconnect_sse
 
 from jobrelay.client.core import HTTP_TIMEOUT, Call, ClientCore, Resumes, polled, stream_refused
 from jobrelay.client.errors import JobrelayError, StreamUnavailable
-from jobrelay.client.responses import checked, job_of_event, job_or_raise, retry_after
+from jobrelay.client.responses import checked, job_or_raise, retry_after, stream_event
 from jobrelay.client.submission import Outcome, Submission
 from jobrelay.client.urls import STREAM_READ_TIMEOUT_SECONDS
 from jobrelay.contract import JobView
@@ -85,7 +85,8 @@ class AsyncClient(ClientCore[httpx.AsyncClient]):
                 await source.response.aread()
                 raise stream_refused(call.url, source.response)
             async for event in source.aiter_sse():
-                yield job_of_event(event), int(event.id)
+                if (seen := stream_event(event)) is not None:
+                    yield seen
 
     async def wait(self, job_id: str, *, check: bool = True) -> JobView:
         job: JobView | None = None

@@ -44,8 +44,22 @@ def job_or_raise(response: httpx.Response) -> JobView:
     raise api_error(response)
 
 
+def is_job_event(event: ServerSentEvent) -> bool:
+    """False for the stream's keepalive comments: httpx-sse hands one on as an event with
+    no data (and the last id seen) once any event before it carried an id."""
+    return bool(event.data)
+
+
 def job_of_event(event: ServerSentEvent) -> JobView:
     return JobView.model_validate(json.loads(event.data))
+
+
+def stream_event(event: ServerSentEvent) -> tuple[JobView, int] | None:
+    """A stream event's job and sequence number; None for a keepalive comment, which both
+    clients skip (a batch slower than the 15 s keepalive would otherwise fail on it)."""
+    if not is_job_event(event):
+        return None
+    return job_of_event(event), int(event.id)
 
 
 def checked(job: JobView) -> JobView:

@@ -19,7 +19,7 @@ from httpx_sse import SSEError, connect_sse
 
 from jobrelay.client.core import HTTP_TIMEOUT, Call, ClientCore, Resumes, polled, stream_refused
 from jobrelay.client.errors import JobrelayError, StreamUnavailable
-from jobrelay.client.responses import checked, job_of_event, job_or_raise, retry_after
+from jobrelay.client.responses import checked, job_or_raise, retry_after, stream_event
 from jobrelay.client.submission import Outcome, Submission
 from jobrelay.client.urls import Timer
 from jobrelay.contract import JobView
@@ -99,7 +99,8 @@ class Client(ClientCore[httpx.Client]):
                 source.response.read()
                 raise stream_refused(call.url, source.response)
             for event in source.iter_sse():
-                yield job_of_event(event), int(event.id)
+                if (seen := stream_event(event)) is not None:
+                    yield seen
 
     def wait(self, job_id: str, *, timeout: float | None = None, check: bool = True) -> JobView:
         """The job once final: over the event stream, else by polling as Retry-After says.
