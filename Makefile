@@ -27,9 +27,9 @@ lint: setup
 unit: setup
 	$(VENV)/pytest tests/unit
 
-# contracts/*.schema.json from the models in src/jobrelay (tests fail when they drift).
+# contracts/*.schema.json from the models in packages/contract (tests fail when they drift).
 contracts: setup
-	$(VENV)/python -m jobrelay.schemas contracts
+	$(VENV)/python -m jobrelay.contract.schemas contracts
 
 # k8s/dapr/ is generated from components/; k8s-validate fails until it is regenerated.
 k8s-generate: setup

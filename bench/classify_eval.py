@@ -250,7 +250,9 @@ def chat_samples(client: OpenAI) -> list[tuple[str, str]]:
 @contextmanager
 def local_server() -> Iterator[tuple[str, float]]:
     """The local model server on a free port: (base URL, seconds until it served)."""
-    from apps.model.main import app  # the server's models load only when it is wanted
+    from apps.model.main import create_app  # the server's models load only when wanted
+
+    app = create_app()
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

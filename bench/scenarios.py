@@ -475,7 +475,7 @@ def model_bound(ctx: Context, extra: dict[str, Callable[[], Design]], jobs: int 
                 "64 clients) does not pay that hand-over.",
                 "jobrelay (shared limit): the same stack with the model profile's "
                 f"`max_concurrency: {MODEL_LIMIT}`, the limit shared by all worker replicas "
-                "through the state store (apps/worker/limits.py), on top of the worker's own.",
+                "through the state store (apps/worker/slots.py), on top of the worker's own.",
                 *failed,
             ]
             if extra

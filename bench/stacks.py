@@ -23,6 +23,7 @@ import httpx
 import yaml
 
 from bench import procs
+from jobrelay.task_catalog import TASKS
 from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,7 +193,9 @@ def _models_file(workdir: Path, model_url: str, shared_limit: int | None) -> Pat
     }
     if shared_limit is not None:
         profile["max_concurrency"] = shared_limit
-    catalog = {"profiles": {"bench-double": profile}, "tasks": {"embed": ["bench-double"]}}
+    # Every task listed (the worker refuses to start otherwise); only embed has a model.
+    tasks: dict[str, list[str]] = {name: [] for name in TASKS} | {"embed": ["bench-double"]}
+    catalog = {"profiles": {"bench-double": profile}, "tasks": tasks}
     path = workdir / "models.yaml"
     path.write_text(json.dumps(catalog, indent=2))  # JSON is YAML
     return path

@@ -29,15 +29,44 @@ trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$work/.dapr/bin"
 
 # go build -v names each package as it is compiled, and go list names each module as it is
-# downloaded; counting those lines turns a silent multi-minute build into a progress line.
+# downloaded; counting those lines turns a silent multi-minute build into progress. A terminal
+# gets one line that updates in place; a log (CI, `make setup > log`) gets a line per 10 % of
+# the packages (per 50 modules downloaded, whose total is not known ahead), never one endless
+# line of carriage returns.
+tty=0
+[[ -t 2 ]] && tty=1
 progress() {
   local label=$1 total=${2:-0}
-  awk -v label="$label" -v total="$total" '
-    /^go: downloading / { d++; printf "\r  %s: downloaded %d modules", label, d > "/dev/stderr"; next }
-    total > 0 { n++; if (n % 10 == 0) printf "\r  %s: %d/%d packages (%d%%)", label, n, total, n * 100 / total > "/dev/stderr"; next }
+  awk -v label="$label" -v total="$total" -v tty="$tty" '
+    function show(text) {
+      if (tty) printf "\r  %s: %s", label, text > "/dev/stderr"
+      else printf "  %s: %s\n", label, text > "/dev/stderr"
+      shown = 1
+    }
+    /^go: downloading / {
+      d++
+      if (tty || d % 50 == 0) show(sprintf("downloaded %d modules", d))
+      next
+    }
+    total > 0 {
+      n++
+      pct = int(n * 100 / total)
+      if (tty ? n % 10 == 0 : pct >= step + 10) {
+        step = pct - pct % 10
+        show(sprintf("%d/%d packages (%d%%)", n, total, pct))
+      }
+      next
+    }
     { print > "/dev/stderr" }
-    END { if (total > 0) printf "\r  %s: done, %d packages compiled%20s\n", label, n, "" > "/dev/stderr"
-          else if (d > 0) printf "\n" > "/dev/stderr" }'
+    END {
+      if (total > 0) {
+        if (tty) printf "\r  %s: done, %d packages compiled%20s\n", label, n, "" > "/dev/stderr"
+        else printf "  %s: done, %d packages compiled\n", label, n > "/dev/stderr"
+      } else if (d > 0) {
+        if (tty) printf "\n" > "/dev/stderr"
+        else printf "  %s: downloaded %d modules\n", label, d > "/dev/stderr"
+      }
+    }'
 }
 
 # `go install pkg@version` refuses modules with replace directives (dapr) and asks the proxy for a

@@ -416,7 +416,7 @@ EOF
     --timeout 300s >/dev/null
 }
 
-# The Secrets of README "Deploy to Kubernetes"; the API key's plaintext stays in $CLUSTER for
+# The Secrets of docs/deployment.md; the API key's plaintext stays in $CLUSTER for
 # `make k8s-test`.
 create_secrets() {
   local py="$repo/.venv/bin/python"

@@ -4,8 +4,8 @@
 # containerd:
 #   - one Debian 12 root filesystem from debootstrap (Python 3.11, CA certificates, Redis),
 #     the shared bottom layer, standing in for each Dockerfile's `FROM`;
-#   - jobrelay/{intake,status,worker,model}:0.1.0, by running apps/<app>/Dockerfile itself
-#     (scripts/k8s/dockerfile.py), so the cluster runs what the Dockerfiles describe;
+#   - jobrelay/{intake,status,worker,model}:0.1.0, by running the repository's Dockerfile itself
+#     with APP=<app> (scripts/k8s/dockerfile.py), so the cluster runs what the Dockerfile describes;
 #   - the Dapr control plane and daprd, CoreDNS, KEDA and kube-router: each its static binary
 #     from scripts/k8s-build.sh on a small layer with a non-root user and CA certificates;
 #   - Redis (Debian's 7.0) and the pod sandbox ("pause") image, from the base layer.
@@ -78,19 +78,21 @@ ENV_PATH='"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
-# The apps, from their Dockerfiles. The key covers everything a Dockerfile COPYs.
+# The apps, from the one Dockerfile. The key covers everything it COPYs.
 build_app() {
   local app=$1 key dir
-  key=$(cd "$repo" && { git ls-files -s apps src config pyproject.toml README.md scripts/k8s/image_requirements.py
+  local inputs=(Dockerfile apps src packages/contract config pyproject.toml README.md
+                scripts/k8s/image_requirements.py)
+  key=$(cd "$repo" && { git ls-files -s "${inputs[@]}"
                          sha256sum "$base/layer.tar" | cut -c1-64
-                         git diff HEAD -- apps src config pyproject.toml README.md; } | sha256sum | cut -c1-16)
+                         git diff HEAD -- "${inputs[@]}"; } | sha256sum | cut -c1-16)
   dir="$images/app-$app-$key"
   if [[ ! -f "$dir/layer.tar" ]]; then
-    log "building jobrelay/$app from apps/$app/Dockerfile (pip from PyPI; minutes)"
+    log "building jobrelay/$app from the Dockerfile with APP=$app (pip from PyPI; minutes)"
     rm -rf "$dir" "$dir.tmp"
     mkdir -p "$dir.tmp"
     (cd "$repo" && nice -n 15 "$PY" -m scripts.k8s.dockerfile --context "$repo" \
-      --base "$base/rootfs" --dockerfile "apps/$app/Dockerfile" \
+      --base "$base/rootfs" --dockerfile Dockerfile --build-arg "APP=$app" \
       --upper "$dir.tmp/upper" --config-out "$dir.tmp/config.json")
     oci layer "$dir.tmp/upper" "$dir.tmp/layer.tar" >/dev/null
     rm -rf "$dir.tmp/upper"

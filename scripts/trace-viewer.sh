@@ -2,7 +2,7 @@
 # `make traces`: a real trace viewer on http://127.0.0.1:9411 (Zipkin, its server jar from Maven
 # Central, cached outside the clone like daprd), in the foreground; Ctrl-C stops it.
 #
-# Then run the stack with its spans sent there (README, "Traces"):
+# Then run the stack with its spans sent there (docs/operations.md, "Traces"):
 #   OTEL_TRACES_EXPORTER=zipkin make run
 # The apps export to OTEL_EXPORTER_ZIPKIN_ENDPOINT (default http://localhost:9411/api/v2/spans).
 set -euo pipefail

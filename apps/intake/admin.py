@@ -18,10 +18,19 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from apps.intake.deps import IntakeDep, SettingsDep
+from apps.intake.quotas import QuotaExceeded, Submit
 from apps.intake.submission import Intake
 from jobrelay.auth import TenantDep
-from jobrelay.contract import IllegalTransition, JobMessage, JobRecord, JobStatus, JobView, utcnow
-from jobrelay.errors import ApiError, ErrorBody
+from jobrelay.contract import (
+    ErrorBody,
+    IllegalTransition,
+    JobMessage,
+    JobRecord,
+    JobStatus,
+    JobView,
+    utcnow,
+)
+from jobrelay.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +123,8 @@ async def _replay(intake: Intake, tenant: str, job_id: str) -> JobRecord | str:
     if current is None or current.record.tenant != tenant:
         return "gone"
     try:
-        await intake.quotas.charge(tenant, job_id)
-    except ApiError as exc:
+        await intake.quotas.admit(Submit(tenant, job_id))
+    except QuotaExceeded as exc:
         return f"{exc.code}: {exc.message}"
 
     def requeued(record: JobRecord) -> JobRecord | None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from apps.intake.settings import IntakeSettings
 from apps.intake.submission import Intake
+from jobrelay.dependencies import from_app
 from jobrelay.service import ServiceApp
 
 
@@ -18,19 +19,5 @@ class IntakeApp(ServiceApp):
     intake: Intake
 
 
-def _app(request: Request) -> IntakeApp:
-    app = request.app
-    assert isinstance(app, IntakeApp), "intake's routes are served by an IntakeApp"
-    return app
-
-
-async def get_intake(request: Request) -> Intake:
-    return _app(request).intake
-
-
-async def get_settings(request: Request) -> IntakeSettings:
-    return _app(request).settings
-
-
-IntakeDep = Annotated[Intake, Depends(get_intake)]
-SettingsDep = Annotated[IntakeSettings, Depends(get_settings)]
+IntakeDep = Annotated[Intake, Depends(from_app(IntakeApp, lambda app: app.intake))]
+SettingsDep = Annotated[IntakeSettings, Depends(from_app(IntakeApp, lambda app: app.settings))]

@@ -18,10 +18,28 @@ from typing import Any
 from pydantic import BaseModel
 
 from jobrelay import keys
-from jobrelay.errors import DAPR_ERRORS, ApiError
+from jobrelay.errors import DAPR_ERRORS
 from jobrelay.state import Conflict, Contended, KeyTaken, State, Write
 
 MAX_KEY_LENGTH = 255
+
+
+class InvalidKey(Exception):
+    """The Idempotency-Key is empty or too long."""
+
+    code = "invalid_idempotency_key"
+
+
+class KeyReused(Exception):
+    """The key was used for a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class KeyBusy(Exception):
+    """The key is changing hands (expiring, or taken over): a retry finds where it went."""
+
+    code = "idempotency_key_busy"
 
 
 class KeyClaim(BaseModel):
@@ -37,11 +55,7 @@ def fingerprint(request: dict[str, Any]) -> str:
 
 def check_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH:
-        raise ApiError(
-            400,
-            "invalid_idempotency_key",
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
-        )
+        raise InvalidKey(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
 
 
 async def claim(
@@ -49,7 +63,7 @@ async def claim(
 ) -> str | None:
     """None if this request now owns `key`; else the job id of the request that owns it.
 
-    ApiError 409 if the key was used for a different request.
+    KeyReused if the key was used for a different request.
     """
     try:
         await state.insert(keys.idempotency(tenant, key), claim.model_dump_json(), ttl_seconds)
@@ -58,14 +72,10 @@ async def claim(
         pass
     item = await state.get(keys.idempotency(tenant, key))
     if item is None:  # expired between the two calls: rare enough to ask for a retry
-        raise ApiError(409, "idempotency_key_busy", "this Idempotency-Key is changing; retry")
+        raise KeyBusy("this Idempotency-Key is changing; retry")
     owner = KeyClaim.model_validate_json(item.data)
     if owner.fingerprint != claim.fingerprint:
-        raise ApiError(
-            409,
-            "idempotency_key_reused",
-            "this Idempotency-Key was already used for a different request",
-        )
+        raise KeyReused("this Idempotency-Key was already used for a different request")
     return owner.job_id
 
 
@@ -78,7 +88,7 @@ async def take_over(
     Guarded: of several requests taking over at once, one wins; the others are told to
     retry, and will then find the winner's job.
     """
-    busy = ApiError(409, "idempotency_key_busy", "this Idempotency-Key is changing; retry")
+    busy = KeyBusy("this Idempotency-Key is changing; retry")
 
     def moved(data: bytes | None) -> Write:
         current = KeyClaim.model_validate_json(data) if data else None

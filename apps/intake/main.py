@@ -4,35 +4,46 @@ from __future__ import annotations
 
 from fastapi.middleware.cors import CORSMiddleware
 
-from apps.intake import admin
+from apps.intake import admin, refusals
 from apps.intake.deps import IntakeApp
 from apps.intake.quotas import RATE_HEADERS, Quotas
 from apps.intake.routes import router
-from apps.intake.settings import IntakeSettings, get_quota_settings, get_settings
+from apps.intake.settings import (
+    IntakeSettings,
+    QuotaSettings,
+    get_quota_settings,
+    get_settings,
+)
 from apps.intake.submission import Intake
 from jobrelay.events import new_replica_id
 from jobrelay.hub import EventHub
-from jobrelay.service import Sidecar, build_app, dapr_lifespan
+from jobrelay.service import Connect, Sidecar, build_app, dapr_lifespan
 
 
-def create_app(settings: IntakeSettings | None = None) -> IntakeApp:
+def create_app(
+    settings: IntakeSettings | None = None,
+    connect: Connect | None = None,
+    quotas: QuotaSettings | None = None,
+) -> IntakeApp:
+    """The intake app. `connect` opens its sidecar client (DaprClient by default)."""
     settings = settings or get_settings()
     hub = EventHub(new_replica_id("intake"))
 
     async def start(sidecar: Sidecar) -> None:
         hub.bind(sidecar.jobs)
-        quotas = Quotas(sidecar.state, sidecar.jobs, get_quota_settings())
-        app.intake = Intake(sidecar, settings, hub, quotas)
+        limits = Quotas(sidecar.state, sidecar.jobs, quotas or get_quota_settings())
+        app.intake = Intake(sidecar, settings, hub, limits)
 
     app = build_app(
         "jobrelay intake",
         "0.1.0",
-        dapr_lifespan(on_start=start, clients=True),
+        dapr_lifespan(on_start=start, clients=True, connect=connect),
         "Submit AI jobs. Answers 202 Accepted at once with the job's id and status URL.",
         IntakeApp,
         clients=True,
     )
     app.settings = settings
+    refusals.install(app)
     # Job events reach the `Prefer: wait` requests waiting in this replica.
     hub.subscribe(app.subscriptions)
     app.include_router(router)

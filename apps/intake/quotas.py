@@ -1,4 +1,5 @@
-"""Per-tenant quotas: submissions per minute and jobs waiting, answered `429` past either.
+"""Per-tenant quotas: submissions per minute and jobs waiting; a Limit (jobrelay.limits) that
+admits a submit or refuses it with QuotaExceeded, which intake answers `429`.
 
 Every intake replica keeps to the same numbers because they live in the state store: one
 ledger per tenant (`quota:{tenant}`, apps/intake/ledger.py), written with an ETag, so two
@@ -32,13 +33,15 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import NamedTuple
 
 from apps.intake.ledger import Ledger
 from apps.intake.settings import QuotaSettings, TenantLimits
 from jobrelay import keys
 from jobrelay.constants import MAX_JOB_LIFETIME_SECONDS
 from jobrelay.contract import JobStatus
-from jobrelay.errors import ApiError
+from jobrelay.limits import LimitReached
 from jobrelay.state import Conflict, State, backoff
 from jobrelay.store import JobStore
 
@@ -81,6 +84,34 @@ class RateHeaders:
         return dict(zip(RATE_HEADERS, values, strict=True))
 
 
+class QuotaExceeded(LimitReached):
+    """Over the tenant's quota: `rate_limited` (submissions per minute) or
+    `too_many_queued_jobs` (jobs waiting to start). Nothing was charged."""
+
+    def __init__(self, code: str, message: str, retry_after: int, rate: RateHeaders | None):
+        super().__init__(code, message, retry_after)
+        self.rate = rate  # the per-minute quota as it stands, for the refusal's headers
+
+
+class Submit(NamedTuple):
+    """A job submitted by a tenant: what the quotas admit."""
+
+    tenant: str
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Charged:
+    """An admitted submit: the per-minute quota after it (None: the tenant has no such
+    limit, or was not charged). Nothing to give back: a charge stays spent, and the waiting
+    count drops as the job starts."""
+
+    rate: RateHeaders | None
+
+    def release(self) -> None:
+        return None
+
+
 @dataclass(eq=False)
 class _Book:
     """One tenant's quota as this replica sees it."""
@@ -101,14 +132,16 @@ class Quotas:
         self._settings = settings
         self._books: dict[str, _Book] = {}
 
-    async def charge(self, tenant: str, job_id: str) -> RateHeaders | None:
-        """Count `job_id` as submitted and waiting, or raise ApiError 429 and count nothing.
+    async def admit(self, subject: Submit, deadline: datetime | None = None) -> Charged:
+        """Count the job as submitted and waiting, or raise QuotaExceeded and count nothing.
 
-        The headers to answer with; None when the tenant has no per-minute limit.
+        Never waits, whatever `deadline` says: a submit is answered at once, and the client
+        retries after the refusal's `retry_after`.
         """
+        tenant, job_id = subject.tenant, subject.job_id
         limits = self._settings.limits(tenant)
         if limits.submissions_per_minute is None and limits.queued_jobs is None:
-            return None
+            return Charged(None)
         book = await self._fresh(tenant)
         now = time.time()
         rate = _rate(book.view, limits.submissions_per_minute, now)
@@ -123,11 +156,11 @@ class Quotas:
             book.flushing = asyncio.get_running_loop().create_task(self._flush(tenant, book))
         rpm = limits.submissions_per_minute
         if rpm is None:
-            return None
-        return RateHeaders(rpm, book.view.remaining(now, rpm), book.view.reset_after(now))
+            return Charged(None)
+        return Charged(RateHeaders(rpm, book.view.remaining(now, rpm), book.view.reset_after(now)))
 
     async def refuse_if_full(self, tenant: str) -> None:
-        """429 now if the tenant has no room: no charge.
+        """QuotaExceeded now if the tenant has no room: no charge.
 
         Before an upload is read, so a tenant over its quota cannot make intake store a file
         only to delete it. Not for a request with an Idempotency-Key: that may be a replay,
@@ -236,25 +269,25 @@ def _charged(ledger: Ledger, limits: TenantLimits, job_id: str, now: float) -> L
 
 
 def _rate(ledger: Ledger, rpm: int | None, now: float) -> RateHeaders | None:
-    """The per-minute quota before this submit; ApiError 429 if it has no room."""
+    """The per-minute quota before this submit; QuotaExceeded if it has no room."""
     if rpm is None:
         return None
     rate = RateHeaders(rpm, ledger.remaining(now, rpm), ledger.reset_after(now))
     if rate.remaining < 1:
         wait = ledger.retry_after(now, rpm)
-        raise ApiError(
-            429,
+        raise QuotaExceeded(
             "rate_limited",
             f"this tenant may submit {rpm} jobs per minute; retry in {wait} s",
-            {"Retry-After": str(wait), **rate.headers()},
+            wait,
+            rate,
         )
     return rate
 
 
-def _queue_full(cap: int, rate: RateHeaders | None) -> ApiError:
-    return ApiError(
-        429,
+def _queue_full(cap: int, rate: RateHeaders | None) -> QuotaExceeded:
+    return QuotaExceeded(
         "too_many_queued_jobs",
         f"{cap} jobs of this tenant are waiting to start; submit more once some have",
-        {"Retry-After": str(RECHECK_SECONDS), **(rate.headers() if rate else {})},
+        RECHECK_SECONDS,
+        rate,
     )

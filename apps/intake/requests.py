@@ -18,8 +18,8 @@ from jobrelay.constants import MAX_JOB_LIFETIME_SECONDS
 from jobrelay.contract import JobInput, JobRecord, SubmitRequest, WebhookSpec, new_job_id
 from jobrelay.errors import ApiError
 from jobrelay.files import FileStore
-from jobrelay.inputs import accepts
-from jobrelay.tasks import OWN_CODES, UnknownTask, parse_params
+from jobrelay.task_catalog import Task, UnknownTask, get_task, parse_params
+from jobrelay.task_params import OWN_CODES
 from jobrelay.webhook_targets import RefusedTarget, check_url
 
 
@@ -35,9 +35,16 @@ class FormFields(BaseModel):
     webhook: WebhookSpec | None = None
 
 
+def _task(name: str) -> Task:
+    try:
+        return get_task(name)
+    except UnknownTask as exc:
+        raise ApiError(400, "unknown_task", str(exc)) from exc
+
+
 def check_type(task: str) -> Any:
     def check(content_type: str) -> None:
-        allowed = accepts(task)
+        allowed = _task(task).accepts
         if content_type not in allowed.file_types:
             raise ApiError(
                 415,
@@ -99,7 +106,7 @@ def _validated_params(task: str, params: dict[str, Any]) -> dict[str, Any]:
         own = next((e["type"] for e in errors if e["type"] in OWN_CODES), "invalid_params")
         raise ApiError(422, own, f"params for {task!r}: {detail}") from exc
     except RecursionError as exc:
-        # Never reached through the bounds in jobrelay.tasks; kept so that no params,
+        # Never reached through the bounds in jobrelay.task_params; kept so that no params,
         # however nested, can answer 500.
         raise ApiError(422, "invalid_params", f"params for {task!r} are nested too deeply") from exc
 
@@ -115,7 +122,7 @@ async def from_json(
     check_metadata(submit.metadata, settings)
     params = _validated_params(submit.task, submit.params)
     await _check_webhook(submit.webhook)
-    takes = accepts(submit.task)
+    takes = _task(submit.task).accepts
     if not takes.text:
         raise ApiError(
             422,

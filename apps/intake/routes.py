@@ -11,8 +11,8 @@ from apps.intake.requests import from_form, from_json
 from apps.intake.submission import Accepted, Intake
 from jobrelay.auth import TenantDep
 from jobrelay.constants import MAX_WAIT_SECONDS, RETRY_AFTER_SECONDS
-from jobrelay.contract import JobView, SubmitRequest
-from jobrelay.errors import ErrorBody
+from jobrelay.contract import ErrorBody, JobView, SubmitRequest
+from jobrelay.task_catalog import TASKS
 
 router = APIRouter(tags=["jobs"])
 IdempotencyKey = Annotated[
@@ -62,17 +62,25 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorBody, "description": "Store or broker unreachable; retry later."},
 }
 
+
+def _submit_schema() -> dict[str, Any]:
+    """The submit body's schema, with the tasks this server runs (jobrelay.task_catalog)."""
+    schema = SubmitRequest.model_json_schema()
+    schema["properties"]["task"]["enum"] = sorted(TASKS)
+    return schema
+
+
 _SUBMIT_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": SubmitRequest.model_json_schema()},
+            "application/json": {"schema": _submit_schema()},
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
                     "required": ["task", "file"],
                     "properties": {
-                        "task": {"type": "string"},
+                        "task": {"type": "string", "enum": sorted(TASKS)},
                         "file": {"type": "string", "format": "binary"},
                         "params": {"type": "string", "description": "JSON object"},
                         "metadata": {"type": "string", "description": "JSON object"},

@@ -12,8 +12,9 @@ from jobrelay.settings import ServiceSettings, port_field
 _PREFIX = "JOBRELAY_INTAKE_"
 
 
-class IntakeSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", frozen=True)
+class IntakeSettings(ServiceSettings, env_prefix=_PREFIX):
+    """intake's settings, from `JOBRELAY_INTAKE_*` (docs/configuration.md). Its quotas are
+    QuotaSettings (`JOBRELAY_QUOTA_*`), below."""
 
     port: int = port_field(_PREFIX, 8000)
     status_base_url: str = Field(

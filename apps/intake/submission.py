@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from apps.intake import idempotency
-from apps.intake.quotas import Quotas, RateHeaders
+from apps.intake.quotas import Quotas, RateHeaders, Submit
 from apps.intake.settings import IntakeSettings
 from jobrelay import telemetry, transitions
 from jobrelay.constants import JOBS_TOPIC, PUBSUB
 from jobrelay.contract import JobMessage, JobRecord, utcnow
 from jobrelay.dead_letters import DeadLetters
-from jobrelay.errors import DAPR_ERRORS, ApiError
+from jobrelay.errors import DAPR_ERRORS
 from jobrelay.events import Events
 from jobrelay.hub import EventHub, until_terminal
 from jobrelay.publishing import Publisher
@@ -43,10 +43,20 @@ _OWNER_GRACE_SECONDS = 2.0
 _OWNER_POLL_SECONDS = 0.02
 
 
-def _not_accepted(reason: str) -> ApiError:
-    return ApiError(
-        503, "not_accepted", f"the job was not accepted ({reason}); retry", {"Retry-After": "1"}
-    )
+class NotAccepted(Exception):
+    """Published but not stored, so not accepted: the client retries (a worker fences the
+    message's job, so it never runs)."""
+
+    code = "not_accepted"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the job was not accepted ({reason}); retry")
+
+
+class BrokerUnavailable(Exception):
+    """The job could not be published: nothing was stored, the client retries."""
+
+    code = "broker_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +100,7 @@ class Intake:
                 await self._withdraw(record)
                 return Accepted(existing, None)
         try:
-            rate = await self.quotas.charge(record.tenant, record.id)
+            rate = (await self.quotas.admit(Submit(record.tenant, record.id))).rate
             await self._publish_then_store(record)
         except BaseException:
             await self._withdraw(record)
@@ -110,27 +120,22 @@ class Intake:
             await self.publish(JobMessage(job_id=record.id, task=record.task, sent_at=sent_at))
         except DAPR_ERRORS as exc:
             log.warning("job_id=%s not published: %s", record.id, exc)
-            raise ApiError(
-                503,
-                "broker_unavailable",
-                "the job could not be queued; retry",
-                {"Retry-After": "5"},
-            ) from exc
+            raise BrokerUnavailable("the job could not be queued; retry") from exc
         await self._fault("exit_after_publish", record)
         if self.settings.fault_store_delay_seconds:
             await asyncio.sleep(self.settings.fault_store_delay_seconds)
         if utcnow() - sent_at > timedelta(seconds=self.settings.store_window_seconds):
             # A worker may fence the job any moment now: better a clear retry than a race.
-            raise _not_accepted("it took too long to store")
+            raise NotAccepted("it took too long to store")
         if self.settings.fault == "fail_store":
-            raise _not_accepted("fault injection: the store failed")
+            raise NotAccepted("fault injection: the store failed")
         try:
             await self.jobs.create(record)
         except Fenced as exc:
-            raise _not_accepted("a worker gave up waiting for it") from exc
+            raise NotAccepted("a worker gave up waiting for it") from exc
         except DAPR_ERRORS as exc:
             log.warning("job_id=%s published but not stored: %s", record.id, exc)
-            raise _not_accepted("the job store is not reachable") from exc
+            raise NotAccepted("the job store is not reachable") from exc
         await self._fault("exit_after_store", record)
 
     async def publish(self, message: JobMessage) -> None:

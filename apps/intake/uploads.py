@@ -12,11 +12,11 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from jobrelay.accepted_inputs import ContentCheck, media_type
 from jobrelay.constants import FILE_CHUNK_BYTES
 from jobrelay.contract import FileRef
 from jobrelay.errors import ApiError
 from jobrelay.files import FileStore
-from jobrelay.inputs import ContentCheck, media_type
 
 # Form fields other than the file are small JSON or text; anything larger is not a field.
 _MAX_FIELD_BYTES = 64 * 1024

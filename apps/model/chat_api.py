@@ -8,14 +8,9 @@ from anyio import to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from apps.model import openai_api
 from apps.model.chat import MODEL_ID, ChatError
 from apps.model.deps import ChatDep, SettingsDep
-from apps.model.openai_api import (
-    ChatCompletion,
-    ChatCompletionRequest,
-    model_not_found,
-    openai_error,
-)
 from apps.model.settings import ModelSettings
 
 router = APIRouter(tags=["chat"])
@@ -23,19 +18,19 @@ router = APIRouter(tags=["chat"])
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionRequest, chat: ChatDep, settings: SettingsDep
-) -> ChatCompletion | JSONResponse:
+    body: openai_api.ChatCompletionRequest, chat: ChatDep, settings: SettingsDep
+) -> openai_api.ChatCompletion | JSONResponse:
     if chat is None or body.model != MODEL_ID:
-        return model_not_found(body.model, [MODEL_ID] if chat else [])
+        return openai_api.model_not_found(body.model, [MODEL_ID] if chat else [])
     try:
         answer = await to_thread.run_sync(chat.complete, to_llama(body, settings))
     except ChatError as exc:
-        return openai_error(exc.status, exc.message, exc.kind, exc.code)
+        return openai_api.openai_error(exc.status, exc.message, exc.kind, exc.code)
     # llama.cpp reports the GGUF's file path as the model; clients should see the id they sent.
-    return ChatCompletion.model_validate({**answer, "model": MODEL_ID})
+    return openai_api.ChatCompletion.model_validate({**answer, "model": MODEL_ID})
 
 
-def to_llama(body: ChatCompletionRequest, settings: ModelSettings) -> dict[str, Any]:
+def to_llama(body: openai_api.ChatCompletionRequest, settings: ModelSettings) -> dict[str, Any]:
     """The request as llama.cpp's server takes it, with this server's defaults filled in."""
     fields = body.model_dump(
         exclude_none=True,

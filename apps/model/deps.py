@@ -1,31 +1,27 @@
-"""What a route needs from the running app: its settings and its loaded models."""
+"""The model app, typed, and what a route needs from it: its settings and its loaded models."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI
 
 from apps.model.chat import SmolLM2
 from apps.model.embedders import Embedder
 from apps.model.settings import ModelSettings
+from jobrelay.dependencies import from_app
 
 
-async def get_model_settings(request: Request) -> ModelSettings:
-    settings: ModelSettings = request.app.state.settings
-    return settings
+class ModelApp(FastAPI):
+    """The model server, with what its lifespan loaded."""
+
+    settings: ModelSettings
+    embedders: dict[str, Embedder]
+    chat: SmolLM2 | None
 
 
-async def get_embedders(request: Request) -> dict[str, Embedder]:
-    embedders: dict[str, Embedder] = request.app.state.embedders
-    return embedders
-
-
-async def get_chat(request: Request) -> SmolLM2 | None:
-    chat: SmolLM2 | None = request.app.state.chat
-    return chat
-
-
-SettingsDep = Annotated[ModelSettings, Depends(get_model_settings)]
-EmbeddersDep = Annotated[dict[str, Embedder], Depends(get_embedders)]
-ChatDep = Annotated[SmolLM2 | None, Depends(get_chat)]
+SettingsDep = Annotated[ModelSettings, Depends(from_app(ModelApp, lambda app: app.settings))]
+EmbeddersDep = Annotated[
+    dict[str, Embedder], Depends(from_app(ModelApp, lambda app: app.embedders))
+]
+ChatDep = Annotated[SmolLM2 | None, Depends(from_app(ModelApp, lambda app: app.chat))]

@@ -11,13 +11,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from apps.model import chat_api, embedding_api
 from apps.model.chat import MODEL_ID as CHAT_MODEL_ID
 from apps.model.chat import SmolLM2
+from apps.model.deps import ChatDep, EmbeddersDep, ModelApp
 from apps.model.embedders import load_embedders
 from apps.model.openai_api import ModelCard, ModelList, openai_error
 from apps.model.settings import ModelSettings, get_settings
@@ -26,15 +27,15 @@ from jobrelay import metrics, telemetry
 log = logging.getLogger(__name__)
 
 
-def _lifespan(settings: ModelSettings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(settings: ModelSettings) -> Callable[[ModelApp], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Everything loads before the first request (well under 1 s on 2 cores, measured in
-        # docs/local-model.md), so no request pays for a cold model and /healthz means ready.
+    async def lifespan(app: ModelApp) -> AsyncIterator[None]:
+        # Everything loads before the first request (how long: docs/local-model.md), so no
+        # request pays for a cold model and /healthz means ready.
         started = time.monotonic()
-        app.state.settings = settings
-        app.state.embedders = load_embedders(settings)
-        app.state.chat = (
+        app.settings = settings
+        app.embedders = load_embedders(settings)
+        app.chat = (
             SmolLM2(settings.threads, settings.chat_context_tokens, settings.chat_parallel)
             if settings.chat
             else None
@@ -45,9 +46,9 @@ def _lifespan(settings: ModelSettings) -> Callable[[FastAPI], AbstractAsyncConte
     return lifespan
 
 
-def create_app(settings: ModelSettings | None = None) -> FastAPI:
-    """A new app with its own models: `app` below is the one served; tests make their own."""
-    app = FastAPI(
+def create_app(settings: ModelSettings | None = None) -> ModelApp:
+    """A new app with its own models (`python -m apps.model` serves one; tests make their own)."""
+    app = ModelApp(
         title="jobrelay local model",
         version="0.2.0",
         description="Local embeddings (all-MiniLM-L6-v2, multilingual-e5-small) and a small chat "
@@ -74,18 +75,14 @@ meta = APIRouter(tags=["meta"])
 
 
 @meta.get("/healthz")
-async def healthz(request: Request) -> dict[str, str]:
+async def healthz(embedders: EmbeddersDep) -> dict[str, str]:
     # The lifespan has finished (so every model is loaded) before any request is served.
-    _ = request.app.state.embedders
     return {"status": "ok"}
 
 
 @meta.get("/v1/models")
-async def models(request: Request) -> ModelList:
-    ids = list(request.app.state.embedders)
-    if request.app.state.chat is not None:
+async def models(embedders: EmbeddersDep, chat: ChatDep) -> ModelList:
+    ids = list(embedders)
+    if chat is not None:
         ids.append(CHAT_MODEL_ID)
     return ModelList(data=[ModelCard(id=model_id) for model_id in ids])
-
-
-app = create_app()

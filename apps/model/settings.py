@@ -27,8 +27,9 @@ class ModelSettings(ServiceSettings):
     chat_context_tokens: int = Field(
         default=4096, ge=256, le=8192, description="Context window, shared by the slots."
     )
-    # One slot by default: on 2 cores two interleaved generations took 1.6 s where one after
-    # the other took 1.4 s, so parallel slots only add latency here. Raise it on bigger hosts.
+    # One slot by default: on a small host interleaved generations take longer than the same
+    # ones one after the other (docs/configuration.md), so parallel slots only add latency
+    # there. Raise it on bigger hosts.
     chat_parallel: int = Field(default=1, ge=1, le=16, description="Generations run at once.")
     chat_default_max_tokens: int = Field(
         default=512, ge=1, description="Reply length cap when a request names none."

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import httpx
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from apps.status.settings import StatusSettings
 from apps.status.signing import SigningSecrets
 from apps.status.webhooks import WebhookSender
+from jobrelay.dependencies import from_app
 from jobrelay.hub import EventHub
 from jobrelay.service import ServiceApp
 
@@ -24,24 +25,8 @@ class StatusApp(ServiceApp):
     webhook_sender: WebhookSender
 
 
-def status_app(request: Request) -> StatusApp:
-    app = request.app
-    assert isinstance(app, StatusApp), "status's routes are served by a StatusApp"
-    return app
-
-
-async def get_settings(request: Request) -> StatusSettings:
-    return status_app(request).settings
-
-
-async def get_hub(request: Request) -> EventHub:
-    return status_app(request).hub
-
-
-async def get_signing_secrets(request: Request) -> SigningSecrets:
-    return status_app(request).signing_secrets
-
-
-SettingsDep = Annotated[StatusSettings, Depends(get_settings)]
-HubDep = Annotated[EventHub, Depends(get_hub)]
-SigningSecretsDep = Annotated[SigningSecrets, Depends(get_signing_secrets)]
+SettingsDep = Annotated[StatusSettings, Depends(from_app(StatusApp, lambda app: app.settings))]
+HubDep = Annotated[EventHub, Depends(from_app(StatusApp, lambda app: app.hub))]
+SigningSecretsDep = Annotated[
+    SigningSecrets, Depends(from_app(StatusApp, lambda app: app.signing_secrets))
+]

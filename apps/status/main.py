@@ -11,21 +11,22 @@ from apps.status.deps import StatusApp
 from apps.status.routes import router
 from apps.status.settings import StatusSettings, get_settings
 from apps.status.signing import SigningSecrets
-from apps.status.web import mount_page
+from apps.status.web_page import mount_page
 from apps.status.webhooks import WebhookSender
 from jobrelay.auth import AuthSettings
 from jobrelay.constants import PUBSUB, WEBHOOK_EVENTS_TOPIC
 from jobrelay.errors import DAPR_ERRORS
 from jobrelay.events import new_replica_id
 from jobrelay.hub import EventHub
-from jobrelay.service import Sidecar, build_app, dapr_lifespan
+from jobrelay.service import Connect, Sidecar, build_app, dapr_lifespan
 from jobrelay.state import STORE_ERRORS
 from jobrelay.subscriptions import Delivery, Message, Subscription, read_job_event
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: StatusSettings | None = None) -> StatusApp:
+def create_app(settings: StatusSettings | None = None, connect: Connect | None = None) -> StatusApp:
+    """The status app. `connect` opens its sidecar client (DaprClient by default)."""
     settings = settings or get_settings()
 
     async def start(sidecar: Sidecar) -> None:
@@ -64,7 +65,7 @@ def create_app(settings: StatusSettings | None = None) -> StatusApp:
     app = build_app(
         "jobrelay status",
         "0.1.0",
-        dapr_lifespan(on_start=start, on_stop=stop, clients=True),
+        dapr_lifespan(on_start=start, on_stop=stop, clients=True, connect=connect),
         "Read a job's status and result, follow it live, or cancel it.",
         StatusApp,
         clients=True,

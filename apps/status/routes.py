@@ -15,8 +15,8 @@ from apps.status.settings import StatusSettings
 from jobrelay import telemetry
 from jobrelay.auth import TenantDep
 from jobrelay.constants import RETRY_AFTER_SECONDS
-from jobrelay.contract import JobRecord, JobView
-from jobrelay.errors import ApiError, ErrorBody
+from jobrelay.contract import ErrorBody, JobRecord, JobView
+from jobrelay.errors import ApiError
 from jobrelay.service import JobsDep, SidecarDep
 from jobrelay.state import Contended
 

@@ -1,15 +1,14 @@
 from functools import lru_cache
 
 from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
 
 from jobrelay.settings import ServiceSettings, port_field
 
 _PREFIX = "JOBRELAY_STATUS_"
 
 
-class StatusSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", frozen=True)
+class StatusSettings(ServiceSettings, env_prefix=_PREFIX):
+    """status's settings, from `JOBRELAY_STATUS_*` (docs/configuration.md)."""
 
     port: int = port_field(_PREFIX, 8001)
     public_base_url: str = Field(

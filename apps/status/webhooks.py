@@ -188,8 +188,8 @@ class WebhookSender:
         if secret is None:
             log.warning("job_id=%s webhook: no signing secret for its tenant", message.record.id)
             return failed(
-                f"no webhook signing secret for tenant {message.record.tenant!r} (README, "
-                "Security: new-webhook-secret); not sent",
+                f"no webhook signing secret for tenant {message.record.tenant!r} "
+                "(docs/security.md: jobrelay admin new-webhook-secret); not sent",
                 again=False,
             )
         delivery = await self._post(target, Webhook(secret), message, attempt)

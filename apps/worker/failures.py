@@ -7,12 +7,12 @@ import openai
 from dapr.clients.exceptions import DaprInternalError
 
 from apps.worker.gateway import CapabilityUnavailable, ModelBudgetSpent
-from apps.worker.inputs import UnreadableInput
-from apps.worker.limits import LimitWait
+from apps.worker.materialize import UnreadableInput
 from apps.worker.output_check import CheckExhausted
 from apps.worker.reading import DocumentRefused
 from apps.worker.tasks.extract import InvalidOutput
 from jobrelay.contract import JobError
+from jobrelay.limits import LimitReached
 
 # jobrelay's own failures: (exception type, code, retryable).
 _OWN: tuple[tuple[type[BaseException], str, bool], ...] = (
@@ -20,7 +20,7 @@ _OWN: tuple[tuple[type[BaseException], str, bool], ...] = (
     # is wrong with the job, so it goes back for a later delivery.
     (DaprInternalError, "store_unavailable", True),
     (grpc.RpcError, "store_unavailable", True),
-    (LimitWait, "model_rate_limited", True),
+    (LimitReached, "model_rate_limited", True),
     (CapabilityUnavailable, "capability_unavailable", False),
     (ModelBudgetSpent, "model_call_budget_exhausted", False),
     (InvalidOutput, "invalid_output", False),

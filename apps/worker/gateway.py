@@ -1,5 +1,6 @@
 """Every model call goes through here: the task's fallback list, the retry policy
-(apps/worker/retry.py), the per-worker in-flight limit and the shared per-profile limits."""
+(apps/worker/retry.py), the per-worker in-flight limit and the shared per-profile limits
+(apps/worker/rate_window.py, apps/worker/slots.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 
 from apps.worker.genai import count_retry, model_call
-from apps.worker.limits import SharedLimits
-from apps.worker.profiles import Capability, Catalog, ModelProfile
+from apps.worker.profiles import Catalog, ModelProfile
+from apps.worker.rate_window import ModelRequest, RateWindows
 from apps.worker.retry import Verdict, on_profile, verdict
+from apps.worker.slots import SharedSlots
 from jobrelay.contract import ModelCall, utcnow
+from jobrelay.task_catalog import Capability
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +63,14 @@ def _client(profile: ModelProfile) -> AsyncOpenAI:
 
 
 class Gateway:
-    def __init__(self, catalog: Catalog, limits: SharedLimits | None, max_inflight: int) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        limits: tuple[RateWindows, SharedSlots] | None,
+        max_inflight: int,
+    ) -> None:
         self.catalog = catalog
-        self._limits = limits
+        self._limits = limits  # shared by every replica; None: this worker's limit alone
         self._clients = {name: _client(p) for name, p in catalog.profiles.items()}
         # Per worker: calls beyond this wait here, and the sidecar's app-max-concurrency keeps
         # further messages with the broker rather than in this process.
@@ -71,7 +79,9 @@ class Gateway:
 
     async def close(self) -> None:
         if self._limits is not None:
-            await self._limits.close()
+            # The parked shared slots go back now; a rate window only counts, so holds none.
+            _, slots = self._limits
+            await slots.close()
         for client in self._clients.values():
             await client.close()
 
@@ -148,13 +158,17 @@ class Gateway:
         # The rate limit first: a call waiting for the next minute holds no slot, so the
         # slot's lease cannot run out while it waits. Then this worker's own slot, then the
         # one shared with every replica: each is held only around the model call itself.
-        if self._limits is not None:
-            await self._limits.admit(profile, tokens=tokens, deadline=deadline)
+        if self._limits is None:
+            async with self._inflight:
+                return await self._timed(profile, capability, calls, attempt, op, seconds)
+        rates, slots = self._limits
+        await rates.admit(ModelRequest(profile, tokens), deadline)
         async with self._inflight:
-            if self._limits is None:
+            slot = await slots.admit(profile, deadline)
+            try:
                 return await self._timed(profile, capability, calls, attempt, op, seconds)
-            async with self._limits.slot(profile, deadline):
-                return await self._timed(profile, capability, calls, attempt, op, seconds)
+            finally:
+                slot.release()
 
     async def _timed(
         self,

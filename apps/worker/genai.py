@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from apps.worker.profiles import Capability, ModelProfile
+from apps.worker.profiles import ModelProfile
 from jobrelay import metrics
+from jobrelay.task_catalog import Capability
 from jobrelay.telemetry import bound_job
 
 _tracer = trace.get_tracer(__name__)

@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 
 from apps.worker.gateway import Gateway
-from apps.worker.limits import SharedLimits
+from apps.worker.outcomes import give_up
 from apps.worker.profiles import load_catalog
-from apps.worker.runner import Runner, give_up
+from apps.worker.rate_window import RateWindows
+from apps.worker.runner import Runner
 from apps.worker.settings import WorkerSettings, get_settings
+from apps.worker.slots import SharedSlots
+from apps.worker.tasks import load_runners
 from jobrelay import metrics, telemetry
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
 from jobrelay.contract import JobMessage
 from jobrelay.dead_letters import DeadLetters
-from jobrelay.service import ServiceApp, Sidecar, build_app, dapr_lifespan
+from jobrelay.service import Connect, ServiceApp, Sidecar, build_app, dapr_lifespan
 from jobrelay.state import STORE_ERRORS
 from jobrelay.subscriptions import BadMessage, Delivery, Message, Subscription
+from jobrelay.task_catalog import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +34,25 @@ class Worker:
         self._runner: Runner | None = None
 
     async def start(self, sidecar: Sidecar) -> None:
+        # Every task has a runner and a model chain, or the worker does not start.
+        runners = load_runners(TASKS)
         catalog = load_catalog(self._settings.models_file)
+        unserved = catalog.check(TASKS)
         log.info(
             "model profiles from %s: %s", self._settings.models_file, ", ".join(catalog.profiles)
         )
+        if unserved:
+            log.warning("no model for %s: their jobs fail at once", ", ".join(unserved))
         self._sidecar = sidecar
-        self._gateway = Gateway(catalog, SharedLimits(sidecar.state), self._settings.max_inflight)
+        limits = (RateWindows(sidecar.state), SharedSlots(sidecar.state))
+        self._gateway = Gateway(catalog, limits, self._settings.max_inflight)
         self._runner = Runner(
             sidecar.jobs,
             self._gateway,
             sidecar.events.changed,
             self._settings,
             DeadLetters(sidecar.state),
+            runners=runners,
         )
 
     async def stop(self, _: Sidecar) -> None:
@@ -50,12 +61,9 @@ class Worker:
 
     async def on_job(self, delivery: Message) -> Delivery:
         assert self._runner is not None, "deliveries start after the lifespan"
-        try:
-            message = delivery.data(JobMessage)
-        except BadMessage as exc:
-            log.error("dropping undeliverable message to the dead-letter topic: %s", exc)
+        message = _job_message(delivery, "dropping it to the dead-letter topic")
+        if message is None:
             return Delivery.DROP
-        telemetry.bind_job(message.job_id, message.task)
         try:
             return await self._runner.deliver(message)
         except STORE_ERRORS as exc:
@@ -68,12 +76,9 @@ class Worker:
 
     async def on_dead_letter(self, delivery: Message) -> Delivery:
         assert self._sidecar is not None, "deliveries start after the lifespan"
-        try:
-            message = delivery.data(JobMessage)
-        except BadMessage as exc:
-            log.error("dead letter that is not a job message, discarded: %s", exc)
+        message = _job_message(delivery, "a dead letter, discarded")
+        if message is None:
             return Delivery.SUCCESS
-        telemetry.bind_job(message.job_id, message.task)
         sidecar = self._sidecar
         try:
             versioned = await sidecar.jobs.get(message.job_id)
@@ -91,13 +96,28 @@ class Worker:
         return Delivery.SUCCESS
 
 
-def create_app(settings: WorkerSettings | None = None) -> ServiceApp:
+def _job_message(delivery: Message, then: str) -> JobMessage | None:
+    """The delivery's job message, its job bound to the log lines that follow; None (and a
+    log line saying what happens to it) if it is not one."""
+    try:
+        message = delivery.data(JobMessage)
+    except BadMessage as exc:
+        log.error("not a job message, %s: %s", then, exc)
+        return None
+    telemetry.bind_job(message.job_id, message.task)
+    return message
+
+
+def create_app(
+    settings: WorkerSettings | None = None, connect: Connect | None = None
+) -> ServiceApp:
+    """The worker app. `connect` opens its sidecar client (DaprClient by default)."""
     settings = settings or get_settings()
     worker = Worker(settings)
     app = build_app(
         "jobrelay worker",
         "0.1.0",
-        dapr_lifespan(on_start=worker.start, on_stop=worker.stop),
+        dapr_lifespan(on_start=worker.start, on_stop=worker.stop, connect=connect),
         "Dapr subscriber: runs jobs from the `jobs` topic. Not for clients.",
         ServiceApp,
     )

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-from enum import StrEnum
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-
-class Capability(StrEnum):
-    CHAT = "chat"  # chat completions
-    EMBEDDINGS = "embeddings"  # embeddings
-    VISION = "vision"  # chat completions that take images
+from jobrelay.task_catalog import Capability, Task
 
 
 class ModelProfile(BaseModel):
@@ -83,6 +79,32 @@ class Catalog(BaseModel):
         """The profiles to try for `task`, in order, that have `capability`."""
         names = self.tasks.get(task, [])
         return [p for p in (self.profiles[n] for n in names) if capability in p.capabilities]
+
+    def check(self, tasks: Mapping[str, Task]) -> list[str]:
+        """ValueError unless every task has a chain here that can run it, and every chain
+        here is for a task. The tasks listed with no model (an empty list: not served by this
+        deployment, so their jobs fail at once, saying so)."""
+        missing, unknown = (
+            sorted(set(tasks) - set(self.tasks)),
+            sorted(set(self.tasks) - set(tasks)),
+        )
+        if missing or unknown:
+            raise ValueError(
+                "models file: every task needs its list under `tasks:` ([] serves none); "
+                f"missing: {', '.join(missing) or 'none'}; unknown: {', '.join(unknown) or 'none'}"
+            )
+        unserved = []
+        for name, task in tasks.items():
+            if task.capability is None:
+                continue
+            if not self.tasks[name]:
+                unserved.append(name)
+            elif not self.chain(name, task.capability):
+                raise ValueError(
+                    f"models file: task {name} needs {task.capability.value}, and none of its "
+                    f"profiles ({', '.join(self.tasks[name])}) has it"
+                )
+        return unserved
 
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")

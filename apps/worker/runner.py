@@ -20,16 +20,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
-from apps.worker.failures import describe
 from apps.worker.gateway import Gateway, ModelBudgetSpent
-from apps.worker.inputs import materialize
 from apps.worker.leases import keep_claim
-from apps.worker.models import ModelClient
+from apps.worker.materialize import materialize
+from apps.worker.model_client import ModelClient
+from apps.worker.outcomes import (
+    STOPPED,
+    DeadlinePassed,
+    OnChange,
+    error_of,
+    past_deadline,
+    same_claim,
+    with_calls,
+)
 from apps.worker.settings import WorkerSettings
-from apps.worker.tasks import RUNNERS, TaskRunner
+from apps.worker.tasks import TaskRunner
 from jobrelay import telemetry
 from jobrelay.contract import (
     JobError,
@@ -42,13 +50,11 @@ from jobrelay.contract import (
 )
 from jobrelay.dead_letters import DeadLetters
 from jobrelay.files import FileStore
-from jobrelay.state import Contended
 from jobrelay.store import JobStore, StaleRecord, Versioned
 from jobrelay.subscriptions import Delivery
 
 log = logging.getLogger(__name__)
 
-OnChange = Callable[[JobRecord], Awaitable[None]]
 Change = Callable[[JobRecord], JobRecord]
 
 # First pause before reading again for a record that is not there yet: it normally follows
@@ -57,20 +63,8 @@ _FIRST_REREAD_SECONDS = 0.002
 _MAX_REREAD_SECONDS = 0.5
 
 
-class DeadlinePassed(Exception):
-    """The job's deadline came while its model call was running."""
-
-
 class LiveClaim(Exception):
     """Another delivery holds a live claim on the job."""
-
-
-# The error a job carries while handed back by a worker that stopped mid-job.
-_STOPPED = JobError(
-    code="worker_stopped",
-    message="the worker stopped while running the job; it will run again",
-    retryable=True,
-)
 
 
 class Runner:
@@ -81,8 +75,11 @@ class Runner:
         on_change: OnChange,
         settings: WorkerSettings,
         dead_letters: DeadLetters | None = None,
+        *,
+        runners: Mapping[str, TaskRunner],
     ) -> None:
         self._jobs = jobs
+        self._runners = runners  # by task name (apps/worker/tasks)
         self._dead_letters = dead_letters
         self._files: FileStore = jobs.files
         self._gateway = gateway
@@ -153,7 +150,7 @@ class Runner:
             log.info("job_id=%s has a live claim elsewhere; holding this delivery", record.id)
             raise LiveClaim(record.id)
         if record.deadline and now >= record.deadline:
-            ended = _past_deadline(record)
+            ended = past_deadline(record)
             await self._jobs.replace(ended, versioned.etag)
             await self._on_change(ended)
             return None
@@ -172,7 +169,7 @@ class Runner:
         return claimed
 
     async def _run(self, claimed: JobRecord) -> Delivery:
-        task = RUNNERS.get(claimed.task)
+        task = self._runners.get(claimed.task)
         if task is None:
             # Intake knows a task this worker does not (a rolling upgrade, a worker in another
             # language): retrying here cannot help.
@@ -220,7 +217,7 @@ class Runner:
     async def _hand_back(self, claimed: JobRecord, calls: list[ModelCall]) -> None:
         handed = await self._finish(
             claimed,
-            lambda r: r.moved_to(JobStatus.QUEUED, error=_STOPPED, lease_expires_at=None),
+            lambda r: r.moved_to(JobStatus.QUEUED, error=STOPPED, lease_expires_at=None),
             calls,
         )
         log.warning("job_id=%s handed back (%s): the worker is stopping", claimed.id, handed)
@@ -237,12 +234,7 @@ class Runner:
             raise
 
     async def _failed(self, claimed: JobRecord, exc: Exception, calls: list[ModelCall]) -> Delivery:
-        if isinstance(exc, DeadlinePassed):
-            error = JobError(code="deadline_exceeded", message=str(exc), retryable=False)
-        elif isinstance(exc, ModelBudgetSpent):
-            error = _budget_spent(claimed, calls)
-        else:
-            error = describe(exc)
+        error = error_of(claimed, exc, calls)
         log.warning(
             "job_id=%s task=%s attempt=%d failed (%s, retryable=%s): %s",
             claimed.id,
@@ -271,9 +263,9 @@ class Runner:
         ran: the outcome is then discarded)."""
 
         def if_still_claimed(current: JobRecord) -> JobRecord | None:
-            if not _same_claim(current, claimed):
+            if not same_claim(current, claimed):
                 return None
-            return _with_calls(change(current), calls or [])
+            return with_calls(change(current), calls or [])
 
         updated = await self._jobs.update(claimed.id, if_still_claimed)
         if updated is None or not updated.written:
@@ -297,71 +289,3 @@ class Runner:
         task = asyncio.create_task(run())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def _with_calls(record: JobRecord, calls: list[ModelCall]) -> JobRecord:
-    if not calls:
-        return record
-    spent = (record.model_seconds or 0.0) + sum(c.seconds for c in calls)
-    return record.model_copy(
-        update={"model_calls": [*record.model_calls, *calls], "model_seconds": spent}
-    )
-
-
-def _budget_spent(claimed: JobRecord, calls: list[ModelCall]) -> JobError:
-    spent = len(claimed.model_calls) - claimed.budget_start + len(calls)
-    errors = [c.error for c in [*claimed.model_calls, *calls] if c.error]
-    return JobError(
-        code="model_call_budget_exhausted",
-        message=f"stopped after {spent} model calls, the most one job may make "
-        "(JOBRELAY_WORKER_MAX_MODEL_CALLS_PER_JOB)"
-        + (f"; last error: {errors[-1]}" if errors else ""),
-        retryable=False,
-    )
-
-
-def _same_claim(current: JobRecord, claimed: JobRecord) -> bool:
-    return current.status is JobStatus.RUNNING and current.attempts == claimed.attempts
-
-
-def _past_deadline(record: JobRecord) -> JobRecord:
-    if record.attempts == 0:
-        return record.moved_to(JobStatus.EXPIRED)
-    return record.moved_to(
-        JobStatus.FAILED,
-        error=JobError(
-            code="deadline_exceeded",
-            message=f"deadline {record.deadline} passed before the job could finish",
-            retryable=False,
-        ),
-    )
-
-
-async def give_up(jobs: JobStore, job_id: str, on_change: OnChange) -> JobRecord | None:
-    """Mark a dead-lettered job failed, with the last error it recorded; the failed record,
-    or None if it was not left to fail (gone, already final, or still running under a live
-    claim)."""
-
-    def failed(record: JobRecord) -> JobRecord | None:
-        if record.status.terminal:
-            return None
-        lease = record.lease_expires_at
-        if record.status is JobStatus.RUNNING and lease and lease > utcnow():
-            return None  # a held duplicate gave up waiting while the job runs: its worker ends it
-        last = record.error
-        error = JobError(
-            code=last.code if last else "retries_exhausted",
-            message=f"gave up after {record.attempts} attempt(s)"
-            + (f"; last error: {last.message}" if last else ""),
-            retryable=True,
-        )
-        return record.moved_to(JobStatus.FAILED, error=error)
-
-    try:
-        updated = await jobs.update(job_id, failed)
-    except Contended:
-        return None
-    if updated is None or not updated.written:
-        return None
-    await on_change(updated.record)
-    return updated.record

@@ -2,7 +2,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from jobrelay.constants import ARRIVAL_GRACE_SECONDS, CLAIM_LEASE_SECONDS, DUPLICATE_HOLD_SECONDS
 from jobrelay.settings import ServiceSettings, port_field
@@ -13,8 +12,8 @@ _PREFIX = "JOBRELAY_WORKER_"
 _DEFAULT_MODELS = Path(__file__).resolve().parents[2] / "config" / "models.yaml"
 
 
-class WorkerSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", frozen=True)
+class WorkerSettings(ServiceSettings, env_prefix=_PREFIX):
+    """The worker's settings, from `JOBRELAY_WORKER_*` (docs/configuration.md)."""
 
     port: int = port_field(_PREFIX, 8003)
     models_file: Path = Field(

@@ -1,14 +1,15 @@
-"""Build an app's image from its own apps/<app>/Dockerfile, with no container engine.
+"""Build an app's image from the repository's Dockerfile (`APP` names the app), with no engine.
 
 No Docker engine runs on this machine and no registry is reachable, yet the local cluster should
-run the images the Dockerfiles describe, not a second recipe that could drift from them. So this
+run the images the Dockerfile describes, not a second recipe that could drift from them. So this
 runs the Dockerfile itself: each stage is an overlay mount on a Debian root filesystem (from
 debootstrap, standing in for every `FROM`), `RUN` runs in a chroot of it with the network of the
 host (pip reaches PyPI), and the final stage's upper folder becomes the image's own layer.
 
-Only what the project's Dockerfiles use is understood: ARG, FROM ... AS, ENV, WORKDIR, COPY
-(also --from=stage), RUN, USER, EXPOSE, CMD. Anything else stops the build rather than being
-skipped, so an image never silently differs from its Dockerfile.
+Only what the project's Dockerfile uses is understood: ARG (values from --build-arg), FROM ...
+AS, ENV, WORKDIR, COPY (also --from=stage), RUN, USER, EXPOSE (one port or a range), CMD.
+Anything else stops the build rather than being skipped, so an image never silently differs
+from its Dockerfile.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ class Builder:
         variables = dict(build_args)
         current: Stage | None = None
         for index, (word, args) in enumerate(instructions(dockerfile.read_text())):
-            sys.stderr.write(f"  {dockerfile.parent.name} [{index + 1}] {word} {args[:90]}\n")
+            label = build_args.get("APP", dockerfile.parent.name)
+            sys.stderr.write(f"  {label} [{index + 1}] {word} {args[:90]}\n")
             if word == "ARG":
                 key, _, default = args.partition("=")
                 variables.setdefault(key, default)
@@ -182,7 +184,9 @@ class Builder:
         elif word == "USER":
             stage.config["User"] = args
         elif word == "EXPOSE":
-            stage.config.setdefault("ExposedPorts", {})[f"{args}/tcp"] = {}
+            first, _, last = args.partition("-")
+            for port in range(int(first), int(last or first) + 1):
+                stage.config.setdefault("ExposedPorts", {})[f"{port}/tcp"] = {}
         elif word == "CMD":
             stage.config["Cmd"] = json.loads(args)
         else:
@@ -204,11 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dockerfile", type=Path, required=True)
     parser.add_argument("--upper", type=Path, required=True, help="where the layer's files go")
     parser.add_argument("--config-out", type=Path, required=True, help="image config JSON")
+    parser.add_argument(
+        "--build-arg", action="append", default=[], metavar="NAME=VALUE", help="as docker's"
+    )
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="jobrelay-dockerfile-", dir=args.upper.parent))
     builder = Builder(args.context.resolve(), args.base.resolve(), scratch)
     try:
-        final = builder.build(args.dockerfile, {})
+        build_args = dict(arg.partition("=")[::2] for arg in args.build_arg)
+        final = builder.build(args.dockerfile, build_args)
         builder.unmount_all()
         # Put back what the build changed only to run: the base's resolv.conf.
         (final.upper / "etc" / "resolv.conf").unlink(missing_ok=True)

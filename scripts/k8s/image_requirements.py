@@ -2,7 +2,8 @@
 
 pyproject.toml stays the one place versions are pinned. Only the model server needs the
 inference engines and the packages that carry weights (hundreds of MB), so the other images
-leave them out; run inside each Dockerfile's build stage.
+leave them out; run inside the Dockerfile's build stage. jobrelay's own distributions are
+installed from their folders there, not from an index.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ def name_of(requirement: str) -> str:
 def requirements(pyproject: Path, app: str) -> list[str]:
     if app not in APPS:
         raise ValueError(f"unknown app {app}; one of {', '.join(APPS)}")
-    listed: list[str] = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    listed: list[str] = [
+        r
+        for r in tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+        if not name_of(r).startswith("jobrelay")
+    ]
     if app == "model":
         return listed
     return [r for r in listed if name_of(r) not in MODEL_ONLY]

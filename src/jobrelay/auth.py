@@ -1,9 +1,8 @@
 """Client authentication: API keys mapped to tenants, read through a Dapr secret store, and
 optionally OIDC/JWT bearer tokens validated against a JWKS (jobrelay.oidc).
 
-Only hashes of keys are stored: a leaked secret store lists tenants, not usable keys. A key
-is 32 random bytes, so a single SHA-256 is enough (there is nothing to brute-force, unlike a
-password); a slow password hash would only add latency to every request.
+Only hashes of keys are stored (jobrelay.contract.credentials: their format, shared with
+`jobrelay admin new-key`).
 
 The secret (named by `JOBRELAY_AUTH_SECRET_NAME`, in the Dapr secret store named by
 `JOBRELAY_AUTH_SECRET_STORE`) holds a JSON object `{"<sha256 hex of key>": "<tenant>"}`. A
@@ -20,14 +19,9 @@ refuses any other address, so a server reachable from the network never runs wit
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import hashlib
 import ipaddress
-import json
 import logging
-import secrets
-import sys
 from dataclasses import dataclass
 from typing import Annotated, Self
 from urllib.parse import urlsplit
@@ -39,15 +33,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobrelay import webhook_secrets
+from jobrelay.contract.credentials import hash_key
 from jobrelay.errors import DAPR_ERRORS, ApiError
 from jobrelay.oidc import ASYMMETRIC_ALGORITHMS, TokenVerifier, looks_like_jwt
+from jobrelay.webhook_secrets import merged_objects
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TENANT = "default"
-# Recognisable in logs and by secret scanners; the rest is 32 bytes from the OS's CSPRNG.
-KEY_PREFIX = "jr_"
 
 
 class AuthSettings(BaseSettings):
@@ -59,6 +52,12 @@ class AuthSettings(BaseSettings):
         "(loopback only).",
     )
     secret_name: str = Field(default="API_KEYS", description="The secret in that store.")
+    keys_refresh_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="How often the API key table is re-read: a revoked key stops working "
+        "within this, in every replica, with no restart.",
+    )
     jwks_url: str | None = Field(
         default=None,
         description="The identity provider's JWKS (https; http on loopback only); set = "
@@ -82,12 +81,6 @@ class AuthSettings(BaseSettings):
         default=30, ge=0, description="At most one refetch per this for an unknown `kid`."
     )
     jwks_timeout_seconds: float = Field(default=5, gt=0, description="Per JWKS fetch.")
-    keys_refresh_seconds: float = Field(
-        default=30,
-        gt=0,
-        description="How often the API key table is re-read: a revoked key stops working "
-        "within this, in every replica, with no restart.",
-    )
 
     @field_validator("jwt_algorithms")
     @classmethod
@@ -138,14 +131,6 @@ class AuthNotConfigured(SystemExit):
     """Start-up refused: the app would be reachable without authentication."""
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -161,7 +146,7 @@ def check_bind(host: str, settings: AuthSettings | None = None) -> None:
     if not settings.enabled and not is_loopback(host):
         raise AuthNotConfigured(
             f"refusing to bind {host} without authentication: set JOBRELAY_AUTH_SECRET_STORE "
-            "or JOBRELAY_AUTH_JWKS_URL (README, Security), or bind 127.0.0.1"
+            "or JOBRELAY_AUTH_JWKS_URL (docs/security.md), or bind 127.0.0.1"
         )
 
 
@@ -195,17 +180,11 @@ class Authenticator:
 
 
 def parse_key_table(values: dict[str, str]) -> dict[str, str]:
-    table: dict[str, str] = {}
-    for raw in values.values():
-        if not raw.strip():
-            continue
-        loaded = json.loads(raw)
-        if not isinstance(loaded, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in loaded.items()
-        ):
-            raise ValueError("the API key secret must be a JSON object of hash -> tenant")
-        table.update(loaded)
-    return table
+    """key hash -> tenant from the secret's values (the format: module docstring)."""
+    table = merged_objects(values, "API key secret (hash -> tenant)")
+    if not all(isinstance(tenant, str) and tenant for tenant in table.values()):
+        raise ValueError("the API key secret must be a JSON object of hash -> tenant")
+    return {key: str(tenant) for key, tenant in table.items()}
 
 
 async def _read_keys(dapr: DaprClient, settings: AuthSettings) -> dict[str, str]:
@@ -255,7 +234,7 @@ async def load(dapr: DaprClient, settings: AuthSettings | None = None) -> Authen
         log.warning(
             "AUTHENTICATION IS OFF: every caller is tenant %r. Loopback only; set "
             "JOBRELAY_AUTH_SECRET_STORE or JOBRELAY_AUTH_JWKS_URL before exposing this service "
-            "(README, Security).",
+            "(docs/security.md).",
             DEFAULT_TENANT,
         )
         return Authenticator(None)
@@ -288,7 +267,8 @@ async def current_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    authenticator: Authenticator = request.app.state.auth
+    authenticator = getattr(request.app, "authenticator", None)
+    assert isinstance(authenticator, Authenticator), "an app that answers clients loads one"
     key = credentials.credentials if credentials else None
     if key and authenticator.tokens is not None and looks_like_jwt(key):
         # In a worker thread: a JWKS fetch (blocking urllib, jobrelay.oidc) may wait there
@@ -299,30 +279,3 @@ async def current_tenant(
 
 
 TenantDep = Annotated[str, Depends(current_tenant)]
-
-
-def main() -> None:
-    """`python -m jobrelay.auth new-key --tenant acme`: a key for the client, and the line
-    for the secret store API_KEYS (only the hash is stored).
-
-    `python -m jobrelay.auth new-webhook-secret --tenant acme`: the tenant's webhook signing
-    secret, and its line for the secret store WEBHOOK_SECRETS."""
-    parser = argparse.ArgumentParser(prog="python -m jobrelay.auth")
-    sub = parser.add_subparsers(dest="command", required=True)
-    new = sub.add_parser("new-key", help="create an API key for a tenant")
-    new.add_argument("--tenant", required=True)
-    hook = sub.add_parser("new-webhook-secret", help="create a webhook signing secret")
-    hook.add_argument("--tenant", required=True)
-    args = parser.parse_args()
-    if args.command == "new-key":
-        key = new_key()
-        made = {"api_key": key, "secret_entry": {hash_key(key): args.tenant}}
-    else:
-        secret = webhook_secrets.new_secret()
-        made = {"webhook_secret": secret, "secret_entry": {args.tenant: secret}}
-    # Written, not logged: this is the command's output, read by a person once.
-    sys.stdout.write(json.dumps(made, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    main()

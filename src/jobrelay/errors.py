@@ -14,27 +14,16 @@ from dapr.clients.exceptions import DaprInternalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jobrelay.constants import RETRY_AFTER_SECONDS
+from jobrelay.contract.errors import ErrorBody, ErrorDetail
 
 log = logging.getLogger(__name__)
 
 # What a failed call to the sidecar raises: the async SDK wraps some calls' gRPC errors in
 # DaprInternalError and raises others (DaprGrpcError, AioRpcError) as grpc.RpcError.
 DAPR_ERRORS: tuple[type[Exception], ...] = (DaprInternalError, grpc.RpcError)
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable machine-readable code.")
-    message: str = Field(description="What went wrong, for a person.")
-
-
-class ErrorBody(BaseModel):
-    """The body of every 4xx and 5xx answer."""
-
-    error: ErrorDetail
 
 
 class ApiError(Exception):

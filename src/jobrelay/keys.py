@@ -17,8 +17,8 @@ _FILE = "file:"
 _IDEMPOTENCY = "idem:"
 # A tenant's quota ledger (apps/intake/quotas.py).
 _QUOTA = "quota:"
-# A model profile's shared limits (apps/worker/limits.py): one key per concurrency slot,
-# one per rate window.
+# A model profile's shared limits (apps/worker/slots.py, rate_window.py): one key per
+# concurrency slot, one per rate window.
 _LIMIT = "limit:"
 # The dead-lettered jobs of one tenant, for the admin routes (jobrelay.dead_letters).
 _DEAD_LETTERS = "dead-letters:"
@@ -33,6 +33,7 @@ def job_id_of(key: str) -> str:
 
 
 def file(job_id: str) -> str:
+    """The prefix of an upload's chunks."""
     return f"{_FILE}{job_id}"
 
 
@@ -41,18 +42,22 @@ def file_chunk(file_key: str, index: int) -> str:
 
 
 def idempotency(tenant: str, client_key: str) -> str:
-    return f"{_IDEMPOTENCY}{tenant}:{hashlib.sha256(client_key.encode()).hexdigest()}"
+    digest = hashlib.sha256(client_key.encode()).hexdigest()  # any text, of a fixed length
+    return f"{_IDEMPOTENCY}{tenant}:{digest}"
 
 
 def quota(tenant: str) -> str:
+    """A tenant's quota ledger: what every intake replica charged it."""
     return f"{_QUOTA}{tenant}"
 
 
 def limit_slot(profile: str, index: int) -> str:
+    """One of a profile's `max_concurrency` slots, held by one call at a time."""
     return f"{_LIMIT}{profile}:slot:{index}"
 
 
 def rate_window(profile: str, minute: int) -> str:
+    """A profile's requests and tokens counted in one minute (since the epoch)."""
     return f"{_LIMIT}{profile}:rate:{minute}"
 
 

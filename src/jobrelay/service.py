@@ -12,13 +12,15 @@ from typing import Annotated, TypeVar
 
 import uvicorn
 from dapr.aio.clients import DaprClient
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from prometheus_client import start_http_server
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobrelay import auth, logs, metrics, telemetry
-from jobrelay.errors import DAPR_ERRORS, ApiError, ErrorBody, error_response, install_error_handlers
+from jobrelay.contract import ErrorBody
+from jobrelay.dependencies import from_app
+from jobrelay.errors import DAPR_ERRORS, ApiError, error_response, install_error_handlers
 from jobrelay.events import Events
 from jobrelay.settings import MetricsSettings, ServiceSettings, SidecarSettings, StoreSettings
 from jobrelay.state import State
@@ -53,6 +55,8 @@ class ServiceApp(FastAPI):
 
     sidecar: Sidecar
     subscriptions: Subscriptions
+    # Clients' credentials, for an app that answers clients (loaded by its lifespan).
+    authenticator: auth.Authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and Subscriptions.serves(scope["path"]):
@@ -61,33 +65,22 @@ class ServiceApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-# Dependencies are async: FastAPI runs a plain `def` one in its thread pool, a thread hop per
-# request for an attribute lookup.
-
-
-def _sidecar(request: Request) -> Sidecar:
-    app = request.app
-    assert isinstance(app, ServiceApp), "every jobrelay app is a ServiceApp"
-    return app.sidecar
-
-
-async def get_jobs(request: Request) -> JobStore:
-    return _sidecar(request).jobs
-
-
-async def get_sidecar(request: Request) -> Sidecar:
-    return _sidecar(request)
-
-
-SidecarDep = Annotated[Sidecar, Depends(get_sidecar)]
-JobsDep = Annotated[JobStore, Depends(get_jobs)]
+SidecarDep = Annotated[Sidecar, Depends(from_app(ServiceApp, lambda app: app.sidecar))]
+JobsDep = Annotated[JobStore, Depends(from_app(ServiceApp, lambda app: app.sidecar.jobs))]
+A = TypeVar("A", bound=ServiceApp)
 
 Hook = Callable[[Sidecar], Awaitable[None]]
 Lifespan = Callable[[ServiceApp], AbstractAsyncContextManager[None]]
+# Opens the app's client to its sidecar: DaprClient itself, which reads DAPR_GRPC_PORT and
+# DAPR_API_TOKEN (`dapr run` sets both); a test's in-memory fake in in-process route tests.
+Connect = Callable[[], AbstractAsyncContextManager[DaprClient]]
 
 
 def dapr_lifespan(
-    on_start: Hook | None = None, on_stop: Hook | None = None, clients: bool = False
+    on_start: Hook | None = None,
+    on_stop: Hook | None = None,
+    clients: bool = False,
+    connect: Connect | None = None,
 ) -> Lifespan:
     """A lifespan that opens the app's sidecar client, runs `on_start` with it, and
     `on_stop` when the app stops.
@@ -97,13 +90,12 @@ def dapr_lifespan(
 
     @asynccontextmanager
     async def lifespan(app: ServiceApp) -> AsyncIterator[None]:
-        # The client reads DAPR_GRPC_PORT and DAPR_API_TOKEN, which `dapr run` sets.
-        async with DaprClient() as dapr:
+        async with (connect or DaprClient)() as dapr:
             app.sidecar = Sidecar(dapr, StoreSettings().retention_seconds)
             refreshing: asyncio.Task[None] | None = None
             if clients:
-                app.state.auth = await auth.load(dapr)
-                refreshing = asyncio.create_task(auth.keep_keys_fresh(dapr, app.state.auth))
+                app.authenticator = await auth.load(dapr)
+                refreshing = asyncio.create_task(auth.keep_keys_fresh(dapr, app.authenticator))
             if on_start:
                 await on_start(app.sidecar)
             try:
@@ -201,9 +193,6 @@ class LoopbackHostMiddleware:
                 await refused(scope, receive, send)
                 return
         await self._app(scope, receive, send)
-
-
-A = TypeVar("A", bound=ServiceApp)
 
 
 def build_app(

@@ -24,7 +24,8 @@ def port_field(env_prefix: str, default: int) -> Any:
 
 
 class ServiceSettings(BaseSettings):
-    """Where an app listens and how much it logs."""
+    """Where an app listens and how much it logs. Each app's settings subclass it with their
+    own prefix: `class IntakeSettings(ServiceSettings, env_prefix="JOBRELAY_INTAKE_")`."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 

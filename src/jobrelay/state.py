@@ -76,6 +76,8 @@ STORE_ERRORS: tuple[type[Exception], ...] = (*DAPR_ERRORS, Contended)
 
 @dataclass(frozen=True, slots=True)
 class Item:
+    """A value as read, with the ETag a guarded write of it must name."""
+
     data: bytes
     etag: str
 

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -52,8 +53,9 @@ class _Status(BaseModel):
     status: JobStatus
 
 
-@dataclass(frozen=True, slots=True)
-class Versioned:
+class Versioned(NamedTuple):
+    """A job record as read, with the ETag a write of it must name."""
+
     record: JobRecord
     etag: str
 

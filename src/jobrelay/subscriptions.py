@@ -73,16 +73,13 @@ Handler = Callable[[Message], Awaitable[Delivery]]
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
+    """One topic an app takes through one pub/sub component, and how daprd delivers it."""
+
     pubsub: str
     topic: str
     dead_letter_topic: str | None = None
     # A CEL expression over the CloudEvent (`event`); unset, every message is delivered.
     match: str | None = None
-
-    @property
-    def route(self) -> str:
-        # The component is in the path: one app may take one topic through two components.
-        return f"{ROUTE_PREFIX}{self.pubsub}/{self.topic}"
 
     def declared(self) -> dict[str, Any]:
         """The subscription as Dapr reads it from /dapr/subscribe."""
@@ -95,6 +92,11 @@ class Subscription:
         if self.dead_letter_topic is not None:
             out["deadLetterTopic"] = self.dead_letter_topic
         return out
+
+    @property
+    def route(self) -> str:
+        # The component is in the path: one app may take one topic through two components.
+        return f"{ROUTE_PREFIX}{self.pubsub}/{self.topic}"
 
 
 def _json(status: int, body: object) -> tuple[int, bytes]:

@@ -5,7 +5,7 @@ with the same message, not run).
 They protect the shared workers and the operator's model budget from one tenant's job:
 an `extract` schema whose validation cost doubles with each `$ref` level, a backtracking
 `pattern`, or a `chat` body that asks a hosted model for 100,000 tokens. Set them alike on
-intake and the worker (`JOBRELAY_LIMIT_*`); README, Security, "Limits" lists each one.
+intake and the worker (`JOBRELAY_LIMIT_*`); docs/security.md, "Limits", lists each one.
 """
 
 from __future__ import annotations

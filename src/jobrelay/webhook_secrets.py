@@ -1,5 +1,6 @@
-"""Per-tenant webhook signing secrets: their format, shared by the CLI that makes them
-(`python -m jobrelay.auth new-webhook-secret`) and the status app that signs with them.
+"""Per-tenant webhook signing secrets: the table the status app signs with. Their format is
+shared with the CLI that makes them (`jobrelay admin new-webhook-secret`) in
+jobrelay.contract.credentials.
 
 The secret `WEBHOOK_SECRETS` in the Dapr secret store holds a JSON object
 `{"<tenant>": "whsec_<base64>"}`. Unlike API keys these are stored as they are: signing needs
@@ -12,16 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets
 
-PREFIX = "whsec_"
-# The Standard Webhooks spec asks for 24 to 64 random bytes; 32 is the middle of that.
-_SECRET_BYTES = 32
+from jobrelay.contract.credentials import WEBHOOK_SECRET_PREFIX as PREFIX
+
+# What the Standard Webhooks spec allows.
 _MIN_BYTES, _MAX_BYTES = 24, 64
-
-
-def new_secret() -> str:
-    return PREFIX + base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode()
 
 
 def _usable(secret: object) -> bool:
@@ -37,18 +33,25 @@ def _usable(secret: object) -> bool:
     return _MIN_BYTES <= len(raw) <= _MAX_BYTES
 
 
-def parse_table(values: dict[str, str]) -> dict[str, str]:
-    """tenant -> secret from the secret's values; ValueError names the first bad entry."""
-    table: dict[str, str] = {}
+def merged_objects(values: dict[str, str], what: str) -> dict[str, object]:
+    """The JSON objects in a secret's values, merged: a store that answers several values
+    for one secret (Kubernetes, Key Vault) may split the table across them."""
+    table: dict[str, object] = {}
     for raw in values.values():
         if not raw.strip():
             continue
         loaded = json.loads(raw)
         if not isinstance(loaded, dict):
-            raise ValueError("the webhook secret table must be a JSON object of tenant -> whsec_")
-        for tenant, secret in loaded.items():
-            if not tenant or not _usable(secret):
-                # The tenant is named, the secret never is: this message reaches logs.
-                raise ValueError(f"tenant {tenant!r}: not a whsec_ + base64 signing secret")
+            raise ValueError(f"the {what} must be a JSON object")
         table.update(loaded)
     return table
+
+
+def parse_table(values: dict[str, str]) -> dict[str, str]:
+    """tenant -> secret from the secret's values; ValueError names the first bad entry."""
+    table = merged_objects(values, "webhook secret table (tenant -> whsec_)")
+    for tenant, secret in table.items():
+        if not tenant or not _usable(secret):
+            # The tenant is named, the secret never is: this message reaches logs.
+            raise ValueError(f"tenant {tenant!r}: not a whsec_ + base64 signing secret")
+    return {tenant: str(secret) for tenant, secret in table.items()}

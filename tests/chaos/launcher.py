@@ -72,7 +72,8 @@ _STARTUP_SECONDS = 90.0
 def _python_env() -> dict[str, str]:
     """The environment for an app: this tree's code first, so the suite always tests the
     tree it lives in (also when copied beside another checkout, e.g. to test a commit)."""
-    return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    tree = [ROOT / "src", ROOT / "packages" / "contract" / "src", ROOT]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, tree))}
 
 
 @dataclass

@@ -2,7 +2,7 @@
 here, decoded with the OpenTelemetry protocol's own message types (opentelemetry-proto).
 
 It is a receiver, not a stand-in for anything jobrelay runs: in production the same exports
-go to a collector or a trace viewer (README, "Traces").
+go to a collector or a trace viewer (docs/operations.md, "Traces").
 """
 
 from __future__ import annotations

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from jobrelay.auth import hash_key, new_key
-from jobrelay.webhook_secrets import new_secret
+from jobrelay.contract.credentials import hash_key, new_key, new_webhook_secret
 from tests import identity_provider
 from tests.doubles import flaky_model
 from tests.integration import otlp, profiles
@@ -32,7 +31,7 @@ from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("model", "intake", "worker", "status")
-# The development secret dapr.yaml gives the status app (README, "Webhooks").
+# The development secret dapr.yaml gives the status app (docs/api.md, "Webhooks").
 WEBHOOK_SECRET = "whsec_am9icmVsYXktbG9jYWwtZGV2ZWxvcG1lbnQtc2VjcmV0"  # noqa: S105 (public dev secret)
 # Small quotas for tenants of tests/integration/test_quotas.py alone (one tenant per test,
 # so no test spends another's); every other tenant has the generous defaults.
@@ -65,10 +64,10 @@ API_KEYS = {
 # `tenant-c` and `fuzz` have none, as tenants nobody made one for.
 WEBHOOK_SECRETS = {
     "default": WEBHOOK_SECRET,
-    "tenant-a": new_secret(),
-    "tenant-b": new_secret(),
+    "tenant-a": new_webhook_secret(),
+    "tenant-b": new_webhook_secret(),
     # Points its webhooks at receivers that never answer (tests/integration/test_hardening.py).
-    "noisy": new_secret(),
+    "noisy": new_webhook_secret(),
 }
 # The sidecars' API token and the apps' token, as `make run` sets them (scripts/run.sh).
 DAPR_API_TOKEN = new_key()
@@ -119,6 +118,9 @@ def dapr_runtime() -> Path:
 def _run_file(stack: Stack) -> Path:
     """A Multi-App Run file like dapr.yaml, with this session's ports and URLs."""
     env = {
+        # The apps run from the source tree (they are not installed), each in a folder of
+        # its own for its logs.
+        "PYTHONPATH": str(ROOT),
         "JOBRELAY_INTAKE_STATUS_BASE_URL": stack.url("status"),
         "JOBRELAY_STATUS_PUBLIC_BASE_URL": stack.url("status"),
         "JOBRELAY_WORKER_MODEL_BASE_URL": stack.model_double.url

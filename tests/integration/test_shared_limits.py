@@ -14,10 +14,12 @@ from dapr.aio.clients import DaprClient
 from dapr.conf import settings as dapr_settings
 
 from apps.worker.gateway import Gateway
-from apps.worker.limits import LimitWait, SharedLimits
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.profiles import Catalog, ModelProfile
+from apps.worker.rate_window import RateWindows
+from apps.worker.slots import SharedSlots
 from jobrelay.contract import utcnow
+from jobrelay.limits import LimitReached
 from jobrelay.state import State
 from tests.doubles.scripted_model import ScriptedModel, scripted_model
 from tests.integration.stack import DAPR_API_TOKEN, Stack
@@ -46,7 +48,8 @@ def _gateway(dapr: DaprClient, url: str, name: str, **limits: int) -> Gateway:
         {"name": name, "base_url": url, "model": "m", "capabilities": ["embeddings"], **limits}
     )
     catalog = Catalog(profiles={name: profile}, tasks={"embed": [name]})
-    return Gateway(catalog, SharedLimits(State(dapr)), max_inflight=50)
+    shared = (RateWindows(State(dapr)), SharedSlots(State(dapr)))
+    return Gateway(catalog, shared, max_inflight=50)
 
 
 async def test_replicas_together_keep_to_the_profiles_concurrency(
@@ -78,7 +81,7 @@ async def test_a_call_over_the_rate_limit_waits_and_gives_up_at_its_deadline(
 
     late = ModelClient(gateway, "embed", utcnow() + timedelta(seconds=2), attempt=1)
     started = time.monotonic()
-    with pytest.raises(LimitWait):
+    with pytest.raises(LimitReached):
         await late.embed(["over budget"])
     await gateway.close()
 

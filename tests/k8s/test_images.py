@@ -1,4 +1,4 @@
-"""The Dockerfiles: multi-stage, pinned, non-root, and each image holds what its app imports.
+"""The Dockerfile: multi-stage, pinned, non-root, and each image holds what its app imports.
 
 No Docker engine runs here, so the images are not built in this suite; what can be checked
 statically is: the Dockerfile's shape, and that no app other than the model imports a package
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from collections.abc import Iterator
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -30,13 +31,27 @@ def _imports(folder: Path) -> Iterator[str]:
                 yield node.module.split(".")[0]
 
 
-@pytest.mark.parametrize("app", APPS)
-def test_dockerfile_is_multistage_pinned_and_non_root(app: str) -> None:
-    text = (REPO / "apps" / app / "Dockerfile").read_text()
+def test_dockerfile_is_multistage_pinned_and_non_root() -> None:
+    text = (REPO / "Dockerfile").read_text()
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-\w+$", text, re.M)
     assert len(re.findall(r"^FROM ", text, re.M)) == 2
+    assert len(re.findall(r"^ARG APP$", text, re.M)) == 2  # one per stage, as ARGs are scoped
     assert re.search(r"^USER 10001:10001$", text, re.M)
-    assert f'CMD ["python", "-m", "apps.{app}"]' in text
+    assert re.search(r"^COPY apps/\$\{APP\} apps/\$\{APP\}$", text, re.M)
+    assert 'python -m \\"apps.$JOBRELAY_APP\\"' in text
+
+
+def test_one_dockerfile_for_every_app() -> None:
+    assert not list((REPO / "apps").glob("*/Dockerfile"))
+
+
+def test_no_image_installs_a_top_level_apps_package() -> None:
+    assert (
+        '"apps'
+        not in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+            "packages"
+        ]["find"]["include"]
+    )
 
 
 @pytest.mark.parametrize("app", SLIM_APPS)
@@ -44,7 +59,8 @@ def test_slim_image_keeps_every_package_its_app_imports(app: str) -> None:
     """Every third-party import of the app and of jobrelay maps to a kept distribution."""
     distributions = packages_distributions()
     left_out = set()
-    for folder in (REPO / "apps" / app, REPO / "src" / "jobrelay"):
+    contract = REPO / "packages" / "contract" / "src" / "jobrelay"
+    for folder in (REPO / "apps" / app, REPO / "src" / "jobrelay", contract):
         for module in _imports(folder):
             for dist in distributions.get(module, []):
                 if name_of(dist) in MODEL_ONLY:
@@ -53,9 +69,9 @@ def test_slim_image_keeps_every_package_its_app_imports(app: str) -> None:
 
 
 def test_worker_image_carries_the_models_file_it_reads() -> None:
-    """The worker refuses to start without its models file, and the installed package's
-    default path (beside the source tree) does not exist in the image."""
-    text = (REPO / "apps" / "worker" / "Dockerfile").read_text()
+    """The worker refuses to start without its models file, and its default path (the
+    checkout's config/) does not exist in the image."""
+    text = (REPO / "Dockerfile").read_text()
     copied = re.search(r"^COPY config/models\.yaml (\S+)$", text, re.M)
     assert copied, "the worker image must carry config/models.yaml"
     assert f"ENV JOBRELAY_WORKER_MODELS_FILE={copied.group(1)}" in text

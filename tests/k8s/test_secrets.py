@@ -1,5 +1,5 @@
 """The Secrets the rendered overlays read: each granted only to the apps that need it, and
-each one an operator is told to create (README, "Deploy to Kubernetes").
+each one an operator is told to create (docs/deployment.md).
 
 Rendered by the real kustomize, as in test_validate.py.
 """
@@ -15,7 +15,7 @@ from scripts.k8s import policy, validate
 from scripts.k8s.schemas import Resource
 
 OVERLAYS = sorted(p for p in validate.OVERLAYS.iterdir() if p.is_dir())
-README = validate.REPO / "README.md"
+DEPLOYMENT = validate.REPO / "docs" / "deployment.md"
 # The key encrypting `statestore` (k8s/overlays/*/state-key.yaml).
 STATE_KEY = "jobrelay-state-key"
 
@@ -26,8 +26,8 @@ def kustomize() -> Path:
 
 
 def _documented_secrets() -> set[str]:
-    """The first column of the Secrets table under "Deploy to Kubernetes"."""
-    section = README.read_text().split("## Deploy to Kubernetes", 1)[1].split("\n## ", 1)[0]
+    """The first column of the Secrets table in docs/deployment.md."""
+    section = DEPLOYMENT.read_text()
     return set(re.findall(r"^\| `([a-z0-9.-]+)`", section, flags=re.MULTILINE))
 
 
@@ -36,7 +36,7 @@ def _render(kustomize: Path, overlay: Path) -> list[Resource]:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=[p.name for p in OVERLAYS])
-def test_every_secret_an_overlay_reads_is_in_the_readme_table(
+def test_every_secret_an_overlay_reads_is_in_the_deployment_table(
     kustomize: Path, overlay: Path
 ) -> None:
     referenced = policy.referenced_secrets(_render(kustomize, overlay))

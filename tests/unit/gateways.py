@@ -4,7 +4,8 @@ what the unit tests use to run tasks against the real local model or a test doub
 from __future__ import annotations
 
 from apps.worker.gateway import Gateway
-from apps.worker.profiles import Capability, Catalog, ModelProfile
+from apps.worker.profiles import Catalog, ModelProfile
+from jobrelay.task_catalog import Capability
 
 EMBEDDING_TASKS = ("classify", "embed")
 CHAT_TASKS = ("summarize", "extract", "chat")

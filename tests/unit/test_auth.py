@@ -15,12 +15,11 @@ from jobrelay.auth import (
     AuthNotConfigured,
     AuthSettings,
     check_bind,
-    hash_key,
     keep_keys_fresh,
     load,
-    new_key,
     parse_key_table,
 )
+from jobrelay.contract.credentials import hash_key, new_key
 from jobrelay.errors import ApiError
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.tasks import chat
 from jobrelay.contract import JobInput, JobRecord
-from jobrelay.tasks import ChatParams, ValidationError, parse_params
+from jobrelay.task_catalog import parse_params
+from jobrelay.task_params import ChatParams
 
 HELLO = [{"role": "user", "content": "Say hello."}]
 

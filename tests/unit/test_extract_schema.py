@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from jobrelay.tasks import ValidationError, parse_params
+from jobrelay.task_catalog import parse_params
 
 
 def doubling(levels: int) -> dict[str, Any]:

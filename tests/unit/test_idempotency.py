@@ -6,18 +6,19 @@ then fails. Runs intake's real accept on the in-memory FAKE of the Dapr client
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any, Literal, cast
 
 import pytest
 from dapr.aio.clients import DaprClient
 
 from apps.intake import submission
-from apps.intake.quotas import Quotas, RateHeaders
+from apps.intake.idempotency import KeyReused
+from apps.intake.quotas import Charged, Quotas, Submit
 from apps.intake.settings import IntakeSettings
-from apps.intake.submission import Intake
+from apps.intake.submission import Intake, NotAccepted
 from jobrelay import keys
 from jobrelay.contract import JobInput, JobMessage, JobRecord
-from jobrelay.errors import ApiError
 from jobrelay.hub import EventHub
 from jobrelay.service import Sidecar
 from tests.doubles.memory_dapr import MemoryDapr
@@ -37,12 +38,12 @@ class _FirstChargeWaits:
         self.go_on = asyncio.Event()
         self.charged: list[str] = []
 
-    async def charge(self, tenant: str, job_id: str) -> RateHeaders | None:
-        self.charged.append(job_id)
+    async def admit(self, subject: Submit, deadline: datetime | None = None) -> Charged:
+        self.charged.append(subject.job_id)
         if self.slow and len(self.charged) == 1:
             self.waiting.set()
             await self.go_on.wait()
-        return None
+        return Charged(None)
 
 
 def _job() -> JobRecord:
@@ -81,11 +82,10 @@ async def test_a_slow_owner_of_an_idempotency_key_never_runs_a_second_job(
     # The client gives up on A and retries with the same key: past the grace, B takes it.
     taken = await intake.accept(retry, KEY, FINGERPRINT)
     quotas.go_on.set()
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(NotAccepted):
         await slow_owner
 
     assert taken.record.id == retry.id
-    assert (refused.value.status, refused.value.code) == (503, "not_accepted")
     # Both were published, but A's job can never be stored now, so its message runs nothing.
     assert sorted(_published_ids(dapr)) == sorted([first.id, retry.id])
     assert await sidecar.jobs.get(first.id) is None
@@ -107,8 +107,6 @@ async def test_a_different_request_under_a_used_key_is_refused() -> None:
     intake = Intake(sidecar, IntakeSettings(), EventHub("intake-test"), cast(Quotas, quotas))
     await intake.accept(_job(), KEY, FINGERPRINT)
 
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(KeyReused):
         await intake.accept(_job(), KEY, "another request")
-
-    assert (refused.value.status, refused.value.code) == (409, "idempotency_key_reused")
     assert len(dapr.published) == 1

@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from pydantic import ValidationError
 
 from apps.worker.gateway import Gateway
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.tasks import classify
 from jobrelay.contract import JobInput, JobRecord
-from jobrelay.tasks import ValidationError, parse_params
+from jobrelay.task_catalog import parse_params
 from tests.doubles.scripted_model import ScriptedModel, scripted_model
 from tests.unit.gateways import gateway_for
 

@@ -10,7 +10,7 @@ import pytest
 from openai import AsyncOpenAI
 
 from apps.model import ensemble
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.tasks import classify
 from jobrelay.contract import JobInput, JobRecord
 from tests.unit.gateways import gateway_for

@@ -13,8 +13,8 @@ import openai
 import pytest
 import uvicorn
 
-from apps.model.main import app as model_app
-from apps.worker.models import ModelClient
+from apps.model.main import create_app
+from apps.worker.model_client import ModelClient
 from apps.worker.tasks import classify, embed
 from jobrelay.contract import JobInput, JobRecord
 from tests.ports import free_port
@@ -27,7 +27,7 @@ SENTIMENT = ["positive", "negative", "neutral"]
 def model_url() -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(model_app, host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

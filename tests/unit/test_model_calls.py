@@ -16,7 +16,7 @@ import pytest
 
 from apps.worker.failures import describe
 from apps.worker.gateway import Gateway, ModelBudgetSpent
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.profiles import Catalog, ModelProfile
 from apps.worker.tasks import extract
 from apps.worker.tasks.extract import InvalidOutput

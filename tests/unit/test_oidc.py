@@ -14,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import ValidationError
 
-from jobrelay.auth import Authenticator, AuthSettings, check_bind, hash_key, new_key
+from jobrelay.auth import Authenticator, AuthSettings, check_bind
+from jobrelay.contract.credentials import hash_key, new_key
 from jobrelay.errors import ApiError
 from jobrelay.oidc import TokenVerifier, looks_like_jwt
 from tests.identity_provider import AUDIENCE, ISSUER, IdentityProvider, rsa_key

@@ -14,7 +14,7 @@ import pytest
 
 from apps.worker.failures import describe
 from apps.worker.gateway import Gateway
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.output_check import CheckExhausted, check
 from apps.worker.tasks import extract
 from apps.worker.tasks.extract import InvalidOutput

@@ -14,10 +14,9 @@ import pytest
 from dapr.aio.clients import DaprClient
 
 from apps.intake import quotas
-from apps.intake.quotas import Quotas
+from apps.intake.quotas import QuotaExceeded, Quotas, Submit
 from apps.intake.settings import QuotaSettings
 from jobrelay import keys
-from jobrelay.errors import ApiError
 from jobrelay.state import State
 from jobrelay.store import JobStore
 from tests.doubles.memory_dapr import MemoryDapr
@@ -45,7 +44,7 @@ async def test_a_burst_of_charges_costs_a_few_ledger_writes_not_one_each() -> No
     dapr = MemoryDapr()
     replica = _replica(dapr)
 
-    await asyncio.gather(*(replica.charge("t", f"job{i}") for i in range(200)))
+    await asyncio.gather(*(replica.admit(Submit("t", f"job{i}")) for i in range(200)))
     await asyncio.sleep(0.1)  # the write behind
 
     assert len(_ledger(dapr)["queued"]) == 200
@@ -58,8 +57,8 @@ async def test_two_replicas_merge_their_charges_and_lose_none() -> None:
     first, second = _replica(dapr), _replica(dapr)
 
     await asyncio.gather(
-        *(first.charge("t", f"a{i}") for i in range(50)),
-        *(second.charge("t", f"b{i}") for i in range(50)),
+        *(first.admit(Submit("t", f"a{i}")) for i in range(50)),
+        *(second.admit(Submit("t", f"b{i}")) for i in range(50)),
     )
     await asyncio.sleep(0.1)
 
@@ -72,9 +71,9 @@ async def test_within_one_replica_the_waiting_cap_is_exact() -> None:
     replica = _replica(dapr, queued_jobs=10)
 
     outcomes = await asyncio.gather(
-        *(replica.charge("t", f"job{i}") for i in range(25)), return_exceptions=True
+        *(replica.admit(Submit("t", f"job{i}")) for i in range(25)), return_exceptions=True
     )
 
-    refused = [o for o in outcomes if isinstance(o, ApiError)]
+    refused = [o for o in outcomes if isinstance(o, QuotaExceeded)]
     assert len(refused) == 15
     assert {e.code for e in refused} == {"too_many_queued_jobs"}

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from apps.worker.gateway import Gateway
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.profiles import Catalog, ModelProfile
 from apps.worker.tasks import read_document
 from jobrelay.contract import FileRef, JobInput, JobRecord

@@ -17,10 +17,10 @@ import openai
 import pytest
 from dapr.aio.clients import DaprClient
 
-from apps.worker import tasks as worker_tasks
 from apps.worker.gateway import Gateway
-from apps.worker.models import ModelClient
-from apps.worker.runner import Runner, give_up
+from apps.worker.model_client import ModelClient
+from apps.worker.outcomes import give_up
+from apps.worker.runner import Runner
 from apps.worker.settings import WorkerSettings
 from jobrelay import keys
 from jobrelay.contract import (
@@ -43,6 +43,8 @@ pytestmark = pytest.mark.anyio
 _NO_GATEWAY = cast(Gateway, None)  # the fake tasks never touch a model
 TaskFn = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
 InstallTask = Callable[[TaskFn], None]
+# What the runners under test run, by task name: the fake tasks `use_task` installs.
+_RUNNERS: dict[str, TaskFn] = {}
 
 
 class Jobs(JobStore):
@@ -109,13 +111,13 @@ def _settings(**overrides: Any) -> WorkerSettings:
 
 @pytest.fixture
 def runner(store: Jobs, events: Events) -> Runner:
-    return Runner(store, _NO_GATEWAY, events, _settings())
+    return Runner(store, _NO_GATEWAY, events, _settings(), runners=_RUNNERS)
 
 
 @pytest.fixture
 def use_task(monkeypatch: pytest.MonkeyPatch) -> InstallTask:
     def install(fn: TaskFn) -> None:
-        monkeypatch.setitem(worker_tasks.RUNNERS, "classify", fn)
+        monkeypatch.setitem(_RUNNERS, "classify", fn)
 
     return install
 
@@ -298,7 +300,9 @@ async def test_a_record_that_never_comes_is_fenced_so_it_can_never_be_stored(
 ) -> None:
     task = CountingTask()
     use_task(task)
-    runner = Runner(store, _NO_GATEWAY, events, _settings(arrival_grace_seconds=0.1))
+    runner = Runner(
+        store, _NO_GATEWAY, events, _settings(arrival_grace_seconds=0.1), runners=_RUNNERS
+    )
     record = JobRecord.new("classify", JobInput(text="hello"), {}, {})
 
     with anyio.fail_after(2):
@@ -327,7 +331,9 @@ async def test_a_record_stored_just_as_the_grace_ends_wins_over_the_fence(
     task = CountingTask()
     use_task(task)
     record = JobRecord.new("classify", JobInput(text="hello"), {}, {})
-    runner = Runner(store, _NO_GATEWAY, events, _settings(arrival_grace_seconds=0.05))
+    runner = Runner(
+        store, _NO_GATEWAY, events, _settings(arrival_grace_seconds=0.05), runners=_RUNNERS
+    )
     original_fence = store.fence
 
     async def stored_first(job_id: str) -> Versioned | None:
@@ -415,7 +421,7 @@ async def test_a_model_call_is_cut_off_at_the_jobs_deadline(
 
 def _short_leases(store: Jobs, events: Events) -> Runner:
     settings = _settings(claim_lease_seconds=0.3, duplicate_hold_seconds=5)
-    return Runner(store, _NO_GATEWAY, events, settings)
+    return Runner(store, _NO_GATEWAY, events, settings, runners=_RUNNERS)
 
 
 async def test_a_long_call_keeps_its_claim_by_renewing_the_lease(
@@ -461,7 +467,7 @@ async def test_a_held_duplicate_goes_back_to_the_broker_after_its_hold(
     live = utcnow() + timedelta(minutes=5)
     record = await _stored(store, status=JobStatus.RUNNING, attempts=1, lease_expires_at=live)
     settings = _settings(claim_lease_seconds=0.3, duplicate_hold_seconds=0.2)
-    runner = Runner(store, _NO_GATEWAY, events, settings)
+    runner = Runner(store, _NO_GATEWAY, events, settings, runners=_RUNNERS)
 
     assert await runner.deliver(_message(record.id)) is Delivery.RETRY
     assert store.record(record.id).status is JobStatus.RUNNING

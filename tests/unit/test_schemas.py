@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from jobrelay.schemas import CONTRACTS, render
+from jobrelay.contract.schemas import CONTRACTS, render
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
 

@@ -1,6 +1,8 @@
 import pytest
+from pydantic import ValidationError
 
-from jobrelay.tasks import ClassifyParams, EmbedParams, UnknownTask, ValidationError, parse_params
+from jobrelay.task_catalog import UnknownTask, parse_params
+from jobrelay.task_params import ClassifyParams, EmbedParams
 
 
 def test_classify_labels_are_trimmed() -> None:

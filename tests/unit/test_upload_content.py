@@ -1,10 +1,10 @@
-"""jobrelay.inputs.ContentCheck: an upload is the type its bytes say, not its header."""
+"""jobrelay.accepted_inputs.ContentCheck: an upload is the type its bytes say, not its header."""
 
 from __future__ import annotations
 
 import pytest
 
-from jobrelay.inputs import ContentCheck, sniff_image
+from jobrelay.accepted_inputs import ContentCheck, sniff_image
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 

@@ -9,7 +9,8 @@ import sys
 import pytest
 from standardwebhooks import Webhook
 
-from jobrelay.webhook_secrets import new_secret, parse_table
+from jobrelay.contract.credentials import new_webhook_secret as new_secret
+from jobrelay.webhook_secrets import parse_table
 
 
 def test_new_secrets_are_distinct_standard_webhooks_secrets() -> None:
@@ -47,7 +48,7 @@ def test_a_malformed_table_is_refused_without_echoing_secrets(raw: str) -> None:
 
 def test_the_cli_prints_a_secret_and_its_table_entry() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "jobrelay.auth", "new-webhook-secret", "--tenant", "acme"],
+        [sys.executable, "-m", "jobrelay.cli", "admin", "new-webhook-secret", "--tenant", "acme"],
         check=True,
         capture_output=True,
         text=True,

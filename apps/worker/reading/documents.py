@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from apps.worker.reading import images, ocr, pdf
 from apps.worker.reading.errors import DocumentProblem, DocumentRefused
-from jobrelay.inputs import sniff_document
+from jobrelay.accepted_inputs import sniff_document
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from apps.worker.models import ModelClient, chat_usage
+from apps.worker.model_client import ModelClient, chat_usage
 from jobrelay.contract import JobRecord, JobResult
-from jobrelay.tasks import ChatParams
+from jobrelay.task_params import ChatParams
 
 
 async def run(record: JobRecord, models: ModelClient) -> JobResult:

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from apps.worker.tasks import zero_shot
 from apps.worker.tasks.zero_shot import LabelSpec
 from jobrelay.contract import JobRecord, JobResult, Usage
-from jobrelay.tasks import ClassifyParams
+from jobrelay.task_params import ClassifyParams
 
 
 async def run(record: JobRecord, models: ModelClient) -> JobResult:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import base64
 
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from jobrelay.contract import JobRecord, JobResult
-from jobrelay.tasks import DescribeImageParams
+from jobrelay.task_params import DescribeImageParams
 
 
 async def run(record: JobRecord, models: ModelClient) -> JobResult:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from apps.worker.models import ModelClient
+from apps.worker.model_client import ModelClient
 from jobrelay.contract import JobRecord, JobResult
 
 

@@ -15,11 +15,11 @@ import json
 from typing import Any
 
 from apps.worker import output_check
-from apps.worker.models import ModelClient, chat_usage
+from apps.worker.model_client import ModelClient, chat_usage
 from apps.worker.settings import get_settings
 from apps.worker.tasks import grounding
 from jobrelay.contract import JobRecord, JobResult, Usage
-from jobrelay.tasks import ExtractParams
+from jobrelay.task_params import ExtractParams
 
 # Repairs after the first answer. One usually fixes a missing field; more rarely help a model
 # that did not get it twice.

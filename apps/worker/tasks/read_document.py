@@ -11,13 +11,13 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from apps.worker.models import ModelClient, chat_usage
-from apps.worker.profiles import Capability
+from apps.worker.model_client import ModelClient, chat_usage
 from apps.worker.reading import Document, read_document
 from apps.worker.tasks.summarize import summary_of
+from jobrelay.accepted_inputs import IMAGE_FILE_TYPES
 from jobrelay.contract import JobRecord, JobResult, Usage
-from jobrelay.inputs import IMAGE_FILE_TYPES
-from jobrelay.tasks import ReadDocumentParams
+from jobrelay.task_catalog import Capability
+from jobrelay.task_params import ReadDocumentParams
 
 # The engines, named as a job's `result.model` when no model was called.
 READER = "tesseract+poppler"

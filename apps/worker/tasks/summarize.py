@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from openai.types.chat import ChatCompletion
 
-from apps.worker.models import ModelClient, chat_usage
+from apps.worker.model_client import ModelClient, chat_usage
 from jobrelay.contract import JobRecord, JobResult
-from jobrelay.tasks import SummarizeParams
+from jobrelay.task_params import SummarizeParams
 
 # Words to tokens, with room for the model to finish its sentence.
 _TOKENS_PER_WORD = 2

@@ -1,0 +1,103 @@
+"""intake's routes, in process (tests/unit/routes/conftest.py): what a submit answers and
+what it leaves in the store and on the broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+
+import pytest
+from dapr.aio.clients import DaprClient
+from fastapi.testclient import TestClient
+
+from apps.intake.main import create_app
+from apps.intake.settings import IntakeSettings, QuotaSettings
+from jobrelay import keys
+from jobrelay.constants import JOBS_TOPIC
+from jobrelay.contract import JobMessage
+from tests.doubles.memory_dapr import MemoryDapr
+from tests.unit.routes.conftest import BASE_URL
+
+Connect = Callable[[], AbstractAsyncContextManager[DaprClient]]
+CLASSIFY = {"task": "classify", "input": {"text": "great"}, "params": {"labels": ["a", "b"]}}
+
+
+def _client(connect: Connect, quotas: QuotaSettings | None = None) -> Iterator[TestClient]:
+    settings = IntakeSettings(status_base_url="http://status.test")
+    app = create_app(settings, connect, quotas or QuotaSettings())
+    with TestClient(app, base_url=BASE_URL) as client:
+        yield client
+
+
+@pytest.fixture
+def client(connect: Connect) -> Iterator[TestClient]:
+    yield from _client(connect)
+
+
+def test_a_submit_answers_202_publishes_then_stores(client: TestClient, dapr: MemoryDapr) -> None:
+    answer = client.post("/v1/jobs", json=CLASSIFY)
+
+    assert answer.status_code == 202
+    job = answer.json()
+    assert answer.headers["Location"] == f"http://status.test/v1/jobs/{job['id']}"
+    assert answer.headers["Retry-After"] == "1"
+    assert job["status"] == "queued"
+    [(_, topic, data)] = dapr.published
+    assert topic == JOBS_TOPIC
+    assert JobMessage.model_validate_json(data).job_id == job["id"]
+    assert dapr.has(keys.job(job["id"]))
+
+
+def test_an_unknown_task_is_400_and_leaves_nothing(client: TestClient, dapr: MemoryDapr) -> None:
+    answer = client.post("/v1/jobs", json=CLASSIFY | {"task": "nope"})
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "unknown_task"
+    assert dapr.published == []
+
+
+def test_bad_params_are_422_with_the_field_named(client: TestClient) -> None:
+    answer = client.post("/v1/jobs", json=CLASSIFY | {"params": {"labels": ["only one"]}})
+
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "invalid_params"
+    assert "labels" in answer.json()["error"]["message"]
+
+
+def test_the_same_idempotency_key_returns_the_same_job(client: TestClient) -> None:
+    headers = {"Idempotency-Key": "order-1"}
+    first = client.post("/v1/jobs", json=CLASSIFY, headers=headers).json()
+    again = client.post("/v1/jobs", json=CLASSIFY, headers=headers).json()
+    other = client.post("/v1/jobs", json=CLASSIFY | {"input": {"text": "x"}}, headers=headers)
+
+    assert again["id"] == first["id"]
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+
+
+def test_an_overlong_idempotency_key_is_400(client: TestClient) -> None:
+    answer = client.post("/v1/jobs", json=CLASSIFY, headers={"Idempotency-Key": "k" * 256})
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "invalid_idempotency_key"
+
+
+def test_over_the_quota_is_429_with_when_to_retry(connect: Connect, dapr: MemoryDapr) -> None:
+    quotas = QuotaSettings(submissions_per_minute=2, queued_jobs=None)
+    for client in _client(connect, quotas):
+        accepted = [client.post("/v1/jobs", json=CLASSIFY) for _ in range(2)]
+        refused = client.post("/v1/jobs", json=CLASSIFY)
+
+    assert [a.status_code for a in accepted] == [202, 202]
+    assert accepted[1].headers["X-RateLimit-Remaining"] == "0"
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert len(dapr.published) == 2  # the refused one was never published
+
+
+def test_the_openapi_lists_the_tasks_of_the_catalog(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]
+
+    assert "read_document" in body["schema"]["properties"]["task"]["enum"]
