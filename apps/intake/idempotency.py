@@ -18,8 +18,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from jobrelay import keys
+from jobrelay.conflicts import Conflict, Contended, KeyTaken
 from jobrelay.errors import DAPR_ERRORS
-from jobrelay.state import Conflict, Contended, KeyTaken, State, Write
+from jobrelay.state import State, Write
 
 MAX_KEY_LENGTH = 255
 

@@ -39,10 +39,11 @@ from typing import NamedTuple
 from apps.intake.ledger import Ledger
 from apps.intake.settings import QuotaSettings, TenantLimits
 from jobrelay import keys
+from jobrelay.conflicts import Conflict, backoff
 from jobrelay.constants import MAX_JOB_LIFETIME_SECONDS
 from jobrelay.contract import JobStatus
 from jobrelay.limits import LimitReached
-from jobrelay.state import Conflict, State, backoff
+from jobrelay.state import State
 from jobrelay.store import JobStore
 
 log = logging.getLogger(__name__)

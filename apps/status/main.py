@@ -14,12 +14,12 @@ from apps.status.signing import SigningSecrets
 from apps.status.web_page import mount_page
 from apps.status.webhooks import WebhookSender
 from jobrelay.auth import AuthSettings
+from jobrelay.conflicts import STORE_ERRORS
 from jobrelay.constants import PUBSUB, WEBHOOK_EVENTS_TOPIC
 from jobrelay.errors import DAPR_ERRORS
 from jobrelay.events import new_replica_id
 from jobrelay.hub import EventHub
 from jobrelay.service import Connect, Sidecar, build_app, dapr_lifespan
-from jobrelay.state import STORE_ERRORS
 from jobrelay.subscriptions import Delivery, Message, Subscription, read_job_event
 
 log = logging.getLogger(__name__)

@@ -14,11 +14,11 @@ from apps.status.deps import HubDep, SettingsDep, SigningSecretsDep
 from apps.status.settings import StatusSettings
 from jobrelay import telemetry
 from jobrelay.auth import TenantDep
+from jobrelay.conflicts import Contended
 from jobrelay.constants import RETRY_AFTER_SECONDS
 from jobrelay.contract import ErrorBody, JobRecord, JobView
 from jobrelay.errors import ApiError
 from jobrelay.service import JobsDep, SidecarDep
-from jobrelay.state import Contended
 
 router = APIRouter(tags=["jobs"])
 

@@ -30,9 +30,9 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_attempt, wait_ra
 from apps.status.delivery_lanes import DeliveryLanes
 from apps.status.settings import StatusSettings
 from apps.status.signing import SigningSecrets
+from jobrelay.conflicts import STORE_ERRORS
 from jobrelay.contract import JobRecord, JobView, WebhookDelivery, WebhookEvent, utcnow
 from jobrelay.errors import DAPR_ERRORS
-from jobrelay.state import STORE_ERRORS
 from jobrelay.store import JobStore
 from jobrelay.webhook_targets import RefusedTarget, Target, UnresolvedTarget, resolve_target
 

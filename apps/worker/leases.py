@@ -13,8 +13,8 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from jobrelay.conflicts import STORE_ERRORS
 from jobrelay.contract import JobRecord, JobResult, JobStatus, utcnow
-from jobrelay.state import STORE_ERRORS
 from jobrelay.store import JobStore
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from apps.worker.settings import WorkerSettings, get_settings
 from apps.worker.slots import SharedSlots
 from apps.worker.tasks import load_runners
 from jobrelay import metrics, telemetry
+from jobrelay.conflicts import STORE_ERRORS
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
 from jobrelay.contract import JobMessage
 from jobrelay.dead_letters import DeadLetters
 from jobrelay.service import Connect, ServiceApp, Sidecar, build_app, dapr_lifespan
-from jobrelay.state import STORE_ERRORS
 from jobrelay.subscriptions import BadMessage, Delivery, Message, Subscription
 from jobrelay.task_catalog import TASKS
 

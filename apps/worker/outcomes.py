@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from apps.worker.failures import describe
 from apps.worker.gateway import ModelBudgetSpent
+from jobrelay.conflicts import Contended
 from jobrelay.contract import JobError, JobRecord, JobStatus, ModelCall, utcnow
-from jobrelay.state import Contended
 from jobrelay.store import JobStore
 
 OnChange = Callable[[JobRecord], Awaitable[None]]

@@ -32,9 +32,10 @@ from typing import Any
 
 from apps.worker.profiles import ModelProfile
 from jobrelay import keys
+from jobrelay.conflicts import KeyTaken
 from jobrelay.errors import DAPR_ERRORS
 from jobrelay.limits import LimitReached
-from jobrelay.state import KeyTaken, State
+from jobrelay.state import State
 
 log = logging.getLogger(__name__)
 

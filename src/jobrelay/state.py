@@ -22,7 +22,6 @@ Values are bytes or str, as the caller encoded them; this module knows no value'
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ from dapr.clients.grpc._response import BulkStateItem as BulkItem
 from dapr.clients.grpc._state import Concurrency, Consistency, StateItem, StateOptions
 
 from jobrelay.batching import Coalescer
+from jobrelay.conflicts import Conflict, Contended, KeyTaken, backoff, is_conflict
 from jobrelay.constants import STATESTORE
 from jobrelay.errors import DAPR_ERRORS
 
@@ -50,28 +50,7 @@ _KEYS_PER_READ = 256
 UPDATE_TRIES = 8
 # Inserts refused with a key absent by the time it is read (see `insert`) before giving up.
 _INSERT_TRIES = 3
-# Backoff between tries: doubling from the first, jittered so racing writers spread out.
-_BACKOFF_FIRST_SECONDS = 0.002
-_BACKOFF_MAX_SECONDS = 0.2
-
 Value = bytes | str
-
-
-class Conflict(Exception):
-    """The key changed (or appeared, or went) since it was read."""
-
-
-class KeyTaken(Conflict):
-    """An insert found the key already there."""
-
-
-class Contended(Exception):
-    """`update` lost UPDATE_TRIES races in a row."""
-
-
-# What a state operation raises when the store cannot be used right now: the sidecar or the
-# store behind it is down, or a key is too contended to write. Nothing was decided; try later.
-STORE_ERRORS: tuple[type[Exception], ...] = (*DAPR_ERRORS, Contended)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,19 +83,6 @@ async def _outcome(call: Awaitable[None]) -> BaseException | None:
     except Exception as exc:
         return exc
     return None
-
-
-def is_conflict(exc: BaseException) -> bool:
-    """daprd answers ABORTED on an ETag mismatch. The async SDK wraps save_state's gRPC error
-    in DaprInternalError and raises others as a grpc.RpcError."""
-    cause = exc.__cause__ if isinstance(exc, DaprInternalError) else exc
-    return isinstance(cause, grpc.RpcError) and cause.code() == grpc.StatusCode.ABORTED
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait before try `attempt + 1` of a contended write."""
-    ceiling = min(_BACKOFF_FIRST_SECONDS * 2**attempt, _BACKOFF_MAX_SECONDS)
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not secrecy)
 
 
 @dataclass(frozen=True, slots=True)

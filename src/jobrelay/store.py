@@ -25,10 +25,11 @@ from typing import NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from jobrelay import keys
+from jobrelay.conflicts import Conflict, KeyTaken
 from jobrelay.constants import FENCE_TTL_SECONDS, MAX_JOB_LIFETIME_SECONDS
 from jobrelay.contract import JobRecord, JobStatus, utcnow
 from jobrelay.files import FileStore
-from jobrelay.state import Conflict, KeyTaken, State, Write
+from jobrelay.state import State, Write
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
 
 from jobrelay import keys
+from jobrelay.conflicts import Conflict, Contended, KeyTaken
 from jobrelay.constants import FENCE_TTL_SECONDS, MAX_JOB_LIFETIME_SECONDS
 from jobrelay.contract import FileRef, JobInput, JobRecord, JobResult, JobStatus, Usage
-from jobrelay.state import UPDATE_TRIES, Conflict, Contended, KeyTaken, State, Write
+from jobrelay.state import UPDATE_TRIES, State, Write
 from jobrelay.store import Fenced, JobStore, StaleRecord
 from tests.doubles.memory_dapr import MemoryDapr
 
