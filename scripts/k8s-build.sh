@@ -36,13 +36,21 @@ finish() {
   mv "$staged" "$JOBRELAY_CACHE/$name"
 }
 
+# enter NAME MODULE VERSION WHAT: announce the build of NAME, make its staging directory $out
+# (the caller's local) and change into a copy of MODULE at VERSION.
+enter() {
+  local name=$1 module=$2 version=$3 what=$4 dir
+  echo "k8s-build: $what" >&2
+  out="$work/$name"
+  mkdir -p "$out/bin"
+  dir=$(module_copy "$module" "$version")
+  cd "$dir"
+}
+
 build_kubernetes() {
   local name="kubernetes-$KUBERNETES_VERSION" out minor
   cached "$name" && return 0
-  echo "k8s-build: Kubernetes v$KUBERNETES_VERSION (the first build takes the better part of an hour on one core)" >&2
-  out="$work/$name"
-  mkdir -p "$out/bin"
-  cd "$(module_copy k8s.io/kubernetes "v$KUBERNETES_VERSION")"
+  enter "$name" k8s.io/kubernetes "v$KUBERNETES_VERSION" "Kubernetes v$KUBERNETES_VERSION (the first build takes the better part of an hour on one core)"
   # The staging modules are published as v0.<minor>.<patch> of the same release.
   minor=${KUBERNETES_VERSION#*.}
   unreplace_local "v0.$minor"
@@ -64,10 +72,7 @@ build_kubernetes() {
 build_etcd() {
   local name="etcd-$ETCD_VERSION" out
   cached "$name" && return 0
-  echo "k8s-build: etcd v$ETCD_VERSION" >&2
-  out="$work/$name"
-  mkdir -p "$out/bin"
-  cd "$(module_copy go.etcd.io/etcd/server/v3 "v$ETCD_VERSION")"
+  enter "$name" go.etcd.io/etcd/server/v3 "v$ETCD_VERSION" "etcd v$ETCD_VERSION"
   # The server module points at its siblings (api, client, pkg) by relative path.
   unreplace_local "v$ETCD_VERSION"
   go_build etcd "$out/bin/etcd" .
@@ -77,10 +82,7 @@ build_etcd() {
 build_coredns() {
   local name="coredns-$COREDNS_VERSION" out
   cached "$name" && return 0
-  echo "k8s-build: CoreDNS v$COREDNS_VERSION" >&2
-  out="$work/$name"
-  mkdir -p "$out/bin"
-  cd "$(module_copy github.com/coredns/coredns "v$COREDNS_VERSION")"
+  enter "$name" github.com/coredns/coredns "v$COREDNS_VERSION" "CoreDNS v$COREDNS_VERSION"
   go_build coredns "$out/bin/coredns" .
   finish "$name" "$out"
 }
@@ -88,10 +90,7 @@ build_coredns() {
 build_helm() {
   local name="helm-$HELM_VERSION" out
   cached "$name" && return 0
-  echo "k8s-build: helm v$HELM_VERSION (only to render Dapr's chart, offline)" >&2
-  out="$work/$name"
-  mkdir -p "$out/bin"
-  cd "$(module_copy helm.sh/helm/v3 "v$HELM_VERSION")"
+  enter "$name" helm.sh/helm/v3 "v$HELM_VERSION" "helm v$HELM_VERSION (only to render Dapr's chart, offline)"
   go_build helm "$out/bin/helm" ./cmd/helm
   finish "$name" "$out"
 }
@@ -99,10 +98,7 @@ build_helm() {
 build_dapr_control_plane() {
   local name="dapr-control-plane-$DAPR_RUNTIME_VERSION" out
   cached "$name" && return 0
-  echo "k8s-build: the Dapr control plane v$DAPR_RUNTIME_VERSION" >&2
-  out="$work/$name"
-  mkdir -p "$out/bin"
-  cd "$(module_copy github.com/dapr/dapr "v$DAPR_RUNTIME_VERSION")"
+  enter "$name" github.com/dapr/dapr "v$DAPR_RUNTIME_VERSION" "the Dapr control plane v$DAPR_RUNTIME_VERSION"
   # The same module, flags and tags as daprd (dapr-build.sh), so the two share the build cache
   # and the sidecar matches its control plane exactly.
   export LDFLAGS="-X github.com/dapr/dapr/pkg/buildinfo.version=$DAPR_RUNTIME_VERSION"
@@ -121,10 +117,7 @@ build_dapr_control_plane() {
 build_keda() {
   local name="keda-$KEDA_VERSION" out
   cached "$name" && return 0
-  echo "k8s-build: KEDA v$KEDA_VERSION" >&2
-  out="$work/$name"
-  mkdir -p "$out/bin"
-  cd "$(module_copy github.com/kedacore/keda/v2 "v$KEDA_VERSION")"
+  enter "$name" github.com/kedacore/keda/v2 "v$KEDA_VERSION" "KEDA v$KEDA_VERSION"
   LDFLAGS="-X github.com/kedacore/keda/v2/version.Version=$KEDA_VERSION" \
     go_build keda "$out/bin/" ./cmd/operator ./cmd/adapter ./cmd/webhooks
   finish "$name" "$out"
@@ -133,10 +126,7 @@ build_keda() {
 build_kube_router() {
   local name="kube-router-$KUBE_ROUTER_VERSION" out
   cached "$name" && return 0
-  echo "k8s-build: kube-router v$KUBE_ROUTER_VERSION (NetworkPolicy controller)" >&2
-  out="$work/$name"
-  mkdir -p "$out/bin"
-  cd "$(module_copy github.com/cloudnativelabs/kube-router/v2 "v$KUBE_ROUTER_VERSION")"
+  enter "$name" github.com/cloudnativelabs/kube-router/v2 "v$KUBE_ROUTER_VERSION" "kube-router v$KUBE_ROUTER_VERSION (NetworkPolicy controller)"
   go_build kube-router "$out/bin/kube-router" ./cmd/kube-router
   finish "$name" "$out"
 }

@@ -383,19 +383,23 @@ apply_addons() {
     statefulset/dapr-placement-server --timeout 300s >/dev/null
 }
 
+# kustomization_on DIR BASE: start DIR/kustomization.yaml on BASE (named relative to DIR, as
+# kustomize wants); the caller appends the images and patches it changes.
+kustomization_on() {
+  mkdir -p "$1"
+  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - %s\n' \
+    "$(realpath --relative-to="$1" "$2")" > "$1/kustomization.yaml"
+}
+
 install_keda() {
   log "installing KEDA v$KEDA_VERSION from the config/ of its module"
   local keda_config
   keda_config="$(go env GOMODCACHE)/github.com/kedacore/keda/v2@v$KEDA_VERSION/config/default"
-  mkdir -p "$CLUSTER/keda"
   # KEDA's own kustomization, with the images built here and never pulled (the metrics
   # server's says Always), and CPU requests cut from 100m each to leave the 2-core node's
   # room to the workers KEDA scales.
-  cat > "$CLUSTER/keda/kustomization.yaml" <<EOF
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - $(realpath --relative-to="$CLUSTER/keda" "$keda_config")
+  kustomization_on "$CLUSTER/keda" "$keda_config"
+  cat >> "$CLUSTER/keda/kustomization.yaml" <<EOF
 images:
   - {name: ghcr.io/kedacore/keda, newName: localhost/kedacore/keda, newTag: "$KEDA_VERSION"}
   - {name: ghcr.io/kedacore/keda-metrics-apiserver, newName: localhost/kedacore/keda-metrics-apiserver, newTag: "$KEDA_VERSION"}
@@ -439,12 +443,8 @@ apply_jobrelay() {
   log "applying k8s/overlays/local"
   # The overlay as it is, with one image swapped: its Redis (redis:7.4.1-alpine, from Docker
   # Hub) cannot be pulled here, so Debian's Redis 7.0 built by k8s-images.sh takes its place.
-  mkdir -p "$CLUSTER/overlay"
-  cat > "$CLUSTER/overlay/kustomization.yaml" <<EOF
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources:
-  - $(realpath --relative-to="$CLUSTER/overlay" "$repo/k8s/overlays/local")
+  kustomization_on "$CLUSTER/overlay" "$repo/k8s/overlays/local"
+  cat >> "$CLUSTER/overlay/kustomization.yaml" <<EOF
 images:
   - name: redis
     newName: localhost/jobrelay/redis

