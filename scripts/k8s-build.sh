@@ -79,22 +79,6 @@ build_etcd() {
   finish "$name" "$out"
 }
 
-build_coredns() {
-  local name="coredns-$COREDNS_VERSION" out
-  cached "$name" && return 0
-  enter "$name" github.com/coredns/coredns "v$COREDNS_VERSION" "CoreDNS v$COREDNS_VERSION"
-  go_build coredns "$out/bin/coredns" .
-  finish "$name" "$out"
-}
-
-build_helm() {
-  local name="helm-$HELM_VERSION" out
-  cached "$name" && return 0
-  enter "$name" helm.sh/helm/v3 "v$HELM_VERSION" "helm v$HELM_VERSION (only to render Dapr's chart, offline)"
-  go_build helm "$out/bin/helm" ./cmd/helm
-  finish "$name" "$out"
-}
-
 build_dapr_control_plane() {
   local name="dapr-control-plane-$DAPR_RUNTIME_VERSION" out
   cached "$name" && return 0
@@ -123,12 +107,29 @@ build_keda() {
   finish "$name" "$out"
 }
 
-build_kube_router() {
-  local name="kube-router-$KUBE_ROUTER_VERSION" out
+# single NAME MODULE VERSION WHAT BINARY PACKAGE: the build of a one-binary module.
+single() {
+  local name=$1 out
   cached "$name" && return 0
-  enter "$name" github.com/cloudnativelabs/kube-router/v2 "v$KUBE_ROUTER_VERSION" "kube-router v$KUBE_ROUTER_VERSION (NetworkPolicy controller)"
-  go_build kube-router "$out/bin/kube-router" ./cmd/kube-router
+  enter "$name" "$2" "$3" "$4"
+  go_build "$5" "$out/bin/$5" "$6"
   finish "$name" "$out"
+}
+
+build_coredns() {
+  single "coredns-$COREDNS_VERSION" github.com/coredns/coredns "v$COREDNS_VERSION" \
+    "CoreDNS v$COREDNS_VERSION" coredns .
+}
+
+build_helm() {
+  single "helm-$HELM_VERSION" helm.sh/helm/v3 "v$HELM_VERSION" \
+    "helm v$HELM_VERSION (only to render Dapr's chart, offline)" helm ./cmd/helm
+}
+
+build_kube_router() {
+  single "kube-router-$KUBE_ROUTER_VERSION" github.com/cloudnativelabs/kube-router/v2 \
+    "v$KUBE_ROUTER_VERSION" "kube-router v$KUBE_ROUTER_VERSION (NetworkPolicy controller)" \
+    kube-router ./cmd/kube-router
 }
 
 # --cached: only say (by the exit status) whether every binary is already built; build
