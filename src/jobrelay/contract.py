@@ -237,6 +237,12 @@ class JobRecord(_Model):
         description="Internal: W3C traceparent of the submit; every later span of the job "
         "joins its trace, even from a delivery that arrived without one.",
     )
+    worker: str | None = Field(
+        default=None,
+        description="The worker that made the latest claim, as `{implementation}/{replica}` "
+        "(e.g. `go/worker-3f2a9c1b0d4e`): workers in any language may run a job "
+        "(README, Polyglot workers).",
+    )
     watchers: list[str] = Field(
         default_factory=list,
         max_length=MAX_WATCHERS,
@@ -413,6 +419,9 @@ class JobView(_Model):
     error: JobError | None = Field(description="Why it failed, once failed.")
     queue_seconds: float | None = Field(description="Waiting before a worker first started it.")
     model_seconds: float | None = Field(description="Time spent in model calls.")
+    worker: str | None = Field(
+        description="The worker that ran it (or runs it), as `{implementation}/{replica}`."
+    )
     model_calls: list[ModelCall] = Field(description="Every model call, failed ones included.")
     input: JobInputView = Field(description="What the job works on (a file by its metadata).")
     webhook: WebhookSpec | None = Field(description="Where changes are delivered, if anywhere.")
