@@ -7,6 +7,9 @@ VENV := .venv/bin
 # kafka") on just those.
 TEST_PROFILES := $(or $(PROFILES),$(PROFILE),redis rabbitmq kafka)
 PROFILE ?= redis
+# Which worker `make run` starts: python (apps/worker), go (apps/worker-go) or both, side by
+# side on one consumer group (README, Polyglot workers).
+WORKER ?= python
 # What `make setup` installs: the profiles the goal will run on.
 SETUP_PROFILES := $(if $(filter test,$(MAKECMDGOALS)),$(TEST_PROFILES),$(PROFILE))
 
@@ -16,7 +19,7 @@ setup:
 	@JOBRELAY_PROFILES="$(SETUP_PROFILES)" scripts/setup.sh
 
 run: setup
-	@JOBRELAY_PROFILE=$(PROFILE) scripts/run.sh
+	@JOBRELAY_PROFILE=$(PROFILE) JOBRELAY_WORKER=$(WORKER) scripts/run.sh
 
 lint: setup
 	$(VENV)/ruff check .
