@@ -13,7 +13,7 @@ WORKER ?= python
 # What `make setup` installs: the profiles the goal will run on.
 SETUP_PROFILES := $(if $(filter test,$(MAKECMDGOALS)),$(TEST_PROFILES),$(PROFILE))
 
-.PHONY: setup run test lint unit contracts k8s-generate k8s-validate eval-local-model bench chaos traces
+.PHONY: setup run test lint unit go-lint go-unit contracts k8s-generate k8s-validate eval-local-model bench chaos traces
 
 setup:
 	@JOBRELAY_PROFILES="$(SETUP_PROFILES)" scripts/setup.sh
@@ -21,10 +21,23 @@ setup:
 run: setup
 	@JOBRELAY_PROFILE=$(PROFILE) JOBRELAY_WORKER=$(WORKER) scripts/run.sh
 
-lint: setup
+lint: setup go-lint
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
+
+# The Go worker (apps/worker-go): modules from the Go module proxy only (go.sum pins them),
+# never a VCS host, which would hang on a network that reaches the proxy alone.
+GO := cd apps/worker-go && GOPROXY=$${JOBRELAY_GOPROXY:-https://proxy.golang.org} GOTOOLCHAIN=local GOFLAGS="-mod=readonly -p=2" go
+
+go-lint: setup
+	@unformatted=$$(gofmt -l apps/worker-go); [[ -z "$$unformatted" ]] || { echo "gofmt: $$unformatted"; exit 1; }
+	$(GO) vet ./...
+
+# Its unit tests: every record and event it writes checked against contracts/, and the
+# drift test that fails when contracts/ changes and the Go types do not.
+go-unit: setup
+	$(GO) test ./...
 
 unit: setup
 	$(VENV)/pytest tests/unit
@@ -67,5 +80,5 @@ chaos: setup
 	status=$$?; $(VENV)/python -m tests.chaos.report build/chaos-figures.json docs/reliability.md \
 	&& exit $$status
 
-test: lint k8s-validate
+test: lint k8s-validate go-unit
 	JOBRELAY_TEST_PROFILES="$(TEST_PROFILES)" $(VENV)/pytest

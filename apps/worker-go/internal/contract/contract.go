@@ -101,20 +101,31 @@ type JobInput struct {
 	File *FileRef `json:"file"` // an uploaded file, by reference
 }
 
+// WebhookEvent is which status changes a webhook is told about.
+type WebhookEvent string
+
+const (
+	WebhookRunning   WebhookEvent = "running"   // a worker started the job
+	WebhookCompleted WebhookEvent = "completed" // the job became terminal, whatever the outcome
+)
+
+// WebhookEvents lists every webhook event, for the drift test against the schema's enum.
+var WebhookEvents = []WebhookEvent{WebhookRunning, WebhookCompleted}
+
 // WebhookSpec is where to POST the job when it changes.
 type WebhookSpec struct {
-	URL    string   `json:"url"`    // http(s) URL that receives the job
-	Events []string `json:"events"` // `running`, `completed`
+	URL    string         `json:"url"`    // http(s) URL that receives the job
+	Events []WebhookEvent `json:"events"` // status changes to deliver
 }
 
 // WebhookDelivery is one attempt to deliver a webhook (written by status, kept here).
 type WebhookDelivery struct {
-	Event      string  `json:"event"`       // what was delivered
-	Attempt    int     `json:"attempt"`     // 1 for the first try
-	At         Time    `json:"at"`          // when the attempt was made
-	StatusCode *int    `json:"status_code"` // the receiver's answer, if any
-	Error      *string `json:"error"`       // why it failed, if it did
-	Delivered  bool    `json:"delivered"`   // whether the receiver answered 2xx
+	Event      WebhookEvent `json:"event"`       // what was delivered
+	Attempt    int          `json:"attempt"`     // 1 for the first try
+	At         Time         `json:"at"`          // when the attempt was made
+	StatusCode *int         `json:"status_code"` // the receiver's answer, if any
+	Error      *string      `json:"error"`       // why it failed, if it did
+	Delivered  bool         `json:"delivered"`   // whether the receiver answered 2xx
 }
 
 // Usage is the tokens the model counted for the job.
@@ -266,12 +277,12 @@ func WantsWebhook(r *JobRecord) bool {
 	if r.Webhook == nil {
 		return false
 	}
-	event := ""
+	var event WebhookEvent
 	switch {
 	case r.Status.Terminal():
-		event = "completed"
+		event = WebhookCompleted
 	case r.Status == Running:
-		event = "running"
+		event = WebhookRunning
 	default:
 		return false
 	}
