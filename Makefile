@@ -13,7 +13,8 @@ WORKER ?= python
 # What `make setup` installs: the profiles the goal will run on.
 SETUP_PROFILES := $(if $(filter test,$(MAKECMDGOALS)),$(TEST_PROFILES),$(PROFILE))
 
-.PHONY: setup run test lint unit go-lint go-unit contracts k8s-generate k8s-validate eval-local-model bench chaos traces
+.PHONY: setup run test lint unit go-lint go-unit contracts k8s-generate k8s-validate k8s-up k8s-test \
+	k8s-down eval-local-model bench chaos traces
 
 setup:
 	@JOBRELAY_PROFILES="$(SETUP_PROFILES)" scripts/setup.sh
@@ -55,8 +56,25 @@ k8s-generate: setup
 k8s-validate: setup
 	$(VENV)/python -m scripts.k8s.validate
 
+# A real one-node Kubernetes cluster on this machine, built from Go modules and Debian packages
+# (scripts/k8s-build.sh, k8s-images.sh, k8s-cluster.sh; docs/kubernetes.md), with the Dapr
+# control plane and KEDA, and k8s/overlays/local applied. Needs root. The first run builds for
+# about an hour on one core; later runs reuse the caches.
+k8s-up: setup
+	@scripts/k8s-cluster.sh up
+
+# On the cluster of k8s-up: sidecars injected, jobs through the Services, scopes, tokens and
+# NetworkPolicies enforced, a worker pod deleted mid-job, 1 -> 3 -> 1 workers, KEDA on backlog.
+k8s-test: setup
+	@scripts/k8s-cluster.sh test
+
+# Stops every process of the cluster and removes its network, mounts and cgroups.
+k8s-down:
+	@scripts/k8s-cluster.sh down
+
 # docs/local-model.md: accuracy beside speed of the local embedders and chat model on the
-# labelled sets in bench/data/classify (about 90 s on 2 cores, so not part of `make test`).
+# labelled sets in bench/data/labelled and bench/data/classify, the document readers, and
+# extraction and summaries on the chat model (10-20 minutes on 2 cores, so not in `make test`).
 eval-local-model: setup
 	$(VENV)/python -m bench.classify_eval
 

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
+import openai
+from openai import DefaultAioHttpClient
 
 from bench import load, procs, profiling, sidecar
 from bench.model import ModelDouble
@@ -380,8 +383,35 @@ def _hop_rows(design: Design, before: dict[str, dict[Any, float]], jobs: int) ->
     return rows
 
 
+async def _bare_client(url: str, jobs: int) -> None:
+    """`jobs` embeddings through the openai SDK (the worker's transport and call) with
+    exactly MODEL_LIMIT in flight and nothing else to do: the most any client that keeps to
+    the limit gets from the model double on this machine."""
+    client = openai.AsyncOpenAI(
+        base_url=f"{url}/v1", api_key="none", max_retries=0, http_client=DefaultAioHttpClient()
+    )
+    gate = asyncio.Semaphore(MODEL_LIMIT)
+
+    async def one(i: int) -> None:
+        async with gate:
+            body = {"model": "m", "input": [f"floor {i}"], "encoding_format": "base64"}
+            await client.post("/embeddings", cast_to=httpx2.Response, body=body)
+
+    try:
+        await asyncio.gather(*(one(i) for i in range(jobs)))
+    finally:
+        await client.close()
+
+
 def model_bound(ctx: Context, extra: dict[str, Callable[[], Design]], jobs: int = 400) -> None:
     """Efficiency = achieved ÷ theoretical with a 200 ms model that takes MODEL_LIMIT calls."""
+    ctx.model.set(MODEL_DELAY_MS, MODEL_LIMIT)
+    for _ in range(ctx.repeats):
+        ctx.model.reset()
+        asyncio.run(_bare_client(ctx.model.url, jobs))
+        spans = ctx.model.spans()
+        ctx.runs.add("bound/floor/rate", spans.calls / spans.busy_window)
+        ctx.runs.add("bound/floor/efficiency", spans.calls / spans.busy_window / CEILING)
     designs = dict(ctx.designs)
     failed: list[str] = []
     for label, start in extra.items():
@@ -417,6 +447,14 @@ def model_bound(ctx: Context, extra: dict[str, Callable[[], Design]], jobs: int 
         ]
         for n in designs
     ]
+    rows.append(
+        [
+            f"floor: a bare client, {MODEL_LIMIT} in flight",
+            ctx.runs.fig("bound/floor/rate").show(1),
+            ctx.runs.fig("bound/floor/efficiency").show(1, 100, " %"),
+            "",
+        ]
+    )
     ctx.sections.append(
         Section(
             "3d. Sustained throughput, 200 ms model behind a concurrency limit",
@@ -429,6 +467,12 @@ def model_bound(ctx: Context, extra: dict[str, Callable[[], Design]], jobs: int 
             ["design", "completed jobs/s", "efficiency", "submit p99 ms"],
             rows,
             [
+                "floor: the openai SDK with the worker's transport and call, keeping exactly "
+                f"{MODEL_LIMIT} calls in flight and doing nothing else (bench/scenarios.py "
+                "`_bare_client`): the most a client that keeps to the limit gets here. Each "
+                "time a call ends, the next one's request must travel to the model before it "
+                "starts; a design whose requests queue at the model (the synchronous one, with "
+                "64 clients) does not pay that hand-over.",
                 "jobrelay (shared limit): the same stack with the model profile's "
                 f"`max_concurrency: {MODEL_LIMIT}`, the limit shared by all worker replicas "
                 "through the state store (apps/worker/limits.py), on top of the worker's own.",

@@ -15,9 +15,6 @@ source "$here/versions.sh"
 # v5.8.3 needs go >= 1.27 (this machine has 1.26); v5.8.2 is the newest the proxy serves that
 # builds here.
 KUSTOMIZE_VERSION=5.8.2
-# The KEDA release whose CRDs the ScaledObjects are checked against; install the same chart
-# version (README, "Deploy to Kubernetes").
-KEDA_VERSION=2.21.0
 
 command -v go >/dev/null || { echo "k8s-tools: Go is required (none on PATH)" >&2; exit 1; }
 # No ',direct': a fallback to VCS hosts would hang on this network instead of failing fast.

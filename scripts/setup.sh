@@ -13,6 +13,18 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq redis-server >/dev/null
 fi
 
+# The document readers (apps/worker/reading): tesseract OCR with its English data, and
+# poppler's pdfinfo, pdftotext and pdftoppm.
+if ! command -v tesseract >/dev/null || ! command -v pdftotext >/dev/null \
+  || [[ ! -e /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ]]; then
+  echo "setup: installing tesseract-ocr and poppler-utils from Debian's packages"
+  sudo_=""
+  [[ $(id -u) -eq 0 ]] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq \
+    tesseract-ocr tesseract-ocr-eng poppler-utils >/dev/null
+fi
+
 # The brokers and stores of the profiles in use (make passes JOBRELAY_PROFILES): RabbitMQ and
 # PostgreSQL from Debian's packages, Kafka's jars from Maven Central into the cache.
 scripts/profile.sh install ${JOBRELAY_PROFILES:-redis}

@@ -13,3 +13,22 @@ JOBRELAY_CACHE="${JOBRELAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jobrelay}"
 # speaks the protocol versions Dapr's Kafka client (sarama, configured for Kafka 2.0 by
 # default) sends; Kafka 4 removed them.
 KAFKA_VERSION=3.9.1
+# The local Kubernetes cluster (make k8s-up; scripts/k8s-build.sh builds it from Go modules).
+# 1.37.2 is the newest Kubernetes the proxy lists; its kubelet still runs on cgroup v1 (when told
+# to) and still talks to Debian 12's containerd 1.6, which lacks the RuntimeConfig call (1.38
+# drops both).
+KUBERNETES_VERSION=1.37.2
+# The etcd Kubernetes 1.37 pins in its go.mod (and kubeadm's DefaultEtcdVersion).
+ETCD_VERSION=3.7.0
+# kubeadm's CoreDNSVersion for Kubernetes 1.37.
+COREDNS_VERSION=1.14.6
+# Only renders Dapr's own chart from the dapr module (no repository is reached).
+HELM_VERSION=3.22.0
+# Dapr 1.18.0's scheduler pins go-etcd-cron v0.12.5, which the proxy refuses (403); the next
+# patch release is the one the local cluster's scheduler is built with (k8s-build.sh).
+DAPR_SCHEDULER_CRON_VERSION=v0.12.6
+# The release whose CRDs make k8s-validate checks the ScaledObjects against, and the one the
+# local cluster runs.
+KEDA_VERSION=2.21.0
+# The one kube-router release the proxy serves; used as NetworkPolicy controller only.
+KUBE_ROUTER_VERSION=2.1.0

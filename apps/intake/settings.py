@@ -63,11 +63,14 @@ class IntakeSettings(ServiceSettings):
         "authentication on, name your operators' tenants.",
     )
     compat_task: str = Field(
-        default="describe_image",
-        description="Task run for uploads to POST /api/process (the reference client's route).",
+        default="read_document",
+        description="Task run for uploads to POST /api/process (the reference client's route). "
+        "read_document gives the text read as markdown, with a vision model's description "
+        "where the task's model profiles have one.",
     )
     compat_params: dict[str, Any] = Field(
-        default_factory=dict, description="Parameters of that task, as JSON."
+        default_factory=lambda: {"summary": True},
+        description="Parameters of that task, as JSON (default: add a short summary).",
     )
     cors_origins: list[str] = Field(
         default_factory=list,

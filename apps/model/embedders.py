@@ -33,13 +33,20 @@ class Embedder(Protocol):
 
 
 def load_embedders(settings: ModelSettings) -> dict[str, Embedder]:
-    """Every embedder the settings name, keyed by the model id it is served under."""
+    """Every embedder the settings name, keyed by the model id it is served under; with both
+    MiniLM and e5 loaded, also the two as one (apps/model/ensemble.py)."""
     loaded: dict[str, Embedder] = {}
     for name in settings.embedders:
         started = time.monotonic()
         embedder = _load(name, settings.threads)
         loaded[embedder.model_id] = embedder
         log.info("loaded embedder %s in %.2f s", name, time.monotonic() - started)
+    minilm, e5 = loaded.get("all-MiniLM-L6-v2"), loaded.get("multilingual-e5-small")
+    if minilm is not None and e5 is not None:
+        from apps.model.ensemble import MiniLME5
+
+        both = MiniLME5(minilm, e5)
+        loaded[both.model_id] = both
     return loaded
 
 

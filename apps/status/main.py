@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import httpx
+from fastapi.middleware.cors import CORSMiddleware
 
 from apps.status.deps import StatusApp
 from apps.status.routes import router
@@ -72,6 +73,17 @@ def create_app(settings: StatusSettings | None = None) -> StatusApp:
     app.hub = EventHub(new_replica_id("status"))
     app.include_router(router)
     mount_page(app)
+    # Pages on other origins (the reference sample's, JOBRELAY_STATUS_CORS_ORIGINS) poll
+    # results from the browser; they must read Retry-After, or they fall back to a fixed slow
+    # interval.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "DELETE"],
+        allow_headers=["Authorization", "Last-Event-ID"],
+        expose_headers=["Retry-After", "Location"],
+        max_age=600,
+    )
     # Each replica hears of the jobs its live streams follow.
     app.hub.subscribe(app.subscriptions)
     # Webhooks through the shared consumer group: one delivery per event in all.

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
-from apps.status import stream
+from apps.status import reference, stream
 from apps.status.cancel import JobFinished, JobNotFound, cancel
 from apps.status.deps import HubDep, SettingsDep, SigningSecretsDep
 from apps.status.settings import StatusSettings
@@ -66,10 +66,33 @@ async def get_job(record: JobDep, response: Response, settings: SettingsDep) -> 
     return _poll_answer(record, response, settings)
 
 
-@router.get("/api/results/{job_id}", responses=_POLL)
-async def get_result(record: JobDep, response: Response, settings: SettingsDep) -> JobView:
-    """`results_url` of POST /api/process: the same answers as GET /v1/jobs/{id}."""
-    return _poll_answer(record, response, settings)
+_REFERENCE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": reference.ReferenceResult,
+        "description": "Done: `status` `completed` with the markdown in `data.result`, or "
+        "`failed` (`cancelled`, `expired`) with the reason there and in `message`.",
+    },
+    202: {
+        "model": reference.ReferencePending,
+        "description": "Queued or running; poll again after Retry-After (whole seconds).",
+        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 0}}},
+    },
+    **_NOT_FOUND,
+}
+
+
+# Unset fields are left out, so a completed job's answer is exactly {"id", "status", "data"}.
+@router.get("/api/results/{job_id}", responses=_REFERENCE, response_model_exclude_none=True)
+async def get_result(
+    record: JobDep, response: Response
+) -> reference.ReferenceResult | reference.ReferencePending:
+    """`results_url` of POST /api/process, in the reference sample's contract
+    (apps/status/reference.py): 202 + Retry-After + `{"message"}`, then 200 + the markdown."""
+    if not record.status.terminal:
+        response.status_code = 202
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return reference.pending(record)
+    return reference.finished(record)
 
 
 @router.delete(

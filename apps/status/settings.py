@@ -36,6 +36,11 @@ class StatusSettings(ServiceSettings):
     webhook_secrets_refresh_seconds: float = Field(
         default=30, gt=0, description="How stale the tenants' signing secrets may get."
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins whose pages may read jobs and results (CORS), as JSON: "
+        "the reference sample's page, say, served from its own origin. Never `*`.",
+    )
     webhook_attempts: int = Field(default=5, ge=1, le=20, description="Tries per delivery.")
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, description="Per try.")
     webhook_concurrency_per_tenant: int = Field(

@@ -10,6 +10,7 @@ from apps.worker.gateway import CapabilityUnavailable, ModelBudgetSpent
 from apps.worker.inputs import UnreadableInput
 from apps.worker.limits import LimitWait
 from apps.worker.output_check import CheckExhausted
+from apps.worker.reading import DocumentRefused
 from apps.worker.tasks.extract import InvalidOutput
 from jobrelay.contract import JobError
 
@@ -35,6 +36,10 @@ def describe(exc: BaseException) -> JobError:
     otherwise the job fails now."""
     if isinstance(exc, openai.OpenAIError) and (model := _model_error(exc)) is not None:
         return model
+    if isinstance(exc, DocumentRefused):
+        # Its own code says which limit or defect (apps/worker/reading/errors.py); the same
+        # bytes would fail the same way again, so it is never retried.
+        return JobError(code=exc.code, message=str(exc), retryable=False)
     for kind, code, retryable in _OWN:
         if isinstance(exc, kind):
             return JobError(code=code, message=str(exc), retryable=retryable)

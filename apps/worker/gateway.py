@@ -70,6 +70,8 @@ class Gateway:
         self.labels: dict[LabelKey, npt.NDArray[np.float32]] = {}
 
     async def close(self) -> None:
+        if self._limits is not None:
+            await self._limits.close()
         for client in self._clients.values():
             await client.close()
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from apps.worker.reading import read_document
 from jobrelay.contract import JobInput, JobRecord
 from jobrelay.files import FileStore
-from jobrelay.inputs import accepts
+from jobrelay.inputs import DOCUMENT_FILE_TYPES, accepts
 
 # A text task reads at most this much of an uploaded document; the models truncate far
 # sooner (MiniLM reads 256 word pieces), so more would only cost memory.
@@ -16,18 +17,23 @@ class UnreadableInput(Exception):
 
 
 async def materialize(record: JobRecord, files: FileStore) -> JobRecord:
-    """`record` with a file input loaded: as text for text tasks, as bytes for the others."""
+    """`record` with a file input loaded: as text for text tasks (a PDF or an image read
+    first, OCR where needed), as bytes for the others."""
     ref = record.input.file
     if ref is None:
         return record
     content = await files.read(ref)
-    if accepts(record.task).text:
+    if not accepts(record.task).text:
+        loaded = record.input.model_copy(update={"content": content})
+        return record.model_copy(update={"input": loaded})
+    name = ref.filename or "the file"
+    if ref.content_type in DOCUMENT_FILE_TYPES:
+        text = (await read_document(content)).markdown
+    else:
         try:
-            text = content.decode("utf-8")[:_MAX_TEXT_CHARS]
+            text = content.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise UnreadableInput(f"{ref.filename or 'the file'} is not UTF-8 text") from exc
-        if not text.strip():
-            raise UnreadableInput(f"{ref.filename or 'the file'} has no text")
-        return record.model_copy(update={"input": JobInput(text=text)})
-    loaded = record.input.model_copy(update={"content": content})
-    return record.model_copy(update={"input": loaded})
+            raise UnreadableInput(f"{name} is not UTF-8 text") from exc
+    if not text.strip():
+        raise UnreadableInput(f"{name} has no text")
+    return record.model_copy(update={"input": JobInput(text=text[:_MAX_TEXT_CHARS])})

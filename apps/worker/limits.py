@@ -8,9 +8,10 @@ replicas taking different slots never contend.
 
 Inside a replica a slot is handed straight from a call that ends to the next call waiting
 for one, with no store round trip in between: a model at its limit stays at its limit. A slot
-no call here waits for is given back (its key deleted). A call that finds every slot taken
-waits for a local hand-over, and looks at the store again after a doubling pause for slots
-other replicas gave back.
+no call here waits for yet is kept for PARK_SECONDS, since the worker's own in-flight limit
+(apps/worker/gateway.py) lets the next call in only once this one has ended; only then is it
+given back (its key deleted). A call that finds every slot taken waits for a local hand-over,
+and looks at the store again after a doubling pause for slots other replicas gave back.
 
 Rate: a counter per profile and minute (`limit:{profile}:rate:{minute}`, requests and tokens),
 counted up through the state layer's read-modify-write; over the limit, a call waits for the
@@ -47,6 +48,10 @@ _GRACE_SECONDS = 10.0
 _FIRST_LOOK_SECONDS = 0.025
 _LAST_LOOK_SECONDS = 1.0
 _RATE_WINDOW_TTL_SECONDS = 120
+# How long a slot no call of this replica waits for is kept for the next one: long enough for
+# a call queued behind the worker's in-flight limit to get going, short enough that another
+# replica hardly notices.
+PARK_SECONDS = 0.05
 
 
 class LimitWait(Exception):
@@ -56,6 +61,7 @@ class LimitWait(Exception):
 @dataclass(eq=False)
 class _Slot:
     index: int
+    token: str  # written in the slot's key: this replica, and this take of the slot
     taken_at: float  # when its key's TTL was last set (time.monotonic())
 
 
@@ -64,6 +70,8 @@ class _Pool:
     """What this replica knows of one profile's slots."""
 
     waiting: deque[asyncio.Future[_Slot]] = field(default_factory=deque)
+    # Held, but by no call: each with the timer that gives it back.
+    parked: dict[_Slot, asyncio.TimerHandle] = field(default_factory=dict)
 
 
 class SharedLimits:
@@ -80,7 +88,7 @@ class SharedLimits:
             yield
             return
         pool = self._pools.setdefault(profile.name, _Pool())
-        held = await self._take(profile, pool, deadline)
+        held = self._unpark_one(pool) or await self._take(profile, pool, deadline)
         try:
             yield
         finally:
@@ -128,44 +136,65 @@ class SharedLimits:
         free = [i for i, key in enumerate(slot_keys) if key in found and found[key] is None]
         random.shuffle(free)  # replicas racing for slots mostly try different ones
         for index in free:
+            # Unique to this take: two calls of this replica racing for one slot write
+            # different values, so the state layer can tell which insert went in.
+            token = f"{self._owner}:{uuid.uuid4().hex}"
             try:
                 await self._state.insert(
-                    slot_keys[index], self._owner, int(profile.timeout_seconds + _GRACE_SECONDS)
+                    slot_keys[index], token, int(profile.timeout_seconds + _GRACE_SECONDS)
                 )
             except KeyTaken:
                 continue
-            return _Slot(index, time.monotonic())
+            return _Slot(index, token, time.monotonic())
         return None
 
     def _pass_on(self, profile: ModelProfile, pool: _Pool, slot: _Slot) -> None:
-        """Hand `slot` to a call of this replica waiting for one, else give it back."""
+        """Hand `slot` to a call of this replica waiting for one, else park it."""
+        lease = profile.timeout_seconds + _GRACE_SECONDS
+        if time.monotonic() - slot.taken_at > lease / 2:
+            # The next call may run as long as the last: its key must outlive that.
+            slot.taken_at = time.monotonic()
+            self._in_background(self._extend(profile, slot, int(lease)))
         while pool.waiting:
             handed = pool.waiting.popleft()
-            if handed.done():
-                continue
-            handed.set_result(slot)
-            lease = profile.timeout_seconds + _GRACE_SECONDS
-            if time.monotonic() - slot.taken_at > lease / 2:
-                # The next call may run as long as the last: its key must outlive that.
-                slot.taken_at = time.monotonic()
-                self._in_background(self._extend(profile, slot, int(lease)))
-            return
-        self._in_background(self._give_back(profile, slot))
+            if not handed.done():
+                handed.set_result(slot)
+                return
+        loop = asyncio.get_running_loop()
+        pool.parked[slot] = loop.call_later(PARK_SECONDS, self._unpark, profile, pool, slot)
+
+    async def close(self) -> None:
+        """Give back the slots no call holds, rather than leave them to their TTL."""
+        for name, pool in self._pools.items():
+            while pool.parked:
+                slot, timer = pool.parked.popitem()
+                timer.cancel()
+                await self._give_back(name, slot)
+
+    def _unpark_one(self, pool: _Pool) -> _Slot | None:
+        if not pool.parked:
+            return None
+        slot, timer = pool.parked.popitem()
+        timer.cancel()
+        return slot
+
+    def _unpark(self, profile: ModelProfile, pool: _Pool, slot: _Slot) -> None:
+        if pool.parked.pop(slot, None) is not None:
+            self._in_background(self._give_back(profile.name, slot))
 
     async def _extend(self, profile: ModelProfile, slot: _Slot, ttl: int) -> None:
         key = keys.limit_slot(profile.name, slot.index)
         try:
-            await self._state.put(key, self._owner, ttl)
+            await self._state.put(key, slot.token, ttl)
         except DAPR_ERRORS as exc:
             log.warning("profile=%s slot %d lease not extended: %s", profile.name, slot.index, exc)
 
-    async def _give_back(self, profile: ModelProfile, slot: _Slot) -> None:
-        key = keys.limit_slot(profile.name, slot.index)
+    async def _give_back(self, profile: str, slot: _Slot) -> None:
         try:
-            await self._state.delete(key)
+            await self._state.delete(keys.limit_slot(profile, slot.index))
         except DAPR_ERRORS as exc:
             # Left to its TTL: the pool is a slot short until then.
-            log.warning("profile=%s slot %d not given back: %s", profile.name, slot.index, exc)
+            log.warning("profile=%s slot %d not given back: %s", profile, slot.index, exc)
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

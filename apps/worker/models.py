@@ -126,6 +126,10 @@ class ModelClient:
             chain, capability, self._deadline, self.calls, self._attempt, op, tokens, self._budget
         )
 
+    def can(self, capability: Capability) -> bool:
+        """Whether any of the task's model profiles has `capability`."""
+        return bool(self._gateway.catalog.chain(self._task, capability))
+
     async def embed(self, texts: list[str]) -> EmbeddingCall:
         async def op(client: AsyncOpenAI, profile: ModelProfile, seconds: float) -> Any:
             # The SDK's plain `post` (its documented way to send a request as it is): the

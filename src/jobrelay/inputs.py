@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 # Documents read as UTF-8 text by the text tasks.
 TEXT_FILE_TYPES = frozenset({"text/plain", "text/markdown", "text/csv", "application/json"})
 IMAGE_FILE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+# Documents the worker reads offline (apps/worker/reading): OCR for images and scanned pages,
+# the text layer for other PDFs. The text tasks take them too: read first, then the task.
+DOCUMENT_FILE_TYPES = frozenset(
+    {"application/pdf", "image/png", "image/jpeg", "image/tiff", "image/webp"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +36,19 @@ class Accepts:
         return ("text or " if self.text else "") + "a file of type " + ", ".join(kinds)
 
 
-_TEXT_TASK = Accepts(text=True, file_types=TEXT_FILE_TYPES)
-_LONG_TEXT_TASK = Accepts(text=True, file_types=TEXT_FILE_TYPES, max_text_chars=200_000)
+_TEXT_TASK = Accepts(text=True, file_types=TEXT_FILE_TYPES | DOCUMENT_FILE_TYPES)
+_LONG_TEXT_TASK = Accepts(
+    text=True, file_types=TEXT_FILE_TYPES | DOCUMENT_FILE_TYPES, max_text_chars=200_000
+)
 
 ACCEPTS: dict[str, Accepts] = {
     "classify": _TEXT_TASK,
-    "embed": _TEXT_TASK,
+    "embed": Accepts(text=True, file_types=TEXT_FILE_TYPES),
     "summarize": _LONG_TEXT_TASK,
     "extract": _LONG_TEXT_TASK,
     "chat": Accepts(text=True, file_types=frozenset(), required=False, max_text_chars=100_000),
     "describe_image": Accepts(text=False, file_types=IMAGE_FILE_TYPES),
+    "read_document": Accepts(text=False, file_types=DOCUMENT_FILE_TYPES),
 }
 
 
@@ -60,6 +68,8 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
 )
 SNIFF_BYTES = 16
 
@@ -69,6 +79,15 @@ def sniff_image(head: bytes) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
     return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
+
+
+def sniff_document(head: bytes) -> str | None:
+    """The document type (PDF or image) the first bytes of a file show, or None."""
+    # A PDF's header may follow a few bytes of junk, which readers accept; within the sniffed
+    # head is enough for what real files carry.
+    if b"%PDF-" in head:
+        return "application/pdf"
+    return sniff_image(head)
 
 
 @dataclass
@@ -98,8 +117,9 @@ class ContentCheck:
                 self._decoder.decode(data, final)
             except UnicodeDecodeError:
                 return f"the file is not {self.declared}: it is not UTF-8 text"
-        elif final and self.declared in IMAGE_FILE_TYPES:
-            found = sniff_image(bytes(self.head))
+        elif final and self.declared in IMAGE_FILE_TYPES | DOCUMENT_FILE_TYPES:
+            found = sniff_document(bytes(self.head))
             if found != self.declared:
-                return f"the file is {found or 'not an image'}, not {self.declared} as declared"
+                what = found or "not a PDF or an image"
+                return f"the file is {what}, not {self.declared} as declared"
         return None

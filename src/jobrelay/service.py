@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -169,6 +170,7 @@ class AppTokenMiddleware:
         await self._app(scope, receive, send)
 
 
+@functools.lru_cache(maxsize=64)  # a client sends the same Host every time: parse it once
 def _loopback_host(header: str) -> bool:
     """Whether a Host header (a name or an address, with an optional port) names loopback."""
     if header.startswith("["):

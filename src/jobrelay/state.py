@@ -158,9 +158,12 @@ class State:
         """One SaveState for all of `saves`. Should it fail, the store tells neither which
         items failed nor whether the others went in (each item is its own write), so every
         key is read back: an item whose value is there went in, and the others are tried
-        again one by one, each to get its own answer (a conflict, a taken key, a failure)."""
-        if len(saves) == 1:
-            return [await _outcome(self._save(saves[0]))]
+        again one by one, each to get its own answer (a conflict, a taken key, a failure).
+
+        Saves racing for one key each go on their own: read back, the winner's value would
+        pass for the loser's too whenever the two wrote the same bytes."""
+        if len(saves) == 1 or len({s.key for s in saves}) < len(saves):
+            return [await _outcome(self._save(s)) for s in saves]
         items = [
             StateItem(
                 s.key,

@@ -40,9 +40,8 @@ class TaskParams(BaseModel):
 class ClassifyParams(TaskParams):
     """Zero-shot classification: pick the label closest in meaning to the text.
 
-    Descriptions and examples make each label's meaning plain to the embedder; on jobrelay's
-    own labelled sets they lifted the local embedders from about 80 % right to 87-95 %
-    (docs/local-model.md).
+    Bare label names are enough for clear-cut labels; descriptions and examples make each
+    label's meaning plain to the embedder and lift accuracy further (docs/local-model.md).
     """
 
     labels: list[Annotated[str, Field(max_length=MAX_LABEL_CHARS)]] = Field(
@@ -255,6 +254,21 @@ class DescribeImageParams(TaskParams):
     )
 
 
+class ReadDocumentParams(TaskParams):
+    """An uploaded image or PDF turned into markdown text, offline (OCR where needed)."""
+
+    summary: bool = Field(
+        default=False,
+        description="Add a short summary of the text read, from the task's chat model.",
+    )
+    summary_words: int = Field(default=40, ge=5, le=300, description="Longest summary wanted.")
+    describe: bool = Field(
+        default=True,
+        description="For an image, add a vision model's description when the task's model "
+        "profiles have one (none on the built-in local model).",
+    )
+
+
 TASKS: dict[str, type[TaskParams]] = {
     "classify": ClassifyParams,
     "embed": EmbedParams,
@@ -262,6 +276,7 @@ TASKS: dict[str, type[TaskParams]] = {
     "summarize": SummarizeParams,
     "extract": ExtractParams,
     "chat": ChatParams,
+    "read_document": ReadDocumentParams,
 }
 
 
@@ -283,6 +298,7 @@ __all__ = [
     "TASKS",
     "ClassifyParams",
     "EmbedParams",
+    "ReadDocumentParams",
     "TaskParams",
     "UnknownTask",
     "ValidationError",

@@ -24,7 +24,7 @@ from tests.chaos.launcher import (
     CHAOS_PROCESSING_TIMEOUT,
     CHAOS_REDELIVER_MS,
     LEASE_SETTINGS,
-    MODEL_CALL_BUDGET,
+    POISON_MODEL_CALL_BUDGET,
     Launcher,
 )
 
@@ -48,7 +48,7 @@ def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
             lease_seconds=LEASE_SETTINGS["JOBRELAY_WORKER_CLAIM_LEASE_SECONDS"],
             hold_seconds=LEASE_SETTINGS["JOBRELAY_WORKER_DUPLICATE_HOLD_SECONDS"],
             arrival_grace_seconds=ARRIVAL_GRACE_SECONDS,
-            model_call_budget=MODEL_CALL_BUDGET,
+            model_call_budget=POISON_MODEL_CALL_BUDGET,
         )
         yield launcher
     finally:

@@ -93,7 +93,8 @@ How the chaos stack differs from `make run`, and why: the redis profile's `proce
 is {processing_timeout} (production: 300 s) and `redeliverInterval` {redeliver_ms} ms
 (production: 30000), the worker's claim lease and duplicate hold are {lease} s and
 {hold} s (production: minutes), a message waits {grace} s for its job's record before the
-job is fenced (production: 30 s), and a job may make {budget} model calls (production: 36).
+job is fenced (production: 30 s), and in the poison case (d) only a job may make {budget}
+model calls (production: 36), so that the budget, not the delivery policy, ends it.
 A message whose consumer died is handed out again only after `processingTimeout`, and a dead
 worker's claim is taken over only when its lease lapses, so with production values every
 crash case would wait about five minutes. Times to recover below

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from tests.chaos import observe
-from tests.chaos.launcher import MODEL_CALL_BUDGET, Launcher
+from tests.chaos.launcher import POISON_MODEL_CALL_BUDGET, Launcher
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,15 @@ def test_a_poison_job_fails_visibly_in_bounded_time_while_others_flow(
 ) -> None:
     poison_text = observe.unique_text("d poison [fail:500:always]")
     good = [observe.embed_body(observe.unique_text(f"d{n}")) for n in range(40)]
-    started = time.monotonic()
-    poison = observe.submit(chaos, [observe.embed_body(poison_text)]).jobs
-    assert len(poison) == 1
-    jobs = observe.submit(chaos, good).jobs
-    good_final, good_waited = observe.wait_terminal(chaos, [j.id for j in jobs], DRAIN_SECONDS)
-    visible = _wait_failed_visible(chaos, poison[0].id, POISON_VISIBLE_WITHIN_SECONDS)
-    seen_failed = time.monotonic() - started
+    budget = {"JOBRELAY_WORKER_MAX_MODEL_CALLS_PER_JOB": str(POISON_MODEL_CALL_BUDGET)}
+    with chaos.app_settings("worker", **budget):
+        started = time.monotonic()
+        poison = observe.submit(chaos, [observe.embed_body(poison_text)]).jobs
+        assert len(poison) == 1
+        jobs = observe.submit(chaos, good).jobs
+        good_final, good_waited = observe.wait_terminal(chaos, [j.id for j in jobs], DRAIN_SECONDS)
+        visible = _wait_failed_visible(chaos, poison[0].id, POISON_VISIBLE_WITHIN_SECONDS)
+        seen_failed = time.monotonic() - started
     figures.update(
         good_jobs=len(jobs),
         good_statuses=Counter(r["status"] if r else "none" for r in good_final.values()),
@@ -89,7 +91,7 @@ def test_a_poison_job_fails_visibly_in_bounded_time_while_others_flow(
         poison_error=(visible.get("error") or {}).get("code"),
         poison_attempts=visible.get("attempts"),
         poison_model_calls=chaos.double.calls(poison_text),
-        model_call_budget=MODEL_CALL_BUDGET,
+        model_call_budget=POISON_MODEL_CALL_BUDGET,
         time_to_visible_failure_seconds=round(seen_failed, 1),
     )
     log.info("figures: %s", figures)
@@ -97,7 +99,7 @@ def test_a_poison_job_fails_visibly_in_bounded_time_while_others_flow(
     assert visible.get("status") == "failed", visible
     assert visible["error"]["message"], visible
     # The budget holds across deliveries: the job stops at it, and says so.
-    assert chaos.double.calls(poison_text) <= MODEL_CALL_BUDGET
+    assert chaos.double.calls(poison_text) <= POISON_MODEL_CALL_BUDGET
     assert visible["error"]["code"] == "model_call_budget_exhausted", visible
     assert all(r and r["status"] == "succeeded" for r in good_final.values())
     # The good jobs were not held up behind the poison one's retries.

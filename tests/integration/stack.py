@@ -168,6 +168,9 @@ def _run_file(stack: Stack) -> Path:
         "JOBRELAY_INTAKE_OPERATORS": json.dumps([OPERATOR]),
         # The Go worker starts in its own folder; the Python one finds the file itself.
         "JOBRELAY_WORKER_MODELS_FILE": str(ROOT / "config" / "models.yaml"),
+        # The reference sample's page, served from an origin of its own.
+        "JOBRELAY_INTAKE_CORS_ORIGINS": json.dumps([REFERENCE_PAGE_ORIGIN]),
+        "JOBRELAY_STATUS_CORS_ORIGINS": json.dumps([REFERENCE_PAGE_ORIGIN]),
     }
     app_ids = _apps(stack)
     apps = [
@@ -261,6 +264,10 @@ def _jwt_env(stack: Stack) -> dict[str, str]:
         "JOBRELAY_AUTH_JWT_ISSUER": identity_provider.ISSUER,
         "JOBRELAY_AUTH_JWT_AUDIENCE": identity_provider.AUDIENCE,
     }
+
+
+# Where the reference sample's page would be served from (its React dev server).
+REFERENCE_PAGE_ORIGIN = "http://127.0.0.1:3000"
 
 
 def client_headers(tenant: str = "default") -> dict[str, str]:

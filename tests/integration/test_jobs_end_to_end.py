@@ -31,6 +31,7 @@ def test_obvious_sentiments_get_the_right_label(client: httpx.Client, stack: Sta
     cases = {
         "I love this product, it works perfectly!": "positive",
         "Absolutely fantastic service, thank you so much!": "positive",
+        "Terrible. It broke after one day and support never answered.": "negative",
         "This is the worst purchase I have ever made.": "negative",
         "I hate it. Awful.": "negative",
         "The package arrived on Tuesday.": "neutral",
@@ -42,7 +43,7 @@ def test_obvious_sentiments_get_the_right_label(client: httpx.Client, stack: Sta
         job = wait_done(client, urls[text])
         assert job["status"] == "succeeded", job
         assert job["result"]["output"]["label"] == expected, (text, job["result"])
-        assert job["result"]["model"] == "all-MiniLM-L6-v2"
+        assert job["result"]["model"] == "minilm-e5-small"  # classify's default (local-classify)
         assert job["result"]["usage"]["prompt_tokens"] > 0
         assert job["attempts"] == 1
         assert job["started_at"] <= job["finished_at"]

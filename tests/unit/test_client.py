@@ -105,3 +105,20 @@ def test_file_submissions_go_as_multipart_with_the_api_key() -> None:
     assert request.headers["content-type"].startswith("multipart/form-data")
     assert b'name="params"' in request.content
     assert json.dumps({"labels": ["a", "b"]}).encode() in request.content
+
+
+def test_the_streams_keepalive_comments_are_not_taken_for_events() -> None:
+    """httpx-sse passes a comment on as an event with no data once an event carried an id."""
+
+    def event(status: JobStatus, seq: int) -> str:
+        return f"event: {status.value}\nid: {seq}\ndata: {json.dumps(view(status))}\n\n"
+
+    body = event(JobStatus.RUNNING, 1) + ": keepalive\n\n" + event(JobStatus.SUCCEEDED, 2)
+
+    def status(request: httpx.Request) -> httpx.Response:
+        assert request.url.path.endswith("/events")
+        return httpx.Response(200, text=body, headers={"Content-Type": "text/event-stream"})
+
+    states = [job.status for job in fake(status).stream(JOB.id)]
+
+    assert states == [JobStatus.RUNNING, JobStatus.SUCCEEDED]

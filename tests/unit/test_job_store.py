@@ -250,3 +250,19 @@ async def test_a_conflict_in_a_bulk_write_fails_only_its_own_write(
     assert outcomes[2] is None
     assert isinstance(outcomes[1], Conflict)
     assert (dapr.value("a"), dapr.value("b"), dapr.value("c")) == ("mine", "someone else", "mine")
+
+
+async def test_racing_inserts_of_the_same_value_in_one_batch_have_one_winner(
+    state: State,
+) -> None:
+    """A failed bulk save is attributed by reading the keys back; two inserts of one key with
+    the same bytes must not both pass for the one that went in."""
+    outcomes = await asyncio.gather(
+        state.put("other", "y"),
+        state.insert("k", "same"),
+        state.insert("k", "same"),
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] is None
+    assert sorted(type(o).__name__ for o in outcomes[1:]) == ["KeyTaken", "NoneType"]

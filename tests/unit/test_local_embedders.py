@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from openai import AsyncOpenAI
 
+from apps.model import ensemble
 from apps.worker.models import ModelClient
 from apps.worker.tasks import classify
 from jobrelay.contract import JobInput, JobRecord
@@ -128,3 +129,39 @@ async def test_multi_label_returns_every_tag_that_plainly_applies(models: ModelC
     assert output["label"] == output["labels"][0]
     assert output["threshold"] == pytest.approx(0.75)
     assert all(output["scores"][label] >= output["threshold"] for label in output["labels"])
+
+
+@pytest.mark.anyio
+async def test_the_minilm_e5_embedder_is_the_weighted_mean_of_both_cosines(
+    client: AsyncOpenAI,
+) -> None:
+    texts = ["The parcel arrived late.", "My delivery was delayed."]
+    minilm = await _vectors(client, "all-MiniLM-L6-v2", texts)
+    e5 = await _vectors(client, "multilingual-e5-small", texts)
+    both = await _vectors(client, ensemble.MODEL_ID, texts)
+    assert both.shape == (2, 768)
+    weight = ensemble.E5_WEIGHT
+    expected = (1 - weight) * float(minilm[0] @ minilm[1]) + weight * float(e5[0] @ e5[1])
+    assert float(both[0] @ both[1]) == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Terrible. It broke after one day and support never answered.", "negative"),
+        ("I love this product, it works perfectly!", "positive"),
+        ("The package arrived on Tuesday.", "neutral"),
+    ],
+)
+async def test_the_default_recipe_gets_obvious_sentiments_right_with_bare_labels(
+    local_models_url: str, text: str, label: str
+) -> None:
+    gateway = gateway_for(local_models_url, embedding_model=ensemble.MODEL_ID)
+    try:
+        models = ModelClient(gateway, "classify", None, 1)
+        result = await classify.run(_job(text, labels=["positive", "negative", "neutral"]), models)
+    finally:
+        await gateway.close()
+    assert result.output["label"] == label, result.output
+    assert result.model == ensemble.MODEL_ID

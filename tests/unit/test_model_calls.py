@@ -193,11 +193,27 @@ async def test_extract_repairs_invalid_output_once(double: ScriptedModel, gatewa
 
     result = await extract.run(_extract_job(), models)
 
-    assert result.output == {"data": {"city": "Lyon"}}
+    assert result.output == {"data": {"city": "Lyon"}, "unsupported": []}
     repair = double.calls()[1].body["messages"][-1]["content"]
     assert "does not match the schema" in repair
     assert "city" in repair
     assert result.usage.total_tokens == 16  # both calls counted
+
+
+async def test_extract_marks_a_value_the_text_does_not_hold(
+    double: ScriptedModel, gateway: Gateway
+) -> None:
+    """Against the scripted test double, which answers whatever it is told: here a city the
+    input never names, which the output must flag rather than pass off as read."""
+    double.script("model-a", Reply(content='{"city": "Paris"}'))
+
+    result = await extract.run(_extract_job(), _models(gateway, "extract"))
+
+    assert result.output == {"data": {"city": "Paris"}, "unsupported": ["/city"]}
+    sent = double.calls()[0].body["response_format"]["json_schema"]["schema"]
+    spans = sent["properties"]["city"]["enum"]  # what the model may choose: spans of the text
+    assert "Lyon" in spans
+    assert all(span in "I live in Lyon." for span in spans)
 
 
 async def test_extract_gives_up_with_invalid_output_after_its_repairs(

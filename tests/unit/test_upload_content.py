@@ -47,3 +47,21 @@ def test_utf8_split_across_chunks_is_still_text() -> None:
 )
 def test_image_types_are_told_by_their_magic_bytes(head: bytes, kind: str | None) -> None:
     assert sniff_image(head) == kind
+
+
+@pytest.mark.parametrize(
+    ("declared", "body"),
+    [
+        ("application/pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"),
+        ("image/tiff", b"II*\x00\x08\x00\x00\x00"),
+        ("image/tiff", b"MM\x00*\x00\x00\x00\x08"),
+    ],
+)
+def test_documents_declared_as_what_they_are_pass(declared: str, body: bytes) -> None:
+    assert _check(declared, body) is None
+
+
+def test_a_zip_declared_as_a_pdf_is_refused_at_submit() -> None:
+    wrong = _check("application/pdf", b"PK\x03\x04\x14\x00\x00\x00 an archive")
+    assert wrong is not None
+    assert "not application/pdf" in wrong

@@ -108,7 +108,7 @@ function showTaskFields() {
     fieldset.hidden = fieldset.dataset.task !== selectedTask();
   }
   // An image task takes only files; switch the input over so the person is not left guessing.
-  if (selectedTask() === "describe_image") setSource("file");
+  if (["describe_image", "read_document"].includes(selectedTask())) setSource("file");
 }
 
 function setSource(source) {
@@ -130,6 +130,8 @@ function taskParams(task) {
     if ($("instructions").value.trim()) params.instructions = $("instructions").value.trim();
   } else if (task === "describe_image") {
     params.prompt = $("prompt").value.trim();
+  } else if (task === "read_document") {
+    if ($("doc-summary").checked) params.summary = true;
   }
   const extra = $("params-json").value.trim();
   return extra ? { ...params, ...parseJson(extra, "the parameters") } : params;
@@ -332,8 +334,13 @@ function renderOutput(task, output) {
       el("pre", `[${preview}, …]`)];
   }
   if (task === "extract" && "data" in output) {
-    return [el("p", "Extracted JSON", "hint"), el("pre", JSON.stringify(output.data, null, 2))];
+    const parts = [el("p", "Extracted JSON", "hint"), el("pre", JSON.stringify(output.data, null, 2))];
+    if (output.unsupported?.length) {
+      parts.push(el("p", `Not found in the text (the model's guess): ${output.unsupported.join(", ")}`, "hint"));
+    }
+    return parts;
   }
+  if (typeof output.markdown === "string") return [el("pre", output.markdown, "text-result")];
   for (const field of ["summary", "description"]) {
     if (typeof output[field] === "string") return [el("p", output[field], "text-result")];
   }

@@ -3,7 +3,15 @@
 from collections.abc import Awaitable, Callable
 
 from apps.worker.models import ModelClient
-from apps.worker.tasks import chat, classify, describe_image, embed, extract, summarize
+from apps.worker.tasks import (
+    chat,
+    classify,
+    describe_image,
+    embed,
+    extract,
+    read_document,
+    summarize,
+)
 from jobrelay.contract import JobRecord, JobResult
 
 TaskRunner = Callable[[JobRecord, ModelClient], Awaitable[JobResult]]
@@ -15,4 +23,5 @@ RUNNERS: dict[str, TaskRunner] = {
     "extract": extract.run,
     "chat": chat.run,
     "describe_image": describe_image.run,
+    "read_document": read_document.run,
 }

@@ -1,10 +1,12 @@
 """extract: fields from the text as JSON that must validate against the caller's schema.
 
 The model is asked for JSON constrained to the schema (`response_format: json_schema`, which
-llama.cpp and OpenAI enforce while generating). Output that still does not validate gets a
-bounded repair: the model sees its answer and the validation errors and tries again; then the
-job fails with `invalid_output`. Each check runs in a child process under a CPU-time limit
-(apps/worker/output_check.py), never on the event loop.
+llama.cpp and OpenAI enforce while generating), with its plain string fields further limited
+to spans of the text (apps/worker/tasks/grounding.py). Output that still does not validate
+gets a bounded repair: the model sees its answer and the validation errors and tries again;
+then the job fails with `invalid_output`. Each check runs in a child process under a CPU-time
+limit (apps/worker/output_check.py), never on the event loop. Every value the text does not
+contain is listed in `unsupported`: the answer never passes a guess off as read.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from apps.worker import output_check
 from apps.worker.models import ModelClient, chat_usage
 from apps.worker.settings import get_settings
+from apps.worker.tasks import grounding
 from jobrelay.contract import JobRecord, JobResult, Usage
 from jobrelay.tasks import ExtractParams
 
@@ -27,42 +30,58 @@ class InvalidOutput(Exception):
     """The model's output never validated against the schema."""
 
 
+def request(
+    schema: dict[str, Any], instructions: str | None, text: str, grounded: bool = True
+) -> dict[str, Any]:
+    """The chat-completions body that asks for `schema`'s fields from `text` (also what
+    bench/chat_eval.py measures, with and without `grounded`)."""
+    guidance = f"\n{instructions}" if instructions else ""
+    # The caller's schema still decides validity; the spans only narrow what is generated.
+    constrained = grounding.constrain(schema, text) if grounded else schema
+    return {
+        "messages": [
+            {
+                "role": "system",
+                "content": "Extract information from the user's text as JSON matching this "
+                f"JSON Schema. Use only what the text says.{guidance}\n{json.dumps(schema)}",
+            },
+            {"role": "user", "content": text},
+        ],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "extraction", "schema": constrained},
+        },
+        "temperature": 0,
+    }
+
+
 async def run(record: JobRecord, models: ModelClient) -> JobResult:
     params = ExtractParams.model_validate(record.params)
     settings = get_settings()
-    guidance = f"\n{params.instructions}" if params.instructions else ""
-    messages: list[dict[str, Any]] = [
-        {
-            "role": "system",
-            "content": "Extract information from the user's text as JSON matching this JSON "
-            f"Schema. Use only what the text says.{guidance}\n"
-            f"{json.dumps(params.schema_)}",
-        },
-        {"role": "user", "content": record.input.require_text()},
-    ]
-    response_format = {
-        "type": "json_schema",
-        "json_schema": {"name": "extraction", "schema": params.schema_},
-    }
+    text = record.input.require_text()
+    body = request(params.schema_, params.instructions, text)
+    messages: list[dict[str, Any]] = body["messages"]
     usage = Usage(prompt_tokens=0, total_tokens=0)
     problems: list[str] = []
     for _ in range(MAX_REPAIRS + 1):
-        completion = await models.chat(
-            {"messages": messages, "response_format": response_format, "temperature": 0}
-        )
+        completion = await models.chat({**body, "messages": messages})
         usage = _add(usage, chat_usage(completion))
-        text = completion.choices[0].message.content or ""
+        answer = completion.choices[0].message.content or ""
         checked = await output_check.check(
             params.schema_,
-            text,
+            answer,
             settings.output_check_cpu_seconds,
             settings.output_check_memory_bytes,
         )
         problems = checked.problems
         if not problems:
-            return JobResult(output={"data": checked.data}, model=completion.model, usage=usage)
+            output = {
+                "data": checked.data,
+                "unsupported": grounding.unsupported(checked.data, text),
+            }
+            return JobResult(output=output, model=completion.model, usage=usage)
         messages += [
-            {"role": "assistant", "content": text},
+            {"role": "assistant", "content": answer},
             {
                 "role": "user",
                 "content": "That does not match the schema: "

@@ -17,7 +17,14 @@ import httpx
 from httpx_sse import SSEError, aconnect_sse
 
 from jobrelay.client.errors import ConnectionFailed, JobrelayError, StreamUnavailable
-from jobrelay.client.responses import api_error, checked, job_of_event, job_or_raise, retry_after
+from jobrelay.client.responses import (
+    api_error,
+    checked,
+    is_job_event,
+    job_of_event,
+    job_or_raise,
+    retry_after,
+)
 from jobrelay.client.settings import ClientSettings
 from jobrelay.client.submission import Outcome, Submission
 from jobrelay.client.urls import MAX_STREAM_RESUMES, STREAM_READ_TIMEOUT_SECONDS, Endpoints
@@ -110,7 +117,8 @@ class AsyncClient:
                     raise error
                 raise StreamUnavailable(f"{url}: {error}")
             async for event in source.aiter_sse():
-                yield job_of_event(event), int(event.id)
+                if is_job_event(event):
+                    yield job_of_event(event), int(event.id)
 
     async def wait(self, job_id: str, *, check: bool = True) -> JobView:
         job: JobView | None = None

@@ -44,6 +44,12 @@ def job_or_raise(response: httpx.Response) -> JobView:
     raise api_error(response)
 
 
+def is_job_event(event: ServerSentEvent) -> bool:
+    """False for the stream's keepalive comments: httpx-sse hands one on as an event with
+    no data (and the last id seen) once any event before it carried an id."""
+    return bool(event.data)
+
+
 def job_of_event(event: ServerSentEvent) -> JobView:
     return JobView.model_validate(json.loads(event.data))
 

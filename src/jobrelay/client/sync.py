@@ -18,7 +18,14 @@ import httpx
 from httpx_sse import SSEError, connect_sse
 
 from jobrelay.client.errors import ConnectionFailed, JobrelayError, StreamUnavailable
-from jobrelay.client.responses import api_error, checked, job_of_event, job_or_raise, retry_after
+from jobrelay.client.responses import (
+    api_error,
+    checked,
+    is_job_event,
+    job_of_event,
+    job_or_raise,
+    retry_after,
+)
 from jobrelay.client.settings import ClientSettings
 from jobrelay.client.submission import Outcome, Submission
 from jobrelay.client.urls import MAX_STREAM_RESUMES, Endpoints, Timer
@@ -117,7 +124,8 @@ class Client:
                 source.response.read()
                 raise _stream_error(url, api_error(source.response))
             for event in source.iter_sse():
-                yield job_of_event(event), int(event.id)
+                if is_job_event(event):
+                    yield job_of_event(event), int(event.id)
 
     def wait(self, job_id: str, *, timeout: float | None = None, check: bool = True) -> JobView:
         """The job once final: over the event stream, else by polling as Retry-After says.
