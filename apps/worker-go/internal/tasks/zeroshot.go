@@ -12,9 +12,11 @@ import (
 // becomes one prototype vector, the mean of the embeddings of the label written into each
 // template, its description and its examples; the text's similarity to each ranks them.
 var (
-	// DefaultTemplates: the bare label suits MiniLM best and the sentence suits e5; the
-	// mean of both is as good as either on each (docs/local-model.md).
-	DefaultTemplates = []string{"{label}", "This text is about {label}."}
+	// DefaultTemplates: with the local MiniLM+e5 embedder (classify's default profile),
+	// the bare label averaged with "Overall, {label}." was right most often on the dev
+	// split of bench/data/labelled (docs/local-model.md). Kept equal to the Python
+	// worker's DEFAULT_TEMPLATES by TestTheRecipeConstantsAreThePythonWorkers.
+	DefaultTemplates = []string{"{label}", "Overall, {label}."}
 )
 
 const (

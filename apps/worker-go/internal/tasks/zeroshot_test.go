@@ -3,6 +3,12 @@ package tasks
 import (
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +41,37 @@ func TestMultiLabelKeepsTheBestAndThoseAboveTheThreshold(t *testing.T) {
 	z := Standardised([]float64{1, 2, 3})
 	if math.Abs(z[2]-1.2247) > 1e-4 { // population std, as numpy's
 		t.Fatalf("%v", z)
+	}
+}
+
+// The recipe must give a job the same labels whichever worker runs it, so its constants
+// are read from the Python worker's source (apps/worker/tasks/zero_shot.py) and compared:
+// when one side changes them and the other does not, this fails.
+func TestTheRecipeConstantsAreThePythonWorkers(t *testing.T) {
+	source, err := os.ReadFile(filepath.Join("..", "..", "..", "worker", "tasks", "zero_shot.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assigned := func(name string) string {
+		m := regexp.MustCompile(`(?m)^` + name + ` = (.+)$`).FindSubmatch(source)
+		if m == nil {
+			t.Fatalf("%s not found in zero_shot.py", name)
+		}
+		return strings.TrimSpace(string(m[1]))
+	}
+	var templates []string
+	for _, m := range regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`).FindAllStringSubmatch(assigned("DEFAULT_TEMPLATES"), -1) {
+		templates = append(templates, m[1])
+	}
+	if !slices.Equal(templates, DefaultTemplates) {
+		t.Errorf("DefaultTemplates %q, the Python worker's %q", DefaultTemplates, templates)
+	}
+	for name, value := range map[string]float64{
+		"SOFTMAX_TEMPERATURE": SoftmaxTemperature, "MULTI_LABEL_THRESHOLD": MultiLabelThreshold,
+	} {
+		python, err := strconv.ParseFloat(assigned(name), 64)
+		if err != nil || python != value {
+			t.Errorf("%s: Go %v, Python %q", name, value, assigned(name))
+		}
 	}
 }
