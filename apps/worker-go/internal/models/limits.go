@@ -2,6 +2,8 @@ package models
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -37,7 +39,7 @@ const (
 // round trip per call and nothing in correctness.
 type SharedLimits struct {
 	state *state.State
-	owner string // this replica, as written in the slots it holds
+	owner string // this replica, written with a token of the take in the slots it holds
 }
 
 // NewSharedLimits keeps the limits in s, writing owner into the slots it takes.
@@ -93,7 +95,9 @@ func (l *SharedLimits) takeFree(ctx context.Context, keys []string, ttl int) (st
 	}
 	rand.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
 	for _, k := range free {
-		err := l.state.Insert(ctx, k, []byte(l.owner), ttl)
+		// Unique to this take, as the Python worker writes it (`{owner}:{uuid hex}`): two
+		// takes racing for one slot never write the same value.
+		err := l.state.Insert(ctx, k, []byte(l.owner+":"+takeToken()), ttl)
 		if errors.Is(err, state.ErrKeyTaken) {
 			continue
 		}
@@ -103,6 +107,13 @@ func (l *SharedLimits) takeFree(ctx context.Context, keys []string, ttl int) (st
 		return k, nil
 	}
 	return "", nil
+}
+
+// takeToken is 32 random hex digits, like a uuid4's hex.
+func takeToken() string {
+	b := make([]byte, 16)
+	_, _ = crand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func (l *SharedLimits) giveBack(key string) {

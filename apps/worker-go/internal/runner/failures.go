@@ -33,6 +33,13 @@ func unimplemented(task string) string {
 		"Python worker (apps/worker), or keep it off topics the Go worker reads", task, tasks.Names())
 }
 
+// unreadDocument is why a text task on an uploaded PDF or image fails here.
+func unreadDocument(task, name, contentType string) string {
+	return fmt.Sprintf("%s is a document (%s) that %s would read first (OCR, a PDF's text), which "+
+		"only the Python worker (apps/worker) does; this worker (go) reads text uploads only",
+		name, contentType, task)
+}
+
 // grpcError is a failure of the sidecar or the store behind it.
 type grpcError interface{ GRPCStatus() *status.Status }
 

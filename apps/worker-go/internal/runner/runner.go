@@ -64,6 +64,12 @@ const (
 	maxTextRunes = 200_000
 )
 
+// documentTypes are the uploads the Python worker reads as documents before a text task
+// (src/jobrelay/inputs.py DOCUMENT_FILE_TYPES): PDFs and images.
+var documentTypes = map[string]bool{
+	"application/pdf": true, "image/png": true, "image/jpeg": true, "image/tiff": true, "image/webp": true,
+}
+
 var (
 	errClaimLost = errors.New("the claim was lost (taken over or cancelled)")
 	// ErrStopping is the cause the worker cancels its work with when it stops.
@@ -284,6 +290,12 @@ func (r *Runner) text(ctx context.Context, claimed *contract.JobRecord) (string,
 	name := "the file"
 	if ref.Filename != nil {
 		name = *ref.Filename
+	}
+	if documentTypes[ref.ContentType] {
+		// The Python worker reads these first (apps/worker/reading: OCR with tesseract, a
+		// PDF's text with poppler); this one has no reader, and cannot hand the message
+		// back to the group (failures.go), so the job fails with the contract's code.
+		return "", &models.CapabilityUnavailable{Reason: unreadDocument(claimed.Task, name, ref.ContentType)}
 	}
 	content, err := r.jobs.ReadFile(ctx, ref)
 	if err != nil {

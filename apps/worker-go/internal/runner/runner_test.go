@@ -303,6 +303,28 @@ func TestATaskThisWorkerDoesNotRunFailsAtOnceWithCapabilityUnavailable(t *testin
 	g.everyWriteKeepsTheContract(t)
 }
 
+func TestAnUploadedDocumentFailsAtOnceWithCapabilityUnavailable(t *testing.T) {
+	g := newRig(t, nil)
+	m := g.queued(t, "classify", sentiment, func(r *contract.JobRecord) {
+		name := "scan.pdf"
+		r.Input = contract.JobInput{File: &contract.FileRef{Key: "file:" + r.ID, Filename: &name,
+			ContentType: "application/pdf", Size: 8, Chunks: 1, SHA256: strings.Repeat("0", 64)}}
+	})
+	g.dapr.Put(contract.FileChunkKey("file:"+m.JobID, 0), []byte("%PDF-1.7"))
+
+	if d := g.deliver(t, m); d != Success {
+		t.Fatalf("answered %s", d)
+	}
+	r := g.record(t, m.JobID)
+	if r.Status != contract.Failed || r.Error.Code != "capability_unavailable" || r.Error.Retryable {
+		t.Fatalf("%+v", r.Error)
+	}
+	if !strings.Contains(r.Error.Message, "scan.pdf") || g.model.calls != 0 {
+		t.Fatalf("%q, %d model calls", r.Error.Message, g.model.calls)
+	}
+	g.everyWriteKeepsTheContract(t)
+}
+
 func TestADeliveryOfAJobRunningUnderALiveClaimIsHeldThenReturned(t *testing.T) {
 	g := newRig(t, func(s *Settings) { s.DuplicateHold = 50 * time.Millisecond })
 	m := g.queued(t, "embed", "{}", func(r *contract.JobRecord) {
