@@ -4,9 +4,10 @@ together in the next one.
 Every call to daprd costs a gRPC round trip, its own span and metrics in daprd, and a good
 deal of Python in the SDK, whatever it carries; a bulk call of a dozen items costs little
 more than a call of one. Under load many deliveries and submits are in flight at once, so
-their state reads, state writes and publishes are gathered into bulk calls. Nothing waits
-to fill a batch: a call made while none is on its way leaves at once, so a lone request
-pays nothing for this, and a batch is whatever queued during the last round trip.
+their state reads, unguarded state writes and publishes are gathered into bulk calls
+(jobrelay.state says why guarded writes are not). Nothing waits to fill a batch: a call
+made while none is on its way leaves at once, so a lone request pays nothing for this,
+and a batch is whatever queued during the last round trip.
 """
 
 from __future__ import annotations

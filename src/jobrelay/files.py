@@ -6,8 +6,9 @@ import asyncio
 import logging
 
 from jobrelay import keys
+from jobrelay.constants import FILE_CHUNK_BYTES
 from jobrelay.contract import FileRef
-from jobrelay.state import State
+from jobrelay.state import BULK_BYTES, State
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,9 @@ class FileStore:
 
     async def read(self, ref: FileRef) -> bytes:
         chunk_keys = [keys.file_chunk(ref.key, i) for i in range(ref.chunks)]
-        found = await self._state.get_many(chunk_keys, parallelism=4)
+        found = await self._state.get_many(
+            chunk_keys, parallelism=4, keys_per_call=max(1, BULK_BYTES // FILE_CHUNK_BYTES)
+        )
         chunks = [found.get(k) for k in chunk_keys]
         missing = sum(c is None for c in chunks)
         if missing and ref.size:

@@ -11,6 +11,10 @@ Every other module reads and writes through `State`, so the rules below hold eve
   on Redis (no `PERSIST`, which `ttlInSeconds: -1` would cost on every write).
 - Strong consistency on every guarded write: a claim must see the latest version, or two
   workers could both claim.
+- Guarded writes go one per call; only unguarded ones (keys one writer owns) go in bulk. A
+  failed bulk save does not say which items went in (daprd writes each on its own), and a
+  read-back cannot tell either once another writer has moved the key on: a claim that went
+  in would be reported lost, and its job left running under nobody.
 
 Values are bytes or str, as the caller encoded them; this module knows no value's shape.
 """
@@ -21,11 +25,11 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import cast
 
 import grpc
 from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
+from dapr.clients.grpc._response import BulkStateItem as BulkItem
 from dapr.clients.grpc._state import Concurrency, Consistency, StateItem, StateOptions
 
 from jobrelay.batching import Coalescer
@@ -33,9 +37,14 @@ from jobrelay.constants import STATESTORE
 from jobrelay.errors import DAPR_ERRORS
 
 _GUARDED = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
-# The same as protobuf: the async SDK's save_bulk_state (1.18.3) hands each item's options to
-# the protobuf message as they are, unlike its save_state, and protobuf takes only its own.
-_GUARDED_PROTO = cast(StateOptions, _GUARDED.get_proto())  # type: ignore[no-untyped-call]
+# The most value bytes one bulk call carries. daprd refuses a gRPC message over 4 MiB either
+# way (its default max body size), and keys, metadata and the base64 of encrypted values come
+# on top of the data: a tenant with ten thousand queued jobs, or a few 1 MiB upload chunks,
+# must not make one call that size.
+BULK_BYTES = 2 * 1024 * 1024
+# Keys per bulk read: most values are small records; a call whose answer is too big anyway
+# is split in two until it fits.
+_KEYS_PER_READ = 256
 # The one bound on a read-modify-write: each lost race means another writer went through,
 # so this many in a row means the key is hammered and the caller should back off for good.
 UPDATE_TRIES = 8
@@ -117,6 +126,21 @@ class _Save:
     ttl_seconds: int | None
 
 
+def _by_size(saves: list[_Save]) -> list[list[_Save]]:
+    """`saves` in order, cut into runs of at most BULK_BYTES of values each (a bigger value
+    goes alone)."""
+    runs: list[list[_Save]] = [[]]
+    size = 0
+    for save in saves:
+        length = len(_as_bytes(save.data))
+        if runs[-1] and size + length > BULK_BYTES:
+            runs.append([])
+            size = 0
+        runs[-1].append(save)
+        size += length
+    return runs
+
+
 class State:
     def __init__(self, dapr: DaprClient, store: str = STATESTORE) -> None:
         self._dapr = dapr
@@ -132,8 +156,7 @@ class State:
         if len(keys) == 1:
             resp = await self._dapr.get_state(self._store, keys[0])
             return [Item(_as_bytes(resp.data), resp.etag) if resp.data else None]
-        found = await self._dapr.get_bulk_state(self._store, list(dict.fromkeys(keys)))
-        by_key = {item.key: item for item in found.items}
+        by_key = await self._bulk_read(list(dict.fromkeys(keys)))
         out: list[Item | BaseException | None] = []
         for key in keys:
             item = by_key.get(key)
@@ -143,6 +166,26 @@ class State:
             else:
                 out.append(Item(_as_bytes(item.data), item.etag) if item.data else None)
         return out
+
+    async def _bulk_read(
+        self, keys: list[str], parallelism: int = 8, keys_per_call: int = _KEYS_PER_READ
+    ) -> dict[str, BulkItem]:
+        """Every key's item, in as few bulk calls as keep each answer under daprd's message
+        limit: a call answered "too big" is split in two."""
+        if not keys:
+            return {}
+        if len(keys) > keys_per_call:
+            parts = [keys[i : i + keys_per_call] for i in range(0, len(keys), keys_per_call)]
+        else:
+            try:
+                found = await self._dapr.get_bulk_state(self._store, keys, parallelism=parallelism)
+                return {item.key: item for item in found.items}
+            except grpc.RpcError as exc:
+                if len(keys) == 1 or exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise
+            parts = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
+        answers = [await self._bulk_read(part, parallelism, keys_per_call) for part in parts]
+        return {key: item for answer in answers for key, item in answer.items()}
 
     async def _save(self, save: _Save) -> None:
         await self._dapr.save_state(
@@ -155,47 +198,46 @@ class State:
         )
 
     async def _save_batch(self, saves: list[_Save]) -> list[BaseException | None]:
-        """One SaveState for all of `saves`. Should it fail, the store tells neither which
-        items failed nor whether the others went in (each item is its own write), so every
-        key is read back: an item whose value is there went in, and the others are tried
-        again one by one, each to get its own answer (a conflict, a taken key, a failure).
+        """One SaveState for all of `saves` (unguarded: each key has one writer). Should it
+        fail, the store does not tell which items went in, so every key is read back: an
+        item whose value is there went in, and the others are tried again one by one. With
+        one writer per key, nobody else can have moved a key on between the two.
 
-        Saves racing for one key each go on their own: read back, the winner's value would
-        pass for the loser's too whenever the two wrote the same bytes."""
+        Two saves of one key go one after the other, in order: in one bulk call daprd would
+        write them side by side, and either could end up last."""
         if len(saves) == 1 or len({s.key for s in saves}) < len(saves):
             return [await _outcome(self._save(s)) for s in saves]
-        items = [
-            StateItem(
-                s.key,
-                s.data,
-                etag=s.etag,
-                options=_GUARDED_PROTO if s.guarded else None,
-                metadata=_ttl(s.ttl_seconds) or {},
-            )
-            for s in saves
-        ]
+        outcomes: list[BaseException | None] = []
+        for part in _by_size(saves):
+            outcomes += await self._save_bulk(part)
+        return outcomes
+
+    async def _save_bulk(self, saves: list[_Save]) -> list[BaseException | None]:
+        if len(saves) == 1:
+            return [await _outcome(self._save(saves[0]))]
+        items = [StateItem(s.key, s.data, metadata=_ttl(s.ttl_seconds) or {}) for s in saves]
         try:
             await self._dapr.save_bulk_state(self._store, items)
             return [None] * len(saves)
         except DAPR_ERRORS:
             pass
-        found = await self._dapr.get_bulk_state(self._store, list({s.key for s in saves}))
-        stored = {item.key: _as_bytes(item.data) for item in found.items if not item.error}
+        found = await self._bulk_read([s.key for s in saves])
+        stored = {key: _as_bytes(item.data) for key, item in found.items() if not item.error}
         return [
             None if stored.get(s.key) == _as_bytes(s.data) else await _outcome(self._save(s))
             for s in saves
         ]
 
-    async def get_many(self, keys: Iterable[str], parallelism: int = 8) -> dict[str, Item | None]:
-        """The keys in one call: an Item, or None for an absent key. A key that failed to
-        read is left out, so a caller can tell "absent" from "unknown" where that matters."""
-        wanted = list(keys)
-        if not wanted:
-            return {}
-        resp = await self._dapr.get_bulk_state(self._store, wanted, parallelism=parallelism)
+    async def get_many(
+        self, keys: Iterable[str], parallelism: int = 8, keys_per_call: int = _KEYS_PER_READ
+    ) -> dict[str, Item | None]:
+        """The keys in as few calls as fit (at most `keys_per_call` each: fewer for big
+        values): an Item, or None for an absent key. A key that failed to read is left out,
+        so a caller can tell "absent" from "unknown" where that matters."""
+        found = await self._bulk_read(list(dict.fromkeys(keys)), parallelism, keys_per_call)
         return {
-            item.key: Item(_as_bytes(item.data), item.etag) if item.data else None
-            for item in resp.items
+            key: Item(_as_bytes(item.data), item.etag) if item.data else None
+            for key, item in found.items()
             if not item.error
         }
 
@@ -213,7 +255,7 @@ class State:
         """
         for attempt in range(_INSERT_TRIES):
             try:
-                await self._saves(_Save(key, data, None, True, ttl_seconds))
+                await self._save(_Save(key, data, None, True, ttl_seconds))
                 return
             except DAPR_ERRORS as exc:
                 if is_conflict(exc) or await self.get(key) is not None:
@@ -227,7 +269,7 @@ class State:
     ) -> None:
         """Write `key` if it is still at `etag`; Conflict if another write came first."""
         try:
-            await self._saves(_Save(key, data, etag, True, ttl_seconds))
+            await self._save(_Save(key, data, etag, True, ttl_seconds))
         except DAPR_ERRORS as exc:
             if is_conflict(exc):
                 raise Conflict(key) from exc

@@ -5,7 +5,9 @@ ETag fails on a taken key, an ETag-checked save or delete fails once the key has
 (both as daprd answers them: ABORTED, wrapped the way the async SDK wraps them), ETags
 change on every write, and a bulk read reports absent keys with empty data. TTLs are
 recorded, not enforced. Every call yields to the event loop, as a real call would, so
-racing coroutines interleave. Nothing here stands in for daprd in an integration test.
+racing coroutines interleave. Like daprd, it refuses a bulk call whose request or answer
+is bigger than its gRPC message limit (4 MiB by default; a test may lower it). Nothing here
+stands in for daprd in an integration test.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ class _Aborted(grpc.RpcError):
 
     def details(self) -> str:
         return "possible etag mismatch"
+
+
+class _TooBig(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def details(self) -> str:
+        return "grpc: trying to send message larger than max"
 
 
 def _conflict(key: str) -> DaprInternalError:
@@ -68,6 +78,11 @@ class MemoryDapr:
     calls: Counter[str] = field(default_factory=Counter)  # per method, to count round trips
     published: list[tuple[str, str, Any]] = field(default_factory=list)
     fail_next: list[str] = field(default_factory=list)  # methods whose next call fails
+    max_message_bytes: int = 4 * 1024 * 1024  # daprd's default max body size
+
+    def _fits(self, values: list[bytes]) -> None:
+        if sum(len(v) for v in values) > self.max_message_bytes:
+            raise _TooBig()
 
     async def _call(self, method: str) -> None:
         self.calls[method] += 1
@@ -87,6 +102,7 @@ class MemoryDapr:
         for key in keys:
             row = self.rows.get((store, key))
             items.append(_BulkItem(key, row.value if row else b"", str(row.version) if row else ""))
+        self._fits([item.data for item in items])
         return _Bulk(items)
 
     async def save_state(
@@ -125,6 +141,7 @@ class MemoryDapr:
         """Each item its own write, as daprd does for a store without bulk writes: the items
         that can go in do; the call fails if any could not, without saying which."""
         await self._call("save_bulk_state")
+        self._fits([v.encode() if isinstance(v, str) else v for v in (i.value for i in states)])
         failed: DaprInternalError | None = None
         for item in states:
             try:

@@ -5,8 +5,9 @@ code on real daprd and real stores."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from dapr.aio.clients import DaprClient
@@ -210,7 +211,9 @@ async def test_an_insert_refused_with_a_generic_error_is_confirmed_by_a_read(
         await state.insert("other", "x")
 
 
-async def test_concurrent_reads_and_writes_go_in_bulk_calls(dapr: MemoryDapr, state: State) -> None:
+async def test_concurrent_reads_and_unguarded_writes_go_in_bulk_calls(
+    dapr: MemoryDapr, state: State
+) -> None:
     """Calls made while one is on its way are gathered: a lone call leaves at once, the
     ones queued behind it go together."""
     for i in range(20):
@@ -218,14 +221,52 @@ async def test_concurrent_reads_and_writes_go_in_bulk_calls(dapr: MemoryDapr, st
     dapr.calls.clear()
 
     items = await asyncio.gather(*(state.get(f"k{i}") for i in range(20)))
-    await asyncio.gather(
-        *(state.replace(f"k{i}", f'"{i}+"', item.etag) for i, item in enumerate(items) if item)
-    )
+    await asyncio.gather(*(state.put(f"k{i}", f'"{i}+"') for i, item in enumerate(items) if item))
 
     assert [dapr.value(f"k{i}") for i in range(20)] == [f"{i}+" for i in range(20)]
     # The first of each burst alone, then the rest in at most two bulk calls per lane.
     assert dapr.calls["get_state"] + dapr.calls["get_bulk_state"] <= 5
     assert dapr.calls["save_state"] + dapr.calls["save_bulk_state"] <= 5
+
+
+async def test_a_guarded_write_that_went_in_is_never_reported_lost(
+    dapr: MemoryDapr, state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer moves a key on the moment a write lands (status adding a watcher to a
+    job the worker just claimed). Had the write gone in a bulk call that failed for another
+    item, reading the key back would show someone else's value, and the claim that went in
+    would be reported lost: its job left running under nobody until the lease ran out."""
+    for key in ("claimed", "stale"):
+        await state.insert(key, '"queued"')
+    claimed, stale = await asyncio.gather(state.get("claimed"), state.get("stale"))
+    assert claimed
+    assert stale
+    await state.replace("stale", '"someone else"', stale.etag)
+
+    def moved_on_after(write: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        async def then_another_writer(*args: Any, **kwargs: Any) -> None:
+            try:
+                await write(*args, **kwargs)
+            finally:
+                if dapr.value("claimed") == "running":
+                    dapr.put("claimed", '"running, watched"')
+
+        return then_another_writer
+
+    monkeypatch.setattr(dapr, "save_state", moved_on_after(dapr.save_state))
+    monkeypatch.setattr(dapr, "save_bulk_state", moved_on_after(dapr.save_bulk_state))
+
+    outcomes = await asyncio.gather(
+        state.replace("claimed", '"running"', claimed.etag),
+        state.replace("stale", '"running"', stale.etag),
+        state.insert("new", '"queued"'),
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], Conflict)
+    assert outcomes[2] is None
+    assert dapr.value("claimed") == "running, watched"
 
 
 async def test_a_conflict_in_a_bulk_write_fails_only_its_own_write(
@@ -266,3 +307,22 @@ async def test_racing_inserts_of_the_same_value_in_one_batch_have_one_winner(
 
     assert outcomes[0] is None
     assert sorted(type(o).__name__ for o in outcomes[1:]) == ["KeyTaken", "NoneType"]
+
+
+async def test_bulk_calls_stay_under_the_sidecars_message_limit(dapr: MemoryDapr) -> None:
+    """A tenant's ten thousand queued jobs read in one call made an answer over daprd's
+    4 MiB limit, and every submit of that tenant failed 503 (seen in the bench's overload
+    run); concurrent upload chunks saved in one call would make a request over it."""
+    dapr.max_message_bytes = 64 * 1024
+    state = State(cast(DaprClient, dapr))
+    jobs = JobStore(state, retention_seconds=RETENTION)
+    queued = [_job() for _ in range(300)]  # a few hundred bytes each: over 64 KiB together
+    await asyncio.gather(*(jobs.create(job) for job in queued))
+
+    statuses = await jobs.statuses([job.id for job in queued])
+
+    assert statuses == {job.id: JobStatus.QUEUED for job in queued}
+    chunks = {f"chunk:{i}": bytes([i]) * 40_000 for i in range(6)}
+    await asyncio.gather(*(state.put(key, data) for key, data in chunks.items()))
+    assert {key: dapr.rows[("statestore", key)].value for key in chunks} == chunks
+    assert (await state.get_many(chunks)).keys() == chunks.keys()
