@@ -59,12 +59,22 @@ func (d *Dapr) GetState(_ context.Context, _, key string, _ map[string]string) (
 
 func (d *Dapr) GetBulkState(ctx context.Context, store string, keys []string, meta map[string]string, _ int32) ([]*dapr.BulkStateItem, error) {
 	out := make([]*dapr.BulkStateItem, 0, len(keys))
+	size := 0
 	for _, k := range keys {
 		item, _ := d.GetState(ctx, store, k, meta)
 		out = append(out, &dapr.BulkStateItem{Key: k, Value: item.Value, Etag: item.Etag})
+		size += len(k) + len(item.Value)
+	}
+	if size > MaxMessageBytes {
+		// As the real client refuses daprd's answer: gRPC's default receive limit.
+		return nil, status.Errorf(codes.ResourceExhausted,
+			"grpc: received message larger than max (%d vs. %d)", size, MaxMessageBytes)
 	}
 	return out, nil
 }
+
+// MaxMessageBytes is the largest gRPC message daprd and its clients take by default (4 MiB).
+const MaxMessageBytes = 4 * 1024 * 1024
 
 func (d *Dapr) SaveBulkState(_ context.Context, _ string, items ...*dapr.SetStateItem) error {
 	d.mu.Lock()

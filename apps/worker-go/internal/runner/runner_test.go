@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -323,6 +324,28 @@ func TestAnUploadedDocumentFailsAtOnceWithCapabilityUnavailable(t *testing.T) {
 		t.Fatalf("%q, %d model calls", r.Error.Message, g.model.calls)
 	}
 	g.everyWriteKeepsTheContract(t)
+}
+
+func TestAnUploadOfTenChunksIsReadInCallsUnderDaprdsMessageLimit(t *testing.T) {
+	g := newRig(t, nil)
+	chunk := bytes.Repeat([]byte("a"), 1024*1024)
+	ref := &contract.FileRef{Key: "file:big", ContentType: "text/plain", Size: 10 * len(chunk), Chunks: 10}
+	for i := range ref.Chunks {
+		g.dapr.Put(contract.FileChunkKey(ref.Key, i), chunk)
+	}
+	// All ten in one answer would pass the limit (the fake refuses it as gRPC does).
+	keys := make([]string, ref.Chunks)
+	for i := range keys {
+		keys[i] = contract.FileChunkKey(ref.Key, i)
+	}
+	if _, err := g.dapr.GetBulkState(context.Background(), contract.StateStore, keys, nil, 4); err == nil {
+		t.Fatal("the fake took a bulk answer over 4 MiB")
+	}
+
+	content, err := g.jobs.ReadFile(context.Background(), ref)
+	if err != nil || len(content) != ref.Size {
+		t.Fatalf("read %d bytes of %d: %v", len(content), ref.Size, err)
+	}
 }
 
 func TestADeliveryOfAJobRunningUnderALiveClaimIsHeldThenReturned(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"jobrelay/worker-go/internal/contract"
@@ -134,15 +135,25 @@ func (j *Jobs) Fence(ctx context.Context, jobID string) (*Versioned, error) {
 	return nil, nil
 }
 
+// chunksPerRead: upload chunks (1 MiB each, src/jobrelay/constants.py FILE_CHUNK_BYTES) read
+// in one bulk call, keeping its answer within BULK_BYTES (2 MiB, src/jobrelay/state.py).
+const chunksPerRead = 2
+
 // ReadFile is an uploaded file's bytes; an error if a chunk is gone.
 func (j *Jobs) ReadFile(ctx context.Context, ref *contract.FileRef) ([]byte, error) {
 	keys := make([]string, ref.Chunks)
 	for i := range keys {
 		keys[i] = contract.FileChunkKey(ref.Key, i)
 	}
-	found, err := j.state.GetMany(ctx, keys)
-	if err != nil {
-		return nil, err
+	// A few chunks a call, as the Python worker reads them (src/jobrelay/files.py): daprd
+	// refuses a gRPC message over 4 MiB, and an upload may be 10 MiB of 1 MiB chunks.
+	found := make(map[string]*Item, len(keys))
+	for start := 0; start < len(keys); start += chunksPerRead {
+		part, err := j.state.GetMany(ctx, keys[start:min(start+chunksPerRead, len(keys))])
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(found, part)
 	}
 	var out []byte
 	missing := 0
