@@ -7,22 +7,38 @@ VENV := .venv/bin
 # kafka") on just those.
 TEST_PROFILES := $(or $(PROFILES),$(PROFILE),redis rabbitmq kafka)
 PROFILE ?= redis
+# Which worker `make run` starts: python (apps/worker), go (apps/worker-go) or both, side by
+# side on one consumer group (README, Polyglot workers).
+WORKER ?= python
 # What `make setup` installs: the profiles the goal will run on.
 SETUP_PROFILES := $(if $(filter test,$(MAKECMDGOALS)),$(TEST_PROFILES),$(PROFILE))
 
-.PHONY: setup run test lint unit contracts k8s-generate k8s-validate k8s-up k8s-test k8s-down \
-	eval-local-model bench chaos traces
+.PHONY: setup run test lint unit go-lint go-unit contracts k8s-generate k8s-validate k8s-up k8s-test \
+	k8s-down eval-local-model bench chaos traces
 
 setup:
 	@JOBRELAY_PROFILES="$(SETUP_PROFILES)" scripts/setup.sh
 
 run: setup
-	@JOBRELAY_PROFILE=$(PROFILE) scripts/run.sh
+	@JOBRELAY_PROFILE=$(PROFILE) JOBRELAY_WORKER=$(WORKER) scripts/run.sh
 
-lint: setup
+lint: setup go-lint
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
+
+# The Go worker (apps/worker-go): modules from the Go module proxy only (go.sum pins them),
+# never a VCS host, which would hang on a network that reaches the proxy alone.
+GO := cd apps/worker-go && GOPROXY=$${JOBRELAY_GOPROXY:-https://proxy.golang.org} GOTOOLCHAIN=local GOFLAGS="-mod=readonly -p=2" go
+
+go-lint: setup
+	@unformatted=$$(gofmt -l apps/worker-go); [[ -z "$$unformatted" ]] || { echo "gofmt: $$unformatted"; exit 1; }
+	$(GO) vet ./...
+
+# Its unit tests: every record and event it writes checked against contracts/, and the
+# drift test that fails when contracts/ changes and the Go types do not.
+go-unit: setup
+	$(GO) test ./...
 
 unit: setup
 	$(VENV)/pytest tests/unit
@@ -82,5 +98,5 @@ chaos: setup
 	status=$$?; $(VENV)/python -m tests.chaos.report build/chaos-figures.json docs/reliability.md \
 	&& exit $$status
 
-test: lint k8s-validate
+test: lint k8s-validate go-unit
 	JOBRELAY_TEST_PROFILES="$(TEST_PROFILES)" $(VENV)/pytest

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run [PROFILE=redis|rabbitmq|kafka|azure]`: the profile's broker and store (each
+# `make run [PROFILE=redis|rabbitmq|kafka|azure] [WORKER=python|go|both]`: the profile's broker and store (each
 # started only if nothing answers on its port yet; scripts/profile.sh), then every app with
 # its sidecar through `dapr run -f` in the foreground, on components/<PROFILE>/. Ctrl-C stops
 # the apps and sidecars, and the servers this script started; servers that were already
@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 source scripts/versions.sh
 
 profile=${JOBRELAY_PROFILE:-redis}
+worker=${JOBRELAY_WORKER:-python}
+case $worker in python|go|both) ;; *) echo "run: WORKER=$worker: pick python, go or both" >&2; exit 2 ;; esac
 state_dir=${JOBRELAY_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/jobrelay}
 runtime=$(scripts/dapr-build.sh | tail -n 1)
 
@@ -23,7 +25,7 @@ settings=$(scripts/profile.sh up "$profile" "$state_dir")
 while IFS= read -r setting; do
   [[ -n "$setting" ]] && export "${setting?}"
 done <<<"$settings"
-echo "run: profile $profile; intake http://127.0.0.1:8000, status http://127.0.0.1:8001"
+echo "run: profile $profile, worker $worker; intake http://127.0.0.1:8000, status http://127.0.0.1:8001"
 
 # Fresh tokens per run, unless the shell brings its own. daprd and the apps both inherit
 # them: every sidecar's API then answers only callers with DAPR_API_TOKEN (the apps' SDK
@@ -44,12 +46,16 @@ if [[ -z ${JOBRELAY_KEY_STATE:-} ]]; then
   export JOBRELAY_KEY_STATE
 fi
 
-# dapr.yaml runs the redis profile; another profile gets a copy naming its folder (beside
-# dapr.yaml, because the apps' paths in it are relative to the run file; gitignored).
+# dapr.yaml runs the redis profile with the Python worker; another profile or worker gets a
+# copy naming its folder and its worker (beside dapr.yaml, because the apps' paths in it are
+# relative to the run file; gitignored). WORKER=go runs the Go worker (apps/worker-go) in
+# place of the Python one, WORKER=both runs the two side by side on one consumer group.
 run_file=dapr.yaml
-if [[ $profile != redis ]]; then
-  run_file=.dapr-run.$profile.yaml
-  sed "s#./components/redis\$#./components/$profile#" dapr.yaml >"$run_file"
+if [[ $profile != redis || $worker != python ]]; then
+  binary=none
+  [[ $worker == python ]] || binary=$(scripts/worker-go-build.sh | tail -n 1)
+  run_file=.dapr-run.$profile.$worker.yaml
+  .venv/bin/python -m scripts.runfile "$profile" "$worker" "$binary" >"$run_file"
 fi
 
 "$runtime/.dapr/bin/dapr" run -f "$run_file" &

@@ -30,6 +30,8 @@ fi
 scripts/profile.sh install ${JOBRELAY_PROFILES:-redis}
 
 scripts/dapr-build.sh >/dev/null
+# The Go worker (WORKER=go|both, and its pass in `make test`), cached like daprd.
+scripts/worker-go-build.sh >/dev/null
 
 python=${PYTHON:-python3}
 stamp=.venv/.installed-$(cat pyproject.toml packages/*/pyproject.toml apps/model/requirements-no-deps.txt | sha256sum | cut -c1-16)

@@ -49,6 +49,7 @@ from jobrelay.contract import (
     utcnow,
 )
 from jobrelay.dead_letters import DeadLetters
+from jobrelay.events import new_replica_id
 from jobrelay.files import FileStore
 from jobrelay.store import JobStore, StaleRecord, Versioned
 from jobrelay.subscriptions import Delivery
@@ -85,6 +86,9 @@ class Runner:
         self._gateway = gateway
         self._on_change = on_change  # logs, counts and tells watchers of every status written
         self._settings = settings
+        # Written on every claim, so a record says which worker ran it when workers in
+        # several languages share the topic (apps/worker-go runs the same contract).
+        self.name = f"python/{new_replica_id('worker')}"
         # Events published without holding up the model call (a `running`), kept so the
         # event loop cannot drop them half-done.
         self._background: set[asyncio.Task[None]] = set()
@@ -159,6 +163,7 @@ class Runner:
             attempts=record.attempts + 1,
             started_at=now,
             lease_expires_at=now + timedelta(seconds=self._settings.claim_lease_seconds),
+            worker=self.name,
             # Queue wait is measured to the first start: the wait before a retry is the
             # backend's trouble, and shows in model_calls instead.
             queue_seconds=record.queue_seconds

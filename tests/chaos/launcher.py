@@ -36,7 +36,7 @@ import httpx
 import yaml
 
 from tests.doubles import flaky_model
-from tests.integration.stack import STATE_KEY, WEBHOOK_SECRET, dapr_runtime
+from tests.integration.stack import STATE_KEY, WEBHOOK_SECRET, dapr_runtime, go_worker_binary
 from tests.ports import free_port
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,28 @@ class Launcher:
         app = name.removesuffix("-daprd")
         if wait_healthy:
             self.wait_healthy(app)
+
+    @contextlib.contextmanager
+    def go_worker(self) -> Iterator[None]:
+        """The Go worker (apps/worker-go) in place of the Python one, beside the same
+        sidecar, with the same settings and port; the Python one is back afterwards.
+
+        The Go worker's log is a file of its own, and it is `procs["worker"]` meanwhile, so
+        what the observers read of "the worker" (tests/chaos/observe.py) is the Go one's."""
+        python = self.procs["worker"]
+        python.kill(signal.SIGTERM, wait=30)
+        env = {**python.env, "JOBRELAY_WORKER_MODELS_FILE": str(ROOT / "config" / "models.yaml")}
+        go = Proc("worker", [str(go_worker_binary())], env, self.workdir / "worker-go.log")
+        self.procs["worker"] = go
+        try:
+            go.start()
+            self.wait_healthy("worker")
+            yield
+        finally:
+            go.kill(signal.SIGTERM, wait=30)
+            self.procs["worker"] = python
+            python.start()
+            self.wait_healthy("worker")
 
     @contextlib.contextmanager
     def app_settings(self, app: str, **env: str) -> Iterator[None]:

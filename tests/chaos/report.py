@@ -23,6 +23,13 @@ CASES = [
          "drain_after_last_kill_seconds", "seed"],
     ),
     (
+        "(a, Go) the same against the Go worker (apps/worker-go)",
+        "test_jobs_survive_the_go_worker_being_sigkilled_five_times",
+        ["jobs", "kills", "kill_moments_seconds", "lost", "duplicated", "left_terminal",
+         "statuses", "model_calls_per_job", "jobs_with_more_than_one_call", "drain_seconds",
+         "drain_after_last_kill_seconds", "seed"],
+    ),
+    (
         "(b) the worker's daprd killed mid-job and restarted",
         "test_jobs_complete_when_the_worker_sidecar_is_killed_mid_job",
         ["jobs", "running_when_killed", "lost", "duplicated", "left_terminal", "statuses",

@@ -89,9 +89,21 @@ def _kill_worker_repeatedly(
 def test_jobs_survive_the_worker_being_sigkilled_five_times(
     chaos: Launcher, figures: dict[str, Any]
 ) -> None:
+    _survive_five_sigkills(chaos, figures, "a")
+
+
+def test_jobs_survive_the_go_worker_being_sigkilled_five_times(
+    chaos: Launcher, figures: dict[str, Any]
+) -> None:
+    """The same case against the Go worker (apps/worker-go), on the same sidecar."""
+    with chaos.go_worker():
+        _survive_five_sigkills(chaos, figures, "g")
+
+
+def _survive_five_sigkills(chaos: Launcher, figures: dict[str, Any], label: str) -> None:
     seed = int(os.environ.get("JOBRELAY_CHAOS_SEED", str(random.randrange(1 << 30))))
     rng = random.Random(seed)
-    bodies = [observe.embed_body(observe.unique_text(f"a{n}")) for n in range(JOBS)]
+    bodies = [observe.embed_body(observe.unique_text(f"{label}{n}")) for n in range(JOBS)]
     chaos.double.delay_seconds = CALL_DELAY_SECONDS
     started = time.monotonic()
     submitted: list[observe.Submitted] = []

@@ -14,9 +14,14 @@ def stack(
 ) -> Iterator[Stack]:
     """One real stack per component profile for the whole session: starting daprd four
     times takes seconds. pytest runs every test on one profile, then tears it down before
-    the next (the profiles come from JOBRELAY_TEST_PROFILES; see pytest_generate_tests)."""
-    profile: str = request.param
-    running = stack_module.start(tmp_path_factory.mktemp(f"stack-{profile}"), profile)
+    the next (the profiles come from JOBRELAY_TEST_PROFILES; see pytest_generate_tests).
+    A param `redis:go` is the redis profile with the Go worker in place of the Python one."""
+    profile, _, worker = str(request.param).partition(":")
+    running = stack_module.start(
+        tmp_path_factory.mktemp(f"stack-{profile}-{worker or 'python'}"),
+        profile,
+        worker=worker or "python",
+    )
     try:
         yield running
     finally:
@@ -26,8 +31,13 @@ def stack(
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Every test that uses the stack runs once per selected profile, with the same code and
     # the same assertions: that a swap of components/ folder is all it takes.
+    # The tests marked `polyglot` (those of the tasks the Go worker runs) also run once more
+    # on the redis profile with the Go worker alone (profiles.go_pass).
     if "stack" in metafunc.fixturenames:
-        metafunc.parametrize("stack", profiles.selected(), indirect=True, scope="session")
+        params = profiles.selected()
+        if metafunc.definition.get_closest_marker("polyglot") and profiles.go_pass():
+            params = [*params, "redis:go"]
+        metafunc.parametrize("stack", params, indirect=True, scope="session")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

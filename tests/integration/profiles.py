@@ -42,6 +42,13 @@ def selected() -> list[str]:
     return names
 
 
+def go_pass() -> bool:
+    """Whether the `polyglot` tests run again with the Go worker on the redis profile: when
+    redis is among the profiles tested, unless JOBRELAY_TEST_GO_WORKER=0."""
+    wanted = os.environ.get("JOBRELAY_TEST_GO_WORKER", "1") != "0"
+    return wanted and "redis" in selected()
+
+
 @dataclass
 class Servers:
     profile: str

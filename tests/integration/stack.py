@@ -31,6 +31,11 @@ from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("model", "intake", "worker", "status")
+# Which worker a stack runs: the Python one (apps/worker), the Go one (apps/worker-go), or
+# both side by side under the one app id `worker` (one consumer group; scripts/runfile.py).
+WORKERS = ("python", "go", "both")
+# The Go worker's entry in `ports`: its own app port and sidecar, app id `worker`.
+GO_WORKER = "worker-go"
 # The development secret dapr.yaml gives the status app (docs/api.md, "Webhooks").
 WEBHOOK_SECRET = "whsec_am9icmVsYXktbG9jYWwtZGV2ZWxvcG1lbnQtc2VjcmV0"  # noqa: S105 (public dev secret)
 # Small quotas for tenants of tests/integration/test_quotas.py alone (one tenant per test,
@@ -88,6 +93,7 @@ class Stack:
     workdir: Path
     ports: dict[str, Ports]
     profile: str  # the components/ folder the sidecars load
+    worker: str = "python"  # which worker runs the jobs (WORKERS)
     process: subprocess.Popen[bytes] | None = None
     servers: profiles.Servers | None = None
     model_double: flaky_model.Running | None = None
@@ -96,10 +102,14 @@ class Stack:
     idp: identity_provider.IdentityProvider | None = None
 
     def url(self, app: str) -> str:
+        if app == "worker" and app not in self.ports:
+            app = GO_WORKER  # the one worker there is
         return f"http://127.0.0.1:{self.ports[app].app}"
 
     def sidecar(self, app: str) -> str:
         """The Dapr HTTP API of `app`'s sidecar."""
+        if app == "worker" and app not in self.ports:
+            app = GO_WORKER
         return f"http://127.0.0.1:{self.ports[app].dapr_http}"
 
     @property
@@ -113,6 +123,28 @@ def dapr_runtime() -> Path:
         [str(ROOT / "scripts" / "dapr-build.sh")], check=True, capture_output=True, text=True
     )
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+def go_worker_binary() -> Path:
+    """The Go worker (built by scripts/worker-go-build.sh; instant once built)."""
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "worker-go-build.sh")], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def _apps(stack: Stack) -> dict[str, str]:
+    """Each entry of `ports` and the app id its sidecar runs under."""
+    names = [app for app in APPS if app != "worker" or stack.worker != "go"]
+    if stack.worker in ("go", "both"):
+        names.append(GO_WORKER)
+    return {name: "worker" if name == GO_WORKER else name for name in names}
+
+
+def _command(app: str) -> list[str]:
+    if app == GO_WORKER:
+        return [str(go_worker_binary())]
+    return [sys.executable, "-m", f"apps.{app}"]
 
 
 def _run_file(stack: Stack) -> Path:
@@ -136,21 +168,24 @@ def _run_file(stack: Stack) -> Path:
         "JOBRELAY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
         "JOBRELAY_QUOTA_TENANTS": json.dumps(QUOTA_TENANTS),
         "JOBRELAY_INTAKE_OPERATORS": json.dumps([OPERATOR]),
+        # The Go worker starts in its own folder; the Python one finds the file itself.
+        "JOBRELAY_WORKER_MODELS_FILE": str(ROOT / "config" / "models.yaml"),
         # The reference sample's page, served from an origin of its own.
         "JOBRELAY_INTAKE_CORS_ORIGINS": json.dumps([REFERENCE_PAGE_ORIGIN]),
         "JOBRELAY_STATUS_CORS_ORIGINS": json.dumps([REFERENCE_PAGE_ORIGIN]),
     }
+    app_ids = _apps(stack)
     apps = [
         {
-            "appID": app,
-            "appDirPath": str(stack.workdir / app),
+            "appID": app_ids[name],
+            "appDirPath": str(stack.workdir / name),
             "appPort": ports.app,
             "daprHTTPPort": ports.dapr_http,
             "daprGRPCPort": ports.dapr_grpc,
-            "command": [sys.executable, "-m", f"apps.{app}"],
+            "command": _command(name),
             "env": env,
         }
-        for app, ports in stack.ports.items()
+        for name, ports in stack.ports.items()
     ]
     run = {
         "version": 1,
@@ -170,14 +205,15 @@ def _run_file(stack: Stack) -> Path:
     return path
 
 
-def start(workdir: Path, profile: str = "redis", timeout: float = 120.0) -> Stack:
-    stack = Stack(
-        workdir=workdir,
-        ports={app: Ports(free_port(), free_port(), free_port()) for app in APPS},
-        profile=profile,
-    )
-    for app in APPS:
-        (workdir / app).mkdir()  # the CLI writes each app's logs under its appDirPath
+def start(
+    workdir: Path, profile: str = "redis", timeout: float = 120.0, worker: str = "python"
+) -> Stack:
+    if worker not in WORKERS:
+        raise ValueError(f"no worker {worker!r}; pick one of {WORKERS}")
+    stack = Stack(workdir=workdir, ports={}, profile=profile, worker=worker)
+    stack.ports = {name: Ports(free_port(), free_port(), free_port()) for name in _apps(stack)}
+    for name in stack.ports:
+        (workdir / name).mkdir()  # the CLI writes each app's logs under its appDirPath
     stack.servers = profiles.up(profile, workdir)
     stack.model_double = flaky_model.start(f"{stack.url('model')}/v1")
     stack.otlp = otlp.start()
@@ -271,7 +307,7 @@ def _wait_flowing(stack: Stack, timeout: float) -> None:
 
 def _wait_healthy(stack: Stack, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    waiting = set(APPS)
+    waiting = set(stack.ports)
     with httpx.Client(timeout=2) as client:
         while waiting:
             assert stack.process is not None

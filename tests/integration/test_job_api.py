@@ -56,6 +56,7 @@ def _state(client: httpx.Client, stack: Stack, store: str, key: str) -> bytes:
 # --- file uploads -------------------------------------------------------------------------
 
 
+@pytest.mark.polyglot
 def test_a_text_document_upload_is_classified_and_its_file_released(
     client: httpx.Client, stack: Stack
 ) -> None:
@@ -207,6 +208,7 @@ def test_one_idempotency_key_with_a_different_body_is_409(
 # --- deadlines, cancellation, waiting ---------------------------------------------------------
 
 
+@pytest.mark.polyglot
 def test_a_job_not_started_by_its_deadline_expires(client: httpx.Client, stack: Stack) -> None:
     url = submit(client, stack, classify("too late", deadline_seconds=0.001)).json()["status_url"]
     job = wait_done(client, url)
@@ -236,6 +238,7 @@ def test_cancelling_a_queued_job_then_again(client: httpx.Client, stack: Stack) 
     assert client.delete(f"{stack.url('status')}/v1/jobs/{'0' * 32}").status_code == 404
 
 
+@pytest.mark.polyglot
 def test_prefer_wait_answers_with_the_result(client: httpx.Client, stack: Stack) -> None:
     resp = submit(client, stack, classify("I hate it. Awful."), headers={"Prefer": "wait=10"})
     assert resp.status_code == 200, resp.text
@@ -248,6 +251,7 @@ def test_prefer_wait_answers_with_the_result(client: httpx.Client, stack: Stack)
 # --- live events --------------------------------------------------------------------------------
 
 
+@pytest.mark.polyglot
 def test_the_event_stream_ends_with_the_terminal_record(client: httpx.Client, stack: Stack) -> None:
     job = submit(client, stack, classify("What a wonderful, delightful experience.")).json()
     events = read_events(client, f"{stack.url('status')}/v1/jobs/{job['id']}/events")
@@ -283,6 +287,7 @@ def test_the_event_stream_of_an_unknown_job_is_404(client: httpx.Client, stack: 
 # --- webhooks --------------------------------------------------------------------------------
 
 
+@pytest.mark.polyglot
 def test_a_webhook_arrives_signed_with_the_documented_secret(
     client: httpx.Client, stack: Stack
 ) -> None:

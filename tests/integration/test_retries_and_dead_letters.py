@@ -52,6 +52,7 @@ def _served_faults(stack: Stack, text: str) -> int:
     return stack.model_double.double.faults_served(text)
 
 
+@pytest.mark.polyglot
 def test_a_job_whose_model_fails_past_the_workers_retries_succeeds_on_a_redelivery(
     client: httpx.Client, stack: Stack
 ) -> None:
@@ -74,6 +75,7 @@ def test_a_job_whose_model_fails_past_the_workers_retries_succeeds_on_a_redelive
     assert _served_faults(stack, text) == 4
 
 
+@pytest.mark.polyglot
 def test_a_job_whose_model_always_fails_is_dead_lettered_and_failed_with_its_last_error(
     client: httpx.Client, stack: Stack
 ) -> None:

@@ -49,7 +49,9 @@ def test_each_sidecar_may_read_only_the_secrets_it_needs(kustomize: Path, overla
     resources = _render(kustomize, overlay)
     # Where Redis runs in the cluster, `statestore` (keyed through jobrelay-keys) reads its
     # password through the same store.
-    redis = {"jobrelay-redis-auth"} if overlay.name in ("local", "kafka") else set()
+    # (go-worker is the local overlay with another worker image.)
+    in_cluster_redis = ("local", "kafka", "go-worker")
+    redis = {"jobrelay-redis-auth"} if overlay.name in in_cluster_redis else set()
     assert policy.secrets_granted(resources, "worker") == {STATE_KEY, *redis}
     assert policy.secrets_granted(resources, "intake") == {
         STATE_KEY,

@@ -74,6 +74,9 @@ class JobView(ContractModel):
     error: parts.JobError | None = Field(description="Why it failed, once failed.")
     queue_seconds: float | None = Field(description="Waiting before a worker first started it.")
     model_seconds: float | None = Field(description="Time spent in model calls.")
+    worker: str | None = Field(
+        description="The worker that ran it (or runs it), as `{implementation}/{replica}`."
+    )
     model_calls: list[parts.ModelCall] = Field(
         description="Every model call, failed ones included."
     )

@@ -76,6 +76,12 @@ class JobRecord(ContractModel):
         description="Internal: W3C traceparent of the submit; every later span of the job "
         "joins its trace, even from a delivery that arrived without one.",
     )
+    worker: str | None = Field(
+        default=None,
+        description="The worker that made the latest claim, as `{implementation}/{replica}` "
+        "(e.g. `go/worker-3f2a9c1b0d4e`): workers in any language may run a job "
+        "(README, Polyglot workers).",
+    )
     watchers: list[str] = Field(
         default_factory=list,
         max_length=MAX_WATCHERS,
