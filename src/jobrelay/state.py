@@ -152,7 +152,9 @@ class State:
                 if len(keys) == 1 or exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
                     raise
             parts = [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
-        answers = [await self._bulk_read(part, parallelism, keys_per_call) for part in parts]
+        answers = await asyncio.gather(
+            *(self._bulk_read(part, parallelism, keys_per_call) for part in parts)
+        )
         return {key: item for answer in answers for key, item in answer.items()}
 
     async def _save(self, save: _Save) -> None:
