@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"jobrelay/worker-go/internal/clock"
 	"jobrelay/worker-go/internal/contract"
 	"jobrelay/worker-go/internal/state"
 )
@@ -74,7 +75,7 @@ func (l *SharedLimits) Slot(ctx context.Context, p *Profile, deadline *time.Time
 			}
 			wait = min(wait, left)
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := clock.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 		pause = time.Duration(float64(min(pause*2, lastLook)) * (0.75 + rand.Float64()/4))
@@ -158,19 +159,8 @@ func (l *SharedLimits) Admit(ctx context.Context, p *Profile, tokens int, deadli
 			return &LimitWait{Reason: p.Name + ": rate limit until after the deadline"}
 		}
 		slog.Info("model rate limit reached; waiting for the next minute", "profile", p.Name)
-		if err := sleep(ctx, time.Until(next)); err != nil {
+		if err := clock.Sleep(ctx, time.Until(next)); err != nil {
 			return err
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
 	}
 }

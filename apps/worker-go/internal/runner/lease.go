@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"jobrelay/worker-go/internal/clock"
 	"jobrelay/worker-go/internal/contract"
 )
 
@@ -37,7 +38,7 @@ func (r *Runner) keepClaim(work context.Context, claimed *contract.JobRecord, st
 	expires := claimed.LeaseExpiresAt.Time
 	pause := r.settings.ClaimLease / 3
 	for {
-		if sleep(work, pause) != nil {
+		if clock.Sleep(work, pause) != nil {
 			return
 		}
 		// Not the work's context: a renewal cut off as the work ends would read as lost.

@@ -29,6 +29,7 @@ import (
 
 	dapr "github.com/dapr/go-sdk/client"
 
+	"jobrelay/worker-go/internal/clock"
 	"jobrelay/worker-go/internal/contract"
 	"jobrelay/worker-go/internal/logs"
 	"jobrelay/worker-go/internal/models"
@@ -125,7 +126,7 @@ func (r *Runner) Deliver(ctx context.Context, msg contract.JobMessage) (Delivery
 			if !time.Now().Before(holdUntil) {
 				return Retry, nil
 			}
-			if err := sleep(ctx, min(5*time.Second, r.settings.ClaimLease/4)); err != nil {
+			if err := clock.Sleep(ctx, min(5*time.Second, r.settings.ClaimLease/4)); err != nil {
 				return Retry, nil
 			}
 		case err != nil:
@@ -158,7 +159,7 @@ func (r *Runner) arrived(ctx context.Context, msg contract.JobMessage) (*state.V
 			// intake's store of it fails: never both, never neither.
 			return r.jobs.Fence(ctx, msg.JobID)
 		}
-		if err := sleep(ctx, min(pause, left)); err != nil {
+		if err := clock.Sleep(ctx, min(pause, left)); err != nil {
 			return nil, err
 		}
 		pause = min(pause*2, maxReread)
@@ -522,15 +523,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }

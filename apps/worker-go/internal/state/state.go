@@ -21,6 +21,8 @@ import (
 	dapr "github.com/dapr/go-sdk/client"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"jobrelay/worker-go/internal/clock"
 )
 
 // Dapr is the part of the Dapr client the worker uses; dapr.Client has it, and the unit
@@ -163,7 +165,7 @@ func (s *State) Insert(ctx context.Context, key string, data []byte, ttlSeconds 
 			return ErrKeyTaken
 		}
 		if attempt < insertTries-1 {
-			if sleepErr := sleep(ctx, Backoff(attempt)); sleepErr != nil {
+			if sleepErr := clock.Sleep(ctx, Backoff(attempt)); sleepErr != nil {
 				return sleepErr
 			}
 		}
@@ -218,7 +220,7 @@ func (s *State) Update(ctx context.Context, key string, change Change) ([]byte, 
 			err = s.Replace(ctx, key, write.Data, item.ETag, write.TTLSeconds)
 		}
 		if errors.Is(err, ErrConflict) {
-			if sleepErr := sleep(ctx, Backoff(attempt)); sleepErr != nil {
+			if sleepErr := clock.Sleep(ctx, Backoff(attempt)); sleepErr != nil {
 				return nil, false, sleepErr
 			}
 			continue
@@ -229,15 +231,4 @@ func (s *State) Update(ctx context.Context, key string, change Change) ([]byte, 
 		return write.Data, true, nil
 	}
 	return nil, false, fmt.Errorf("%w: %s", ErrContended, key)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }
