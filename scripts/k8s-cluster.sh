@@ -430,6 +430,10 @@ create_secrets() {
   done
   kubectl_ -n jobrelay create secret generic jobrelay-state-key \
     --from-literal=key="$(openssl rand -hex 32)" >/dev/null
+  # The in-cluster Redis's password (docs/deployment.md): Redis requires it, the sidecars'
+  # Redis components and KEDA send it.
+  kubectl_ -n jobrelay create secret generic jobrelay-redis-auth \
+    --from-literal=password="$(openssl rand -hex 32)" >/dev/null
   (cd "$repo" && "$py" -m scripts.k8s.cluster_secrets "$CLUSTER/api-key.json") > "$CLUSTER/secrets.env"
   # shellcheck disable=SC1091
   source "$CLUSTER/secrets.env"
@@ -439,8 +443,32 @@ create_secrets() {
   chmod 600 "$CLUSTER/secrets.env" "$CLUSTER/api-key.json"
 }
 
+# A cluster gives a PersistentVolumeClaim its storage through a provisioner (kind's
+# local-path, a cloud disk); this one-node cluster has none, so Redis's claim (`redis-data`,
+# k8s/redis) gets a hostPath volume on the node, reserved for that claim alone, owned by the
+# uid the Redis pod runs as. It lives in $CLUSTER, so every `k8s-up` starts empty.
+provide_redis_volume() {
+  local dir="$CLUSTER/volumes/redis-data"
+  mkdir -p "$dir"
+  chown 999:999 "$dir"
+  kubectl_ apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: jobrelay-redis-data
+spec:
+  capacity: {storage: 2Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  claimRef: {namespace: jobrelay, name: redis-data}
+  hostPath: {path: "$dir", type: Directory}
+EOF
+}
+
 apply_jobrelay() {
   log "applying k8s/overlays/local"
+  provide_redis_volume
   # The overlay as it is, with one image swapped: its Redis (redis:7.4.1-alpine, from Docker
   # Hub) cannot be pulled here, so Debian's Redis 7.0 built by k8s-images.sh takes its place.
   kustomization_on "$CLUSTER/overlay" "$repo/k8s/overlays/local"
