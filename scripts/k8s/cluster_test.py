@@ -336,7 +336,9 @@ def _running_somewhere() -> bool:
     for pod in pods("worker"):
         name = pod["metadata"]["name"]
         text = kubectl("-n", NAMESPACE, "logs", name, "-c", "worker", "--tail=50", check=False)
-        if "status=running" in text:
+        # The worker logs JSON lines (`"status": "running"`), or key=value ones with a text
+        # log format.
+        if '"status": "running"' in text or "status=running" in text:
             return True
     return False
 
