@@ -43,7 +43,12 @@ JOB_BODY = {
 }
 # Jobs per step of the scaling check: enough that a batch takes many seconds, not a few.
 SCALING_BATCH = 150
-SUCCEEDED_LINE = re.compile(r"job_id=(\w+) task=\S+ status=succeeded")
+# A job's "succeeded" line in a worker's log: JSON (`"job_id": "...", ..., "status":
+# "succeeded"`, the default) or key=value with a text log format.
+SUCCEEDED_LINE = re.compile(
+    r'"job_id": "(\w+)", "task": "[^"]*", "status": "succeeded"'
+    r"|job_id=(\w+) task=\S+ status=succeeded"
+)
 
 
 class CheckFailed(Exception):
@@ -179,12 +184,12 @@ def summarize(cluster: Cluster, label: str, ids: int, records: dict[str, dict[st
 
 
 def worker_counts(since: str) -> dict[str, int]:
-    """Jobs each worker pod finished (its `status=succeeded` log lines) since a time."""
+    """Jobs each worker pod finished (its "succeeded" log lines) since a time."""
     counts: dict[str, int] = {}
     for pod in pods("worker"):
         name = pod["metadata"]["name"]
         text = kubectl("-n", NAMESPACE, "logs", name, "-c", "worker", f"--since-time={since}")
-        counts[name] = len(set(SUCCEEDED_LINE.findall(text)))
+        counts[name] = len({a or b for a, b in SUCCEEDED_LINE.findall(text)})
     return counts
 
 
