@@ -86,7 +86,7 @@ EOF
   local java=(java -Xms256m -Xmx512m -XX:+UseG1GC -Dlog4j.configuration="file:$dir/log4j.properties"
     -cp "$libs/*")
   if [[ ! -f "$dir/data/meta.properties" ]]; then
-    "${java[@]}" kafka.tools.StorageTool format -t "$(uuidgen_kafka)" -c "$dir/server.properties" \
+    "${java[@]}" kafka.tools.StorageTool format --cluster-id="$(uuidgen_kafka)" -c "$dir/server.properties" \
       >"$dir/format.log" 2>&1 || { cat "$dir/format.log" >&2; exit 1; }
   fi
   setsid "${java[@]}" kafka.Kafka "$dir/server.properties" >"$dir/console.log" 2>&1 </dev/null &
@@ -101,7 +101,8 @@ EOF
 }
 
 # A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what kafka-storage
-# random-uuid prints).
+# random-uuid prints). Passed as `--cluster-id=ID`: one id in 64 starts with `-`, which as a
+# separate argument the tool's parser takes for an option.
 uuidgen_kafka() {
   head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='
 }
