@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,36 @@ class SmolLM2:
         self._server = xllamacpp.Server(params)
         log.info("loaded %s in %.2f s", MODEL_ID, time.monotonic() - started)
 
+    def stream(self, body: dict[str, Any], on_chunk: Callable[[dict[str, Any]], None]) -> None:
+        """Generate `body`'s answer as `chat.completion.chunk`s, handing each to `on_chunk`
+        as soon as llama.cpp has it; ChatError (before any chunk) if it refuses.
+
+        Blocking, like `complete`: call it from a thread."""
+        first = True
+
+        def chunk(raw: dict[str, Any]) -> None:
+            nonlocal first
+            if first and isinstance(raw.get("error"), dict):
+                raise _refusal(raw["error"])
+            first = False
+            on_chunk(raw)
+
+        refused: list[ChatError] = []
+
+        def safely(raw: dict[str, Any]) -> None:
+            # An exception must not unwind through llama.cpp's C++ frames: kept, raised after.
+            try:
+                chunk(raw)
+            except ChatError as exc:
+                refused.append(exc)
+
+        try:
+            self._server.handle_chat_completions({**body, "stream": True}, safely)
+        except ValueError as exc:  # a request llama.cpp cannot parse (a bad schema)
+            raise ChatError(400, str(exc), "invalid_request_error", None) from exc
+        if refused:
+            raise refused[0]
+
     def complete(self, body: dict[str, Any]) -> dict[str, Any]:
         """llama.cpp's answer to an OpenAI chat-completions body; ChatError if it refuses.
 
@@ -75,12 +106,17 @@ class SmolLM2:
             raise ChatError(400, str(exc), "invalid_request_error", None) from exc
         error = answer.get("error")
         if isinstance(error, dict):
-            status = int(error.get("code", 500))
-            kind = str(error.get("type", "server_error"))
-            raise ChatError(
-                status,
-                str(error.get("message", "the chat model failed")),
-                "invalid_request_error" if status < 500 else "server_error",
-                _OPENAI_CODES.get(kind, kind),
-            )
+            raise _refusal(error)
         return answer
+
+
+def _refusal(error: dict[str, Any]) -> ChatError:
+    """llama.cpp's error object as the ChatError an OpenAI client understands."""
+    status = int(error.get("code", 500))
+    kind = str(error.get("type", "server_error"))
+    return ChatError(
+        status,
+        str(error.get("message", "the chat model failed")),
+        "invalid_request_error" if status < 500 else "server_error",
+        _OPENAI_CODES.get(kind, kind),
+    )

@@ -1,4 +1,5 @@
-"""POST /v1/chat/completions: the local chat model, OpenAI-compatible (no streaming, no tools)."""
+"""POST /v1/chat/completions: the local chat model, OpenAI-compatible (streamed with
+`stream: true`, apps/model/chat_stream.py; no tools)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
-from apps.model import openai_api
+from apps.model import chat_stream, openai_api
 from apps.model.chat import MODEL_ID, ChatError
 from apps.model.deps import ChatDep, SettingsDep
 from apps.model.settings import ModelSettings
@@ -19,9 +20,15 @@ router = APIRouter(tags=["chat"])
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
     body: openai_api.ChatCompletionRequest, chat: ChatDep, settings: SettingsDep
-) -> openai_api.ChatCompletion | JSONResponse:
+) -> openai_api.ChatCompletion | JSONResponse | StreamingResponse:
     if chat is None or body.model != MODEL_ID:
         return openai_api.model_not_found(body.model, [MODEL_ID] if chat else [])
+    if body.stream:
+        if body.n != 1:
+            return openai_api.openai_error(
+                400, "stream is served for n=1 only", "invalid_request_error", "unsupported_value"
+            )
+        return await chat_stream.stream(chat, to_llama(body, settings))
     try:
         answer = await to_thread.run_sync(chat.complete, to_llama(body, settings))
     except ChatError as exc:

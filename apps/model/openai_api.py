@@ -100,9 +100,15 @@ class ResponseFormat(BaseModel):
         return self
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    include_usage: bool = Field(default=False, description="A last chunk with the usage.")
+
+
 class ChatCompletionRequest(BaseModel):
     """The chat-completions fields this server honours; any other field is refused with 400,
-    never silently dropped (tools and streaming are not served here)."""
+    never silently dropped (tools are not served here)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -118,7 +124,10 @@ class ChatCompletionRequest(BaseModel):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     response_format: ResponseFormat | None = None
-    stream: Literal[False] = Field(default=False, description="Streaming is not served here.")
+    stream: bool = Field(
+        default=False, description="Send `chat.completion.chunk` events as tokens come (n=1)."
+    )
+    stream_options: StreamOptions | None = None
     user: str | None = Field(default=None, description="Accepted and ignored.")
 
 

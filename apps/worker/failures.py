@@ -10,6 +10,7 @@ from apps.worker.gateway import CapabilityUnavailable, ModelBudgetSpent
 from apps.worker.materialize import UnreadableInput
 from apps.worker.output_check import CheckExhausted
 from apps.worker.reading import DocumentRefused
+from apps.worker.streaming import StreamInterrupted
 from apps.worker.tasks.extract import InvalidOutput
 from jobrelay.contract import JobError
 from jobrelay.limits import LimitReached
@@ -27,6 +28,8 @@ _OWN: tuple[tuple[type[BaseException], str, bool], ...] = (
     # The same schema would exhaust the check again: failed, not retried.
     (CheckExhausted, "schema_too_complex", False),
     (UnreadableInput, "invalid_input", False),
+    # Retried as a new attempt, whose text streams afresh after its own `running` event.
+    (StreamInterrupted, "model_stream_interrupted", True),
 )
 
 

@@ -16,10 +16,12 @@ import httpx2
 import numpy as np
 import numpy.typing as npt
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from apps.worker.fair_gate import Turn
 from apps.worker.gateway import CapabilityUnavailable, Gateway
 from apps.worker.profiles import ModelProfile
+from apps.worker.streaming import DeltaWriter, StreamInterrupted
 from jobrelay.contract import ModelCall, Usage
 from jobrelay.task_catalog import Capability
 
@@ -101,8 +103,13 @@ class ModelClient:
         deadline: datetime | None,
         attempt: int,
         budget: int | None = None,
+        deltas: DeltaWriter | None = None,
+        turn: Turn | None = None,
     ) -> None:
         self._gateway = gateway
+        # Set for a streaming task (apps/worker/streaming.py): its chat calls stream.
+        self._deltas = deltas
+        self._turn = turn  # the job's priority and tenant: its place in the gateway's wait
         self._budget = budget  # model calls this attempt may still make
         self._task = task
         self._deadline = deadline
@@ -124,7 +131,15 @@ class ModelClient:
                 f"(JOBRELAY_WORKER_MODELS_FILE; see config/models.example.yaml)"
             )
         return await self._gateway.call(
-            chain, capability, self._deadline, self.calls, self._attempt, op, tokens, self._budget
+            chain,
+            capability,
+            self._deadline,
+            self.calls,
+            self._attempt,
+            op,
+            tokens,
+            self._budget,
+            self._turn,
         )
 
     def can(self, capability: Capability) -> bool:
@@ -181,7 +196,11 @@ class ModelClient:
             body.get("max_tokens") or body.get("max_completion_tokens") or 0
         )
 
+        deltas = self._deltas if capability is Capability.CHAT else None
+
         async def op(client: AsyncOpenAI, profile: ModelProfile, seconds: float) -> Any:
+            if deltas is not None:
+                return await _streamed(client, {**body, "model": profile.model}, seconds, deltas)
             return await client.chat.completions.create(
                 **{**body, "model": profile.model, "stream": False}, timeout=seconds
             )
@@ -200,3 +219,59 @@ class ModelClient:
             {"messages": [{"role": "user", "content": content}]}, Capability.VISION
         )
         return completion.choices[0].message.content or "", chat_usage(completion), completion.model
+
+
+async def _streamed(
+    client: AsyncOpenAI, body: dict[str, Any], seconds: float, deltas: DeltaWriter
+) -> ChatCompletion:
+    """The completion, streamed (`stream: true`): each piece of text goes to `deltas` as it
+    arrives, and the whole is put together as the unstreamed answer would have been.
+
+    A stream that breaks before any text came is an ordinary failed call (the gateway may
+    retry it or try the next model); one that breaks after is StreamInterrupted, which the
+    gateway does not retry: the text already streamed would be streamed twice."""
+    if deltas.started:
+        raise StreamInterrupted("a second model call of a job whose text has streamed")
+    text: list[str] = []
+    last: ChatCompletionChunk | None = None
+    finish: str | None = None
+    usage: Any = None
+    try:
+        stream = await client.chat.completions.create(
+            **{**body, "stream": True, "stream_options": {"include_usage": True}},
+            timeout=seconds,
+        )
+        async for chunk in stream:
+            last = chunk
+            usage = chunk.usage or usage
+            for choice in chunk.choices:
+                if choice.index != 0:
+                    continue
+                if choice.delta.content:
+                    text.append(choice.delta.content)
+                    deltas.add(choice.delta.content)
+                finish = choice.finish_reason or finish
+    except Exception as exc:
+        if deltas.started:
+            raise StreamInterrupted(
+                f"the model's stream broke: {type(exc).__name__}: {exc}"
+            ) from exc
+        raise
+    if last is None:
+        raise StreamInterrupted("the model's stream ended without a chunk")
+    return ChatCompletion.model_validate(
+        {
+            "id": last.id,
+            "object": "chat.completion",
+            "created": last.created,
+            "model": last.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(text)},
+                    "finish_reason": finish or "stop",
+                }
+            ],
+            "usage": usage.model_dump() if usage is not None else None,
+        }
+    )

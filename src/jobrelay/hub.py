@@ -6,6 +6,9 @@ The replica subscribes to `job-events` with a rule that passes only events namin
 enters `watch` first, then puts the replica on the job's record (`register`), then reads
 it: a change written after that read names this replica in its event, and one written
 before it is in what was read.
+
+A streaming task's delta events (jobrelay.deltas) are passed on as `Delta`s, without reading
+anything: the stream reads the chunks it has not sent yet, in bulk, whatever it was told.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from jobrelay.constants import EVENTS_PUBSUB, JOB_EVENTS_TOPIC
 from jobrelay.contract import JobRecord
@@ -36,13 +40,25 @@ log = logging.getLogger(__name__)
 _QUEUE_SIZE = 32
 
 
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """Chunk `n` of the text streamed in the job's `running` at `seq` is stored."""
+
+    job_id: str
+    seq: int
+    n: int
+
+
+Change = JobRecord | Delta
+
+
 class EventHub:
     """Made with its app; `bind` gives it the job store once the app's sidecar is up."""
 
     def __init__(self, replica: str) -> None:
         self.replica = replica  # this process's name among a job's watchers
         self._jobs: JobStore | None = None
-        self._watchers: defaultdict[str, set[asyncio.Queue[JobRecord]]] = defaultdict(set)
+        self._watchers: defaultdict[str, set[asyncio.Queue[Change]]] = defaultdict(set)
 
     def bind(self, jobs: JobStore) -> None:
         self._jobs = jobs
@@ -53,10 +69,10 @@ class EventHub:
         return self._jobs
 
     @contextmanager
-    def watch(self, job_id: str) -> Iterator[asyncio.Queue[JobRecord]]:
-        """A queue that receives every record of `job_id` this replica hears of while the
-        block runs. Enter it BEFORE registering on the record and reading it."""
-        queue: asyncio.Queue[JobRecord] = asyncio.Queue(_QUEUE_SIZE)
+    def watch(self, job_id: str) -> Iterator[asyncio.Queue[Change]]:
+        """A queue that receives every record (and delta) of `job_id` this replica hears of
+        while the block runs. Enter it BEFORE registering on the record and reading it."""
+        queue: asyncio.Queue[Change] = asyncio.Queue(_QUEUE_SIZE)
         self._watchers[job_id].add(queue)
         try:
             yield queue
@@ -79,11 +95,12 @@ class EventHub:
     def watched(self, job_id: str) -> bool:
         return job_id in self._watchers
 
-    def publish(self, record: JobRecord) -> None:
-        for queue in self._watchers.get(record.id, ()):
+    def publish(self, change: Change) -> None:
+        job_id = change.id if isinstance(change, JobRecord) else change.job_id
+        for queue in self._watchers.get(job_id, ()):
             if queue.full():
                 queue.get_nowait()
-            queue.put_nowait(record)
+            queue.put_nowait(change)
 
     def subscribe(self, subscriptions: Subscriptions) -> None:
         """Feed this hub from `job-events`, with only the events that name this replica."""
@@ -97,6 +114,9 @@ class EventHub:
         # The rule already passed only this replica's events; a waiter may have left since.
         if not self.watched(event.job_id):
             return Delivery.SUCCESS
+        if event.delta is not None:
+            self.publish(Delta(event.job_id, event.seq, event.delta))
+            return Delivery.SUCCESS
         try:
             versioned = await self.jobs.get(event.job_id)
         except DAPR_ERRORS as exc:
@@ -109,7 +129,7 @@ class EventHub:
 
 
 async def until_terminal(
-    queue: asyncio.Queue[JobRecord], current: JobRecord, seconds: float
+    queue: asyncio.Queue[Change], current: JobRecord, seconds: float
 ) -> JobRecord:
     """The newest record seen once the job is terminal, or when `seconds` have passed."""
     loop = asyncio.get_running_loop()
@@ -122,6 +142,6 @@ async def until_terminal(
             record = await asyncio.wait_for(queue.get(), remaining)
         except TimeoutError:
             break
-        if record.seq > current.seq:
+        if isinstance(record, JobRecord) and record.seq > current.seq:
             current = record
     return current

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobrelay import auth, logs, metrics, telemetry
 from jobrelay.contract import ErrorBody
+from jobrelay.deltas import DeltaLog
 from jobrelay.dependencies import from_app
 from jobrelay.errors import DAPR_ERRORS, ApiError, error_response, install_error_handlers
 from jobrelay.events import Events
@@ -46,6 +47,7 @@ class Sidecar:
         self.state = State(dapr)
         self.jobs = JobStore(self.state, retention_seconds)
         self.events = Events(dapr)
+        self.deltas = DeltaLog(self.state)
 
 
 class ServiceApp(FastAPI):

@@ -163,8 +163,9 @@ class ChatParams(TaskParams):
     shape one answer; what would spend more of the operator's budget or change where the
     request goes is refused.
 
-    `model` is chosen by the task's model profiles, answers are never streamed (a job's
-    result is stored whole), and one job is one answer (`n` = 1). Fields outside this list
+    `model` is chosen by the task's model profiles, `stream` is the worker's to set (the
+    text streams to the job's event stream as `delta` events, and its result is stored
+    whole), and one job is one answer (`n` = 1). Fields outside this list
     (`service_tier`, `store`, `audio`, `web_search_options`, ...) are refused too: each one
     admitted is a cost or a data flow the operator has to agree to first.
     """

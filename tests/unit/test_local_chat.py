@@ -120,3 +120,52 @@ async def test_models_lists_the_chat_model_and_the_embedders(client: AsyncOpenAI
         "bge-small-en-v1.5",
         "e5-bge-small",
     }
+
+
+@pytest.mark.anyio
+async def test_a_streamed_reply_comes_in_chunks_that_add_up_to_the_unstreamed_one(
+    client: AsyncOpenAI,
+) -> None:
+    prompt = "Name three colours of the rainbow."
+    whole = await client.chat.completions.create(
+        model=CHAT,
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=24,
+        temperature=0,
+        seed=7,
+    )
+    pieces: list[str] = []
+    usage = None
+    stream = await client.chat.completions.create(
+        model=CHAT,
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=24,
+        temperature=0,
+        seed=7,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    async for chunk in stream:
+        assert chunk.object == "chat.completion.chunk"
+        assert chunk.model == CHAT
+        usage = chunk.usage or usage
+        pieces.extend(c.delta.content for c in chunk.choices if c.delta.content)
+    # Token by token, not one piece after the whole generation.
+    assert len(pieces) >= 5
+    assert "".join(pieces) == whole.choices[0].message.content
+    assert usage is not None
+    assert usage.completion_tokens == len(pieces)
+
+
+@pytest.mark.anyio
+async def test_a_streamed_prompt_past_the_context_is_refused_before_the_stream(
+    client: AsyncOpenAI,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.chat.completions.create(
+            model=CHAT,
+            messages=[{"role": "user", "content": "word " * (2 * TEST_CONTEXT_TOKENS)}],
+            max_tokens=5,
+            stream=True,
+        )
+    assert caught.value.code == "context_length_exceeded"

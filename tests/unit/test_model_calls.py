@@ -15,12 +15,13 @@ import openai
 import pytest
 
 from apps.worker.failures import describe
+from apps.worker.fair_gate import Turn
 from apps.worker.gateway import Gateway, ModelBudgetSpent
 from apps.worker.model_client import ModelClient
 from apps.worker.profiles import Catalog, ModelProfile
 from apps.worker.tasks import extract
 from apps.worker.tasks.extract import InvalidOutput
-from jobrelay.contract import JobInput, JobRecord, utcnow
+from jobrelay.contract import JobInput, JobRecord, Priority, utcnow
 from tests.doubles.scripted_model import Reply, ScriptedModel, scripted_model
 
 pytestmark = pytest.mark.anyio
@@ -240,3 +241,32 @@ async def test_the_worker_holds_its_in_flight_limit_under_a_burst(double: Script
 
     assert len(double.calls()) == 100
     assert double.max_in_flight == 4
+
+
+async def test_a_waiting_call_of_another_tenant_or_priority_goes_before_a_backlog(
+    double: ScriptedModel,
+) -> None:
+    """The gateway's in-flight wait is the fair gate (apps/worker/fair_gate.py), fed the
+    job's priority and tenant through its ModelClient."""
+    double.default_delay = 0.05
+    gateway = Gateway(_catalog(double.url), limits=None, max_inflight=1)
+
+    def models(turn: Turn) -> ModelClient:
+        return ModelClient(gateway, "embed", None, attempt=1, turn=turn)
+
+    async with anyio.create_task_group() as group:
+        for i in range(8):
+            group.start_soon(models(Turn(Priority.NORMAL, "big")).embed, [f"big {i}"])
+            await anyio.sleep(0.001)  # queued in this order
+        group.start_soon(models(Turn(Priority.NORMAL, "small")).embed, ["small"])
+        await anyio.sleep(0.001)
+        group.start_soon(models(Turn(Priority.HIGH, "big")).embed, ["urgent"])
+    await gateway.close()
+
+    order = [str(seen.body["input"]).strip("[]'") for seen in double.calls()]
+    assert len(order) == 10
+    # The first call was already in flight; then the high one, then the other tenant's, at
+    # most one of the backlog before it (fair queuing's tie), and the backlog in its order.
+    assert order[1] == "urgent"
+    assert order.index("small") <= 3
+    assert [o for o in order if o.startswith("big")] == [f"big {i}" for i in range(8)]
