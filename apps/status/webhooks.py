@@ -2,8 +2,8 @@
 client gave; retried with jittered exponential backoff; every attempt recorded on the job.
 
 A delivery never changes the job's status. The `webhook-id` is stable per job and status
-change (`{job_id}-{seq}`), so a receiver can drop the duplicates a retry or a redelivered
-event may cause.
+change (`{job_id}-{seq}`; an `output` event's `{job_id}-{seq}.{n}`, as its id on the event
+stream), so a receiver can drop the duplicates a retry or a redelivered event may cause.
 
 `on_change` only hands the delivery to the lanes (apps/status/delivery_lanes.py) and
 returns, so the event that triggered it is acknowledged at once whatever the receiver does.
@@ -32,7 +32,9 @@ from apps.status.settings import StatusSettings
 from apps.status.signing import SigningSecrets
 from jobrelay.conflicts import STORE_ERRORS
 from jobrelay.contract import JobRecord, JobView, WebhookDelivery, WebhookEvent, utcnow
+from jobrelay.deltas import DeltaLog
 from jobrelay.errors import DAPR_ERRORS
+from jobrelay.event_ids import EventId
 from jobrelay.store import JobStore
 from jobrelay.webhook_targets import RefusedTarget, Target, UnresolvedTarget, resolve_target
 
@@ -68,8 +70,10 @@ class WebhookSender:
         settings: StatusSettings,
         http: httpx.AsyncClient,
         secrets: SigningSecrets,
+        deltas: DeltaLog,
     ) -> None:
         self._store = store
+        self._deltas = deltas  # the streamed text an `output` event carries
         self._settings = settings
         self._http = http
         self._secrets = secrets
@@ -83,11 +87,21 @@ class WebhookSender:
     async def on_change(self, record: JobRecord) -> None:
         """Start delivering `record`'s webhook if it asked for this change; returns at once."""
         spec = record.webhook
-        event = WebhookEvent.of(record.status)
-        if spec is None or event is None or event not in spec.events:
-            return
+        event = spec.wanted(record.status) if spec is not None else None
+        if event is not None:
+            await self._submit(record, event)
+
+    async def on_output(self, record: JobRecord, delta: int) -> None:
+        """Start delivering an `output` event: `record` (running) with the text its attempt
+        streamed up to chunk `delta`; returns at once."""
+        if record.webhook is not None and WebhookEvent.OUTPUT in record.webhook.events:
+            await self._submit(record, WebhookEvent.OUTPUT, delta)
+
+    async def _submit(
+        self, record: JobRecord, event: WebhookEvent, delta: int | None = None
+    ) -> None:
         before = self._latest.get(record.id)
-        task = self.lanes.submit(record.tenant, partial(self._after, before, record, event))
+        task = self.lanes.submit(record.tenant, partial(self._after, before, record, event, delta))
         if task is not None:
             self._latest[record.id] = task
             task.add_done_callback(partial(self._forget, record.id))
@@ -108,18 +122,27 @@ class WebhookSender:
         await self.lanes.close()
 
     async def _after(
-        self, before: asyncio.Task[None] | None, record: JobRecord, event: WebhookEvent
+        self,
+        before: asyncio.Task[None] | None,
+        record: JobRecord,
+        event: WebhookEvent,
+        delta: int | None,
     ) -> None:
         if before is not None:
             await asyncio.wait([before])  # its outcome is its own; only the order matters
-        await self._deliver(record, event)
+        await self._deliver(record, event, delta)
 
     def _forget(self, job_id: str, task: asyncio.Task[None]) -> None:
         if self._latest.get(job_id) is task:
             del self._latest[job_id]
 
-    async def _deliver(self, record: JobRecord, event: WebhookEvent) -> None:
+    async def _deliver(
+        self, record: JobRecord, event: WebhookEvent, delta: int | None = None
+    ) -> None:
         assert record.webhook is not None
+        # An `output` is tried once and not recorded on the job: the next one, 500 ms on,
+        # carries all its text, and a record write per output would cost more than it says.
+        output = event is WebhookEvent.OUTPUT
         lane = target_key(record.webhook.url)
         message: _Message | None = None
         attempt = 0
@@ -129,7 +152,7 @@ class WebhookSender:
             attempt += 1
             if message is None:
                 try:
-                    message = await self._message(record, event)
+                    message = await self._message(record, event, delta)
                 except DAPR_ERRORS as exc:
                     log.warning("job_id=%s webhook: job unreadable, retried: %s", record.id, exc)
                     unread = WebhookDelivery(
@@ -142,11 +165,12 @@ class WebhookSender:
                     return _Try(unread, again=True)
             async with self.lanes.slot(record.tenant, lane):
                 tried = await self._try(message, attempt)
-            await self._note(record.id, tried.delivery)
+            if not output:
+                await self._note(record.id, tried.delivery)
             return tried
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._settings.webhook_attempts),
+            stop=stop_after_attempt(1 if output else self._settings.webhook_attempts),
             wait=wait_random_exponential(multiplier=1, max=30),
             retry=retry_if_result(lambda tried: tried.again),
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
@@ -157,9 +181,16 @@ class WebhookSender:
                 "job_id=%s webhook %s not delivered after %d tries", record.id, event, attempt
             )
 
-    async def _message(self, record: JobRecord, event: WebhookEvent) -> _Message:
-        body = JobView.of(record, self._settings.public_base_url).model_dump_json()
-        return _Message(record, event, f"{record.id}-{record.seq}", body)
+    async def _message(
+        self, record: JobRecord, event: WebhookEvent, delta: int | None = None
+    ) -> _Message:
+        view = JobView.of(record, self._settings.public_base_url)
+        if delta is None:
+            return _Message(record, event, f"{record.id}-{record.seq}", view.model_dump_json())
+        text = "".join(await self._deltas.read(record.id, record.seq, 1, delta))
+        body = view.model_copy(update={"streamed_text": text}).model_dump_json()
+        # The event's id, as on the job's stream (jobrelay.event_ids): one per output.
+        return _Message(record, event, f"{record.id}-{EventId(record.seq, delta)}", body)
 
     async def _try(self, message: _Message, attempt: int) -> _Try:
         """One try: check the target (again: DNS may have changed), sign, send."""

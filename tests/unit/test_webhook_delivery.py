@@ -24,6 +24,7 @@ from typing import Any, cast
 import httpx
 import pytest
 from dapr.clients.exceptions import DaprInternalError
+from standardwebhooks import Webhook
 
 from apps.status.settings import StatusSettings
 from apps.status.signing import SigningSecrets
@@ -31,6 +32,7 @@ from apps.status.webhooks import NO_ANSWER, WebhookSender
 from jobrelay import keys
 from jobrelay.auth import AuthSettings
 from jobrelay.contract import JobInput, JobRecord, JobStatus, WebhookSpec
+from jobrelay.deltas import DeltaLog
 from jobrelay.state import State
 from jobrelay.store import JobStore
 from jobrelay.webhook_targets import get_target_settings
@@ -61,6 +63,8 @@ class Jobs(JobStore):
 class Receiver:
     url: str
     hosts: list[str] = field(default_factory=list)  # the Host header of each request
+    # Each request's headers and body, for the signature checks.
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
 
 
 @contextmanager
@@ -70,8 +74,9 @@ def receiver(address: str, port: int) -> Iterator[Receiver]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
             got.hosts.append(self.headers.get("host", ""))
+            got.requests.append((dict(self.headers.items()), body))
             self.send_response(200)
             self.end_headers()
 
@@ -139,7 +144,7 @@ def sender(
 ) -> WebhookSender:
     status = settings(**changes)
     secrets = secrets or SigningSecrets(cast(Any, None), status, AuthSettings())
-    return WebhookSender(store, status, http, secrets)
+    return WebhookSender(store, status, http, secrets, DeltaLog(State(cast(Any, store.dapr))))
 
 
 def finished_job(store: Jobs, url: str, tenant: str = "default") -> JobRecord:
@@ -245,3 +250,25 @@ async def test_one_tenants_silent_receivers_do_not_hold_up_anothers_webhook(
         assert time.monotonic() - started < 2
         assert webhooks.lanes.waiting("noisy") == 50
         await webhooks.close()
+
+
+async def test_an_output_event_carries_the_text_so_far_signed_and_is_not_recorded(
+    http: httpx.AsyncClient,
+) -> None:
+    store = Jobs()
+    deltas = DeltaLog(State(cast(Any, store.dapr)))
+    with receiver("127.0.0.1", free_port()) as hook:
+        spec = WebhookSpec.model_validate({"url": hook.url, "events": ["output"]})
+        record = JobRecord.new("chat", JobInput(text="hi"), {}, {}, webhook=spec)
+        record = record.moved_to(JobStatus.RUNNING)
+        store.put(record)
+        for n, text in enumerate(["Hel", "lo", " there"], start=1):
+            await deltas.append(record, n, text, 60)
+        await sender(store, http).on_output(record, 2)
+        await until(lambda: hook.requests, 10)
+    headers, body = hook.requests[0]
+    assert headers["webhook-id"] == f"{record.id}-{record.seq}.2"
+    payload = Webhook(SECRET).verify(body, headers)  # the standardwebhooks package
+    assert payload["streamed_text"] == "Hello"  # chunks 1 and 2: not yet the third
+    assert payload["status"] == "running"
+    assert store.deliveries(record.id) == []  # an output costs no record write
