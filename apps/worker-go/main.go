@@ -86,13 +86,17 @@ func run() error {
 	}
 	mux.Get("/healthz", healthz(client))
 	service := daprhttp.NewServiceWithMux(net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), mux)
-	jobsSub := &common.Subscription{PubsubName: contract.PubSub, Topic: contract.JobsTopic,
-		Route: "/events/pubsub/jobs", DeadLetterTopic: contract.DeadLetterTopic}
+	// Every lane, as the Python worker (src/jobrelay/lanes.py), and the pre-lane topic; the
+	// deliveries waiting for a model call are let in by models.FairGate (docs/fairness.md).
+	for _, topic := range append(contract.LaneTopics(s.TenantShards), contract.JobsTopic) {
+		sub := &common.Subscription{PubsubName: contract.PubSub, Topic: topic,
+			Route: "/events/pubsub/" + topic, DeadLetterTopic: contract.DeadLetterTopic}
+		if err := service.AddTopicEventHandler(sub, onJob(r)); err != nil {
+			return err
+		}
+	}
 	deadSub := &common.Subscription{PubsubName: contract.PubSub, Topic: contract.DeadLetterTopic,
 		Route: "/events/pubsub/jobs-dead"}
-	if err := service.AddTopicEventHandler(jobsSub, onJob(r)); err != nil {
-		return err
-	}
 	if err := service.AddTopicEventHandler(deadSub, onDeadLetter(r)); err != nil {
 		return err
 	}

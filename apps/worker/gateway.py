@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ import numpy.typing as npt
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, DefaultAioHttpClient
 
+from apps.worker.fair_gate import FairGate, Turn
 from apps.worker.genai import count_retry, model_call
 from apps.worker.profiles import Catalog, ModelProfile
 from apps.worker.rate_window import ModelRequest, RateWindows
@@ -68,13 +68,15 @@ class Gateway:
         catalog: Catalog,
         limits: tuple[RateWindows, SharedSlots] | None,
         max_inflight: int,
+        tenant_weights: dict[str, float] | None = None,
     ) -> None:
         self.catalog = catalog
         self._limits = limits  # shared by every replica; None: this worker's limit alone
         self._clients = {name: _client(p) for name, p in catalog.profiles.items()}
-        # Per worker: calls beyond this wait here, and the sidecar's app-max-concurrency keeps
-        # further messages with the broker rather than in this process.
-        self._inflight = asyncio.Semaphore(max_inflight)
+        # Per worker: calls beyond this wait here, served by priority and fair share among
+        # tenants (fair_gate.py), and the sidecar's app-max-concurrency keeps further
+        # messages with the broker rather than in this process.
+        self._inflight = FairGate(max_inflight, tenant_weights)
         self.labels: dict[LabelKey, npt.NDArray[np.float32]] = {}
 
     async def close(self) -> None:
@@ -102,13 +104,16 @@ class Gateway:
         op: Op[T],
         tokens: int = 0,
         budget: int | None = None,
+        turn: Turn | None = None,
     ) -> tuple[T, ModelProfile]:
         """`op`'s answer from the first profile of `chain` that gives one, and that profile.
 
         `tokens` estimates the call's tokens, for the profiles' tokens-per-minute limits.
         `budget`: the calls the job may still make; ModelBudgetSpent once `calls` holds that
-        many (every retry is a call).
+        many (every retry is a call). `turn`: the job's priority and tenant, which order the
+        wait for this worker's in-flight limit.
         """
+        turn = turn or Turn()
         if not chain:
             raise CapabilityUnavailable(capability)
         last: BaseException | None = None
@@ -126,7 +131,7 @@ class Gateway:
                                 "JOBRELAY_WORKER_MAX_MODEL_CALLS_PER_JOB)"
                             )
                         answer = await self._once(
-                            profile, capability, deadline, calls, attempt, op, tokens
+                            profile, capability, deadline, calls, attempt, op, tokens, turn
                         )
                         return answer, profile
             except Exception as exc:
@@ -151,6 +156,7 @@ class Gateway:
         attempt: int,
         op: Op[T],
         tokens: int,
+        turn: Turn,
     ) -> T:
         seconds = profile.timeout_seconds
         if deadline is not None:
@@ -159,11 +165,11 @@ class Gateway:
         # slot's lease cannot run out while it waits. Then this worker's own slot, then the
         # one shared with every replica: each is held only around the model call itself.
         if self._limits is None:
-            async with self._inflight:
+            async with self._inflight.admitted(turn):
                 return await self._timed(profile, capability, calls, attempt, op, seconds)
         rates, slots = self._limits
         await rates.admit(ModelRequest(profile, tokens), deadline)
-        async with self._inflight:
+        async with self._inflight.admitted(turn):
             slot = await slots.admit(profile, deadline)
             try:
                 return await self._timed(profile, capability, calls, attempt, op, seconds)

@@ -40,6 +40,12 @@ class WorkerSettings(ServiceSettings, env_prefix=_PREFIX):
         "worker for a free call, so keep dapr.yaml's appMaxConcurrency above it: a delivery "
         "ready the moment a call ends keeps the model busy all the time.",
     )
+    tenant_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Tenants' shares of this worker's model calls, as JSON (`{\"acme\": 3}`); "
+        "a tenant not listed weighs 1. Among jobs of one priority waiting here, each tenant "
+        "gets calls in proportion to its weight (docs/fairness.md).",
+    )
     arrival_grace_seconds: float = Field(
         default=ARRIVAL_GRACE_SECONDS,
         gt=0,

@@ -15,6 +15,20 @@ import (
 // Status is where a job is in its life. Only queued and running are not terminal.
 type Status string
 
+// Priority is a job's lane (src/jobrelay/lanes.py); the order of Priorities is the order a
+// worker serves them.
+type Priority string
+
+// The priorities, served first to last.
+const (
+	High   Priority = "high"
+	Normal Priority = "normal"
+	Low    Priority = "low"
+)
+
+// Priorities in the order a worker serves them, as src/jobrelay/contract/status.py.
+var Priorities = []Priority{High, Normal, Low}
+
 const (
 	Queued    Status = "queued"    // accepted and published; no worker holds it
 	Running   Status = "running"   // a worker has claimed it and is calling the model
@@ -105,12 +119,17 @@ type JobInput struct {
 type WebhookEvent string
 
 const (
-	WebhookRunning   WebhookEvent = "running"   // a worker started the job
+	WebhookStart     WebhookEvent = "start"     // a worker started the job
+	WebhookOutput    WebhookEvent = "output"    // streamed text so far (chat, summarize: Python only)
 	WebhookCompleted WebhookEvent = "completed" // the job became terminal, whatever the outcome
+	WebhookFailed    WebhookEvent = "failed"    // the job failed, expired or was cancelled
+	WebhookRunning   WebhookEvent = "running"   // the old name of start, still accepted
 )
 
 // WebhookEvents lists every webhook event, for the drift test against the schema's enum.
-var WebhookEvents = []WebhookEvent{WebhookRunning, WebhookCompleted}
+var WebhookEvents = []WebhookEvent{
+	WebhookStart, WebhookOutput, WebhookCompleted, WebhookFailed, WebhookRunning,
+}
 
 // WebhookSpec is where to POST the job when it changes.
 type WebhookSpec struct {
@@ -160,10 +179,20 @@ type JobError struct {
 	Retryable bool   `json:"retryable"` // whether submitting the same job again may succeed
 }
 
+// BatchLine is the line of an OpenAI-style batch a job was made from. This worker keeps it
+// on the record it rewrites; it does not publish `batch-events` (intake's batches catch up
+// on such jobs by reading their statuses in bulk when their counts stop moving).
+type BatchLine struct {
+	BatchID  string `json:"batch_id"`  // the batch, `batch_...`
+	Line     int    `json:"line"`      // the 1-based line of its input file
+	CustomID string `json:"custom_id"` // the line's custom_id
+}
+
 // JobRecord is the job as stored under `job:{id}`: the single source of truth.
 type JobRecord struct {
 	ID                string            `json:"id"`                 // random UUID4 hex
 	Tenant            string            `json:"tenant"`             // owner of the job
+	Priority          Priority          `json:"priority"`           // its lane: high, normal or low
 	Task              string            `json:"task"`               // task name, e.g. `classify`
 	Input             JobInput          `json:"input"`              // the task's input
 	Params            Object            `json:"params"`             // task parameters
@@ -186,6 +215,7 @@ type JobRecord struct {
 	WebhookDeliveries []WebhookDelivery `json:"webhook_deliveries"` // every delivery attempt
 	Traceparent       *string           `json:"traceparent"`        // W3C traceparent of the submit
 	Worker            *string           `json:"worker"`             // who made the latest claim
+	Batch             *BatchLine        `json:"batch"`              // the batch line it came from
 	Watchers          []string          `json:"watchers"`           // replicas waiting on the job
 }
 
@@ -204,6 +234,9 @@ func (r JobRecord) MarshalJSON() ([]byte, error) {
 	}
 	if r.Watchers == nil {
 		r.Watchers = []string{}
+	}
+	if r.Priority == "" {
+		r.Priority = Normal // a record from before priorities: the default lane
 	}
 	return json.Marshal(plain(r))
 }
@@ -261,6 +294,8 @@ type JobEvent struct {
 	Seq      int      `json:"seq"`      // the record's seq after the change
 	Status   Status   `json:"status"`   // the status it changed to
 	Watchers []string `json:"watchers"` // the replicas waiting on the job
+	// Delta is set on a streamed-text event, which only the Python worker sends.
+	Delta *int `json:"delta,omitempty"`
 }
 
 // EventOf is the event for a record just written.
@@ -277,17 +312,15 @@ func WantsWebhook(r *JobRecord) bool {
 	if r.Webhook == nil {
 		return false
 	}
-	var event WebhookEvent
-	switch {
-	case r.Status.Terminal():
-		event = WebhookCompleted
-	case r.Status == Running:
-		event = WebhookRunning
-	default:
-		return false
-	}
+	// As WebhookSpec.wanted in packages/contract: `running` is read as `start`, and a
+	// terminal change is wanted by `completed`, and by `failed` unless it succeeded.
 	for _, e := range r.Webhook.Events {
-		if e == event {
+		switch {
+		case r.Status == Running && (e == WebhookStart || e == WebhookRunning):
+			return true
+		case r.Status.Terminal() && e == WebhookCompleted:
+			return true
+		case r.Status.Terminal() && r.Status != Succeeded && e == WebhookFailed:
 			return true
 		}
 	}

@@ -132,6 +132,10 @@ func (w walker) enum(path string, values []any, goType reflect.Type) {
 		for _, s := range contract.Statuses {
 			got = append(got, string(s))
 		}
+	case reflect.TypeOf(contract.Priority("")):
+		for _, p := range contract.Priorities {
+			got = append(got, string(p))
+		}
 	case reflect.TypeOf(contract.WebhookEvent("")):
 		for _, e := range contract.WebhookEvents {
 			got = append(got, string(e))
@@ -168,7 +172,7 @@ func TestTheGoTypesMatchTheSchemas(t *testing.T) {
 // A record as the Python services write it round-trips through the Go types unchanged, so
 // nothing the Go worker does not itself change is lost when it rewrites a record.
 func TestARecordWrittenByPythonRoundTripsUnchanged(t *testing.T) {
-	written := `{"id":"a1","tenant":"default","task":"classify","input":{"text":"hi","file":null},` +
+	written := `{"id":"a1","tenant":"default","priority":"high","task":"classify","input":{"text":"hi","file":null},` +
 		`"params":{"labels":["a","b"],"threshold":0.5,"n":12345678901234567890},"metadata":{"k":"v"},` +
 		`"status":"running","seq":2,"attempts":1,"created_at":"2026-11-21T19:39:30.177583Z",` +
 		`"started_at":"2026-11-21T19:39:30.186516Z","finished_at":null,"deadline":null,` +
@@ -177,7 +181,8 @@ func TestARecordWrittenByPythonRoundTripsUnchanged(t *testing.T) {
 		`"webhook":{"url":"http://127.0.0.1:9/h","events":["running","completed"]},` +
 		`"webhook_deliveries":[{"event":"running","attempt":1,"at":"2026-11-21T19:39:30.200000Z",` +
 		`"status_code":204,"error":null,"delivered":true}],"traceparent":null,` +
-		`"worker":"python/worker-0123456789ab","watchers":["status-abc"]}`
+		`"worker":"python/worker-0123456789ab",` +
+		`"batch":{"batch_id":"batch_0a","line":3,"custom_id":"c-3"},"watchers":["status-abc"]}`
 	var r contract.JobRecord
 	if err := json.Unmarshal([]byte(written), &r); err != nil {
 		t.Fatal(err)
@@ -219,5 +224,14 @@ func TestTimesAreWrittenAsThePythonServicesWriteThem(t *testing.T) {
 	got, _ := json.Marshal(at)
 	if string(got) != `"2026-11-21T19:39:30.177583Z"` {
 		t.Fatalf("got %s", got)
+	}
+}
+
+func TestLaneTopicsAreThePythonWorkersLanes(t *testing.T) {
+	// src/jobrelay/lanes.py: every priority, highest first, then every shard.
+	want := []string{"jobs-high-0", "jobs-high-1", "jobs-normal-0", "jobs-normal-1",
+		"jobs-low-0", "jobs-low-1"}
+	if got := contract.LaneTopics(2); !reflect.DeepEqual(got, want) {
+		t.Fatalf("lanes %v, want %v", got, want)
 	}
 }

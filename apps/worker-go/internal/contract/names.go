@@ -25,6 +25,19 @@ const (
 	MaxJobLifetimeSeconds = 7 * 24 * 3600
 )
 
+// LaneTopics is every lane topic (src/jobrelay/lanes.py): `jobs-{priority}-{shard}` for
+// each priority and tenant shard. The worker subscribes to all of them and to JobsTopic,
+// the one topic of the jobs published before lanes.
+func LaneTopics(shards int) []string {
+	topics := make([]string, 0, len(Priorities)*shards)
+	for _, p := range Priorities {
+		for s := range shards {
+			topics = append(topics, fmt.Sprintf("%s-%s-%d", JobsTopic, p, s))
+		}
+	}
+	return topics
+}
+
 // Tombstone is what a fenced key holds: a job whose record intake never stored. Every read
 // of it is "no such job".
 var Tombstone = []byte(`{"never_accepted":true}`)

@@ -52,7 +52,7 @@ type Gateway struct {
 	Catalog  *Catalog
 	http     *http.Client
 	limits   Limits
-	inflight chan struct{}
+	inflight *FairGate
 	labels   *labelCache
 }
 
@@ -64,7 +64,7 @@ func NewGateway(c *Catalog, limits Limits, maxInflight int) *Gateway {
 		Catalog:  c,
 		http:     &http.Client{Transport: transport},
 		limits:   limits,
-		inflight: make(chan struct{}, maxInflight),
+		inflight: NewFairGate(maxInflight),
 		labels:   newLabelCache(labelCacheSize),
 	}
 }
@@ -79,9 +79,11 @@ type Embedding struct {
 // Job is one delivery's view of the models: it carries the job's task, deadline, attempt
 // and budget, and collects every call for the job's record.
 type Job struct {
-	gateway  *Gateway
-	task     string
-	tenant   string
+	gateway *Gateway
+	task    string
+	tenant  string
+	// Priority orders this job's wait for the worker's in-flight limit (FairGate), with tenant.
+	Priority contract.Priority
 	deadline *time.Time
 	attempt  int
 	budget   int // model calls this attempt may still make
@@ -163,12 +165,10 @@ func (j *Job) once(ctx context.Context, p *Profile, texts []string) (*Embedding,
 	if err := g.limits.Admit(ctx, p, tokens, j.deadline); err != nil {
 		return nil, err
 	}
-	select {
-	case g.inflight <- struct{}{}:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+	if err := g.inflight.Acquire(ctx, j.Priority, j.tenant); err != nil {
+		return nil, err
 	}
-	defer func() { <-g.inflight }()
+	defer g.inflight.Release()
 	release, err := g.limits.Slot(ctx, p, j.deadline)
 	if err != nil {
 		return nil, err

@@ -224,6 +224,7 @@ func (r *Runner) run(ctx context.Context, claimed *contract.JobRecord) (Delivery
 	}
 	calls := r.gateway.ForJob(claimed.Task, claimed.Tenant, deadline, claimed.Attempts,
 		r.settings.MaxModelCallsPerJob-spent)
+	calls.Priority = claimed.Priority // its place in the wait for a model call (FairGate)
 
 	work, stop := context.WithCancelCause(r.stopping)
 	defer stop(nil)

@@ -24,6 +24,7 @@ type Settings struct {
 	RetentionSeconds    int           // JOBRELAY_RETENTION_SECONDS: terminal records live this long
 	AppAPIToken         string        // APP_API_TOKEN: what the sidecar sends in `dapr-api-token`
 	StopGrace           time.Duration // JOBRELAY_WORKER_STOP_GRACE_SECONDS: running jobs' time to end on SIGTERM
+	TenantShards        int           // JOBRELAY_TENANT_SHARDS: lanes per priority (src/jobrelay/lanes.py)
 }
 
 // Defaults and bounds are those of apps/worker/settings.py and src/jobrelay/constants.py;
@@ -92,6 +93,7 @@ func Load() (*Settings, error) {
 		RetentionSeconds:    r.integer("JOBRELAY_RETENTION_SECONDS", 24*3600, 60, 1<<31-1),
 		AppAPIToken:         r.str("APP_API_TOKEN", ""),
 		StopGrace:           r.seconds("JOBRELAY_WORKER_STOP_GRACE_SECONDS", 25),
+		TenantShards:        r.integer("JOBRELAY_TENANT_SHARDS", 4, 1, 16),
 	}
 	if r.err != nil {
 		return nil, r.err
