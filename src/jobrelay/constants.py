@@ -17,6 +17,8 @@ EVENTS_PUBSUB: Final = "events"
 
 # Topics. The dead-letter topic receives what the worker gave up on after the resiliency
 # policy's retries, so a job can be marked failed instead of staying "queued" forever.
+# Jobs go to one topic per lane (jobrelay.lanes: `jobs-{priority}-{shard}`); `jobs` is the one
+# topic of the jobs published before lanes, still drained by the worker.
 JOBS_TOPIC: Final = "jobs"
 DEAD_LETTER_TOPIC: Final = "jobs-dead"
 # A status change of a job someone waits on (JobEvent), for live streams and Prefer: wait,
@@ -25,6 +27,11 @@ JOB_EVENTS_TOPIC: Final = "job-events"
 # A status change a job's webhook asked for, through PUBSUB: one delivery across the
 # status replicas (apps/status/webhooks.py).
 WEBHOOK_EVENTS_TOPIC: Final = "job-webhooks"
+# OpenAI-style batches (apps/intake/batches): intake's own work list, through PUBSUB (one
+# consumer group: each step is done by one intake replica, again after a crash), and the
+# terminal status of every job made from a batch line, which intake counts.
+BATCHES_TOPIC: Final = "batches"
+BATCH_EVENTS_TOPIC: Final = "batch-events"
 
 # The newest this many dead-lettered jobs of a tenant are listed (jobrelay.dead_letters).
 DEAD_LETTER_INDEX_SIZE: Final = 1000

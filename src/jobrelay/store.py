@@ -118,6 +118,11 @@ class JobStore:
         except KeyTaken as exc:
             raise Fenced(record.id) from exc
 
+    async def put_new(self, record: JobRecord) -> None:
+        """Store a record whose key nobody else can have written yet (a batch line's first
+        fan-out, apps/intake/batches): unguarded, so many at once coalesce into bulk saves."""
+        await self._state.put(keys.job(record.id), record.model_dump_json(), self._ttl(record))
+
     async def replace(self, record: JobRecord, etag: str) -> None:
         """Overwrite the version `etag` names; StaleRecord if another write came first.
 
@@ -169,6 +174,10 @@ class JobStore:
             return await self.get(job_id)
         log.warning("job_id=%s fenced: its record never arrived; the job was not accepted", job_id)
         return None
+
+    def ttl(self, record: JobRecord) -> int:
+        """How long `record`, written now, lives (and what lives with it: its deltas)."""
+        return self._ttl(record)
 
     def _ttl(self, record: JobRecord) -> int:
         """Terminal records expire after the retention period; live ones once the job could

@@ -1,54 +1,66 @@
-"""`jobrelay batch`'s file handling: keys that survive a rerun, and a ledger a kill cannot
-corrupt. The run against the stack is in tests/integration/test_cli.py."""
+"""`jobrelay batch`'s file handling: input lines become OpenAI batch lines for `/v1/jobs`
+with their numbers kept, and the server's output and error lines become the CLI's records.
+The run against the stack is in tests/integration/test_cli.py."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 from jobrelay.cli import batch
-from jobrelay.client import ApiError, ConnectionFailed, WaitTimeout
 
 LINE = '{"task": "embed", "input": {"text": "hello"}}'
 
 
-def test_idempotency_key_depends_only_on_file_line_and_content(tmp_path: Path) -> None:
-    source = tmp_path / "in.jsonl"
-    key = batch.idempotency_key(source, 3, LINE)
-    assert key == batch.idempotency_key(source, 3, LINE)
-    assert key != batch.idempotency_key(source, 4, LINE)
-    assert key != batch.idempotency_key(source, 3, LINE.replace("hello", "hullo"))
-    assert key != batch.idempotency_key(tmp_path / "other.jsonl", 3, LINE)
-    assert len(key) <= 255
-
-
-def test_lines_keep_their_numbers_and_custom_ids(tmp_path: Path) -> None:
+def test_lines_become_jobs_batch_lines_and_keep_their_numbers(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     custom = json.dumps({"custom_id": "a-1", **json.loads(LINE)})
     source.write_text(f"{LINE}\n\n{custom}\n[1, 2]\n{{broken\n")
-    lines = batch.read_lines(source)
-    assert [(line.number, line.custom_id) for line in lines] == [
-        (1, "line-1"),
-        (3, "a-1"),
-        (4, "line-4"),
-        (5, "line-5"),
-    ]
-    assert lines[1].submission is not None
-    assert lines[1].submission.idempotency_key == batch.idempotency_key(source, 3, custom)
-    assert lines[2].problem == "a line must be a JSON object"
-    assert lines[3].problem is not None
-    assert lines[3].problem.startswith("not valid JSON")
+    out = io.StringIO()
+    numbers = batch.write_requests(source, out)
+    written = out.getvalue().split("\n")
+    assert len(written) == 6  # five lines, the blank one kept, and the final newline
+    first = json.loads(written[0])
+    assert first == {
+        "custom_id": "line-1",
+        "method": "POST",
+        "url": "/v1/jobs",
+        "body": json.loads(LINE),
+    }
+    assert written[1] == ""
+    assert json.loads(written[2])["custom_id"] == "a-1"
+    assert "custom_id" not in json.loads(written[2])["body"]
+    # Not objects: sent as they are, for the server to refuse with its reason.
+    assert written[3:5] == ["[1, 2]", "{broken"]
+    assert numbers == {"line-1": [1], "a-1": [3]}
 
 
-def test_a_torn_last_record_is_cut_off(tmp_path: Path) -> None:
-    ledger = tmp_path / "out.jsonl"
-    ledger.write_text('{"line": 1}\n{"line": 2}\n{"li')
-    assert batch.done_lines(ledger, tmp_path / "missing.jsonl") == {1, 2}
-    assert ledger.read_text() == '{"line": 1}\n{"line": 2}\n'
-
-
-def test_only_transient_errors_are_left_for_a_rerun() -> None:
-    assert batch.is_transient(ConnectionFailed("refused"))
-    assert batch.is_transient(WaitTimeout("j", 1))
-    assert batch.is_transient(ApiError(503, "broker_unavailable", "down"))
-    assert not batch.is_transient(ApiError(422, "invalid_params", "bad"))
+def test_server_lines_become_records_with_their_line_numbers() -> None:
+    numbers = {"same": [2, 5], "line-7": [7]}
+    job = {"id": "j1", "status": "succeeded"}
+    ok = {
+        "custom_id": "same",
+        "response": {"status_code": 200, "request_id": "j1", "body": job},
+        "error": None,
+    }
+    assert batch.record_of(ok, numbers) == {
+        "id": "j1",
+        "custom_id": "same",
+        "line": 2,
+        "response": {"status_code": 200, "body": job},
+        "error": None,
+    }
+    assert batch.record_of(ok, numbers)["line"] == 5  # the next line with that custom_id
+    refused = {
+        "custom_id": None,
+        "response": None,
+        "error": {"code": "invalid_line", "message": "not JSON", "line": 9},
+    }
+    record = batch.record_of(refused, numbers)
+    assert (record["line"], record["custom_id"], record["id"]) == (9, "line-9", None)
+    assert record["error"] == {"code": "invalid_line", "message": "not JSON"}
+    error = {"code": "job_failed", "message": "the job was failed", "line": 7}
+    failed = {"custom_id": "line-7", "response": None, "error": error}
+    assert batch.record_of(failed, numbers)["line"] == 7
+    assert numbers["line-7"] == []

@@ -1,148 +1,138 @@
-"""`jobrelay batch`: a JSONL file of jobs in, one JSONL line per job out, resumable.
+"""`jobrelay batch`: a JSONL file of jobs in, one JSONL line per job out, run by the server's
+batch engine (the OpenAI-compatible `/v1/files` and `/v1/batches`, docs/openai-batch.md).
 
 Each input line is a submit body (`{"task", "input", "params", ...}`, docs/api.md),
-optionally with a `custom_id` of the caller's own, as in the OpenAI Batch API. Succeeded jobs
-go to the output file, everything else to the errors file, one line each:
+optionally with a `custom_id` of the caller's own. The CLI turns each into an OpenAI batch
+line for the `/v1/jobs` endpoint, uploads the file, creates one batch, shows its progress,
+and when it ends writes succeeded jobs to the output file and everything else to the errors
+file, one line each:
 
     {"id": job id or null, "custom_id": ..., "line": 1-based number,
      "response": {"status_code": 200, "body": the job} or null,
      "error": null or {"code", "message"}}
 
-Resuming is what makes a large batch safe to interrupt. The two files are the ledger: a line
-already in either is done and never sent again. A line that was sent but not recorded (the
-CLI was killed while it ran) is sent again with the same Idempotency-Key, derived from the
-file and the line, so the server answers with the job it already has instead of a new one.
-Transient failures (server unreachable, 5xx, a timeout) are not recorded: a rerun retries them.
+Resuming: the batch lives on the server. Its id is kept beside the output
+(`OUTPUT.batch.json`, with the input's SHA-256), so the same command run again after a kill
+or a lost connection follows the same batch instead of creating another: no line runs twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+import os
+import tempfile
+import time
+from collections import defaultdict
 from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from jobrelay.cli.common import EXIT_RETRY, JsonFlag, client_of, console, errors
-from jobrelay.client import ApiError, JobrelayError, Outcome, Submission
-from jobrelay.contract import JobStatus, SubmitRequest
+from jobrelay.cli.batch_api import ENDED, BatchApi
+from jobrelay.cli.common import EXIT_RETRY, JsonFlag, console, errors, fail
+from jobrelay.client import ClientSettings, JobrelayError
 
 
-@dataclass(frozen=True)
-class Line:
-    """One input line, parsed; `problem` says why it cannot be submitted at all."""
-
-    number: int
-    custom_id: str
-    submission: Submission | None
-    problem: str | None = None
-
-
-def idempotency_key(path: Path, number: int, text: str) -> str:
-    """The same file, line number and line give the same key on every run (and machine
-    path aside, nothing else): the key under which the server remembers this line's job."""
-    digest = hashlib.sha256(f"{path.resolve()}\n{number}\n{text}".encode()).hexdigest()
-    return f"jobrelay-batch-{digest[:48]}"
-
-
-def parse_line(path: Path, number: int, text: str) -> Line:
+def request_line(number: int, text: str) -> tuple[str, str | None]:
+    """The OpenAI batch line for an input line, and its custom_id (None: the server will
+    refuse the line as it stands, and say why in the errors file)."""
+    if not text.strip():
+        return "", None  # kept, so the server's line numbers are the file's
     try:
         raw: Any = json.loads(text)
-        if not isinstance(raw, dict):
-            raise TypeError("a line must be a JSON object")
-        custom_id = str(raw.pop("custom_id", f"line-{number}"))
-        request = SubmitRequest.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "line"
-        return Line(number, f"line-{number}", None, f"{where}: {first['msg']}")
-    except ValueError as exc:
-        return Line(number, f"line-{number}", None, f"not valid JSON: {exc}")
-    except TypeError as exc:
-        return Line(number, f"line-{number}", None, str(exc))
-    key = idempotency_key(path, number, text)
-    return Line(number, custom_id, Submission.of(request, idempotency_key=key))
+    except ValueError:
+        return text, None
+    if not isinstance(raw, dict):
+        return text, None
+    custom_id = str(raw.pop("custom_id", f"line-{number}"))
+    line = {"custom_id": custom_id, "method": "POST", "url": "/v1/jobs", "body": raw}
+    return json.dumps(line, separators=(",", ":")), custom_id
 
 
-def read_lines(path: Path) -> list[Line]:
-    """Every non-blank line of the input; blank lines keep their numbers but are skipped."""
-    with path.open(encoding="utf-8") as lines:
-        return [
-            parse_line(path, number, text.rstrip("\n"))
-            for number, text in enumerate(lines, start=1)
-            if text.strip()
-        ]
+def write_requests(source: Path, out: IO[str]) -> dict[str, list[int]]:
+    """Stream `source` into OpenAI batch lines; each custom_id's line numbers, in order."""
+    numbers: defaultdict[str, list[int]] = defaultdict(list)
+    with source.open(encoding="utf-8") as lines:
+        for number, text in enumerate(lines, start=1):
+            line, custom_id = request_line(number, text.rstrip("\n"))
+            out.write(line + "\n")
+            if custom_id is not None:
+                numbers[custom_id].append(number)
+    return dict(numbers)
 
 
-def done_lines(*ledgers: Path) -> set[int]:
-    """Line numbers already recorded in the output or errors file."""
-    done: set[int] = set()
-    for ledger in ledgers:
-        if not ledger.exists():
-            continue
-        _drop_torn_tail(ledger)
-        with ledger.open(encoding="utf-8") as records:
-            done.update(json.loads(record)["line"] for record in records if record.strip())
-    return done
-
-
-def _drop_torn_tail(ledger: Path) -> None:
-    # A kill in the middle of a write leaves half a line; appending after it would glue the
-    # next record to it. Cut back to the last complete line.
-    data = ledger.read_bytes()
-    if data and not data.endswith(b"\n"):
-        ledger.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def is_transient(error: JobrelayError) -> bool:
-    """Worth a rerun rather than a line in the errors file."""
-    if isinstance(error, ApiError):
-        return error.status >= 500 or error.status == 429
-    return error.code in ("connection_error", "stream_unavailable", "wait_timeout")
-
-
-def record_of(line: Line, outcome: Outcome | None) -> dict[str, Any]:
-    """The output or errors line for an input line (outcome None: the line did not parse)."""
-    record: dict[str, Any] = {
-        "id": None,
-        "custom_id": line.custom_id,
-        "line": line.number,
-        "response": None,
-        "error": None,
+def record_of(line: dict[str, Any], numbers: dict[str, list[int]]) -> dict[str, Any]:
+    """The output or errors record for a line of the batch's output or error file."""
+    error = line.get("error")
+    response = line.get("response")
+    number = error.get("line") if error else None
+    custom_id = line.get("custom_id")
+    if number is None and custom_id in numbers and numbers[custom_id]:
+        number = numbers[custom_id].pop(0)
+    elif number is not None and custom_id in numbers and number in numbers[custom_id]:
+        numbers[custom_id].remove(number)
+    return {
+        "id": response.get("request_id") if response else None,
+        "custom_id": custom_id if custom_id is not None else f"line-{number}",
+        "line": number,
+        "response": {"status_code": 200, "body": response["body"]} if response else None,
+        "error": {"code": error["code"], "message": error["message"]} if error else None,
     }
-    if outcome is None:
-        record["error"] = {"code": "invalid_line", "message": line.problem}
-    elif outcome.job is not None:
-        job = outcome.job
-        record["id"] = job.id
-        record["response"] = {"status_code": 200, "body": job.model_dump(mode="json")}
-        if job.status is not JobStatus.SUCCEEDED:
-            code = job.error.code if job.error else job.status.value
-            message = job.error.message if job.error else f"the job was {job.status.value}"
-            record["error"] = {"code": code, "message": message}
-    elif outcome.error is not None:
-        status = outcome.error.status if isinstance(outcome.error, ApiError) else None
-        body = {"error": {"code": outcome.error.code, "message": outcome.error.message}}
-        record["response"] = {"status_code": status, "body": body} if status else None
-        record["error"] = {"code": outcome.error.code, "message": outcome.error.message}
-    return record
 
 
-def write_record(out: IO[str], record: dict[str, Any]) -> None:
-    # One write and a flush per record: a kill loses at most the line being written, which
-    # done_lines() then cuts off, and the job stays findable by its Idempotency-Key.
-    out.write(json.dumps(record, separators=(",", ":")) + "\n")
-    out.flush()
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def pending(lines: list[Line], done: set[int]) -> Iterator[Line]:
-    return (line for line in lines if line.number not in done)
+def _start(api: BatchApi, source: Path, state: Path, digest: str) -> dict[str, Any]:
+    """Upload and create the batch; its state, saved before anything else can fail."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as out:
+        numbers = write_requests(source, out)
+    try:
+        file_id = api.upload(Path(out.name))
+    finally:
+        os.unlink(out.name)
+    batch = api.create(file_id, {"source": source.name[:500]})
+    saved = {"input_sha256": digest, "batch_id": batch["id"], "custom_ids": numbers}
+    state.write_text(json.dumps(saved))
+    return saved
+
+
+def _follow(api: BatchApi, batch_id: str, label: str, as_json: bool) -> dict[str, Any]:
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=errors, disable=as_json) as progress:
+        bar = progress.add_task(label, total=None)
+        while True:
+            batch = api.get(batch_id)
+            counts = batch["request_counts"]
+            done = counts["completed"] + counts["failed"]
+            progress.update(bar, total=counts["total"], completed=done)
+            if batch["status"] in ENDED:
+                return batch
+            time.sleep(0.5)
+
+
+def _write(api: BatchApi, file_id: str | None, path: Path, numbers: dict[str, list[int]]) -> int:
+    """Write a batch file's records to `path` (whole, then renamed into place)."""
+    partial = path.with_name(path.name + ".partial")
+    count = 0
+    with partial.open("w", encoding="utf-8") as out:
+        for line in api.lines(file_id):
+            out.write(json.dumps(record_of(line, numbers), separators=(",", ":")) + "\n")
+            count += 1
+    partial.replace(path)
+    return count
 
 
 def run_batch(
@@ -155,65 +145,46 @@ def run_batch(
         Path | None,
         typer.Option("--errors", "-e", help="Failed lines, JSONL (default: OUTPUT.errors.jsonl)."),
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Jobs in flight.")] = 8,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run every line of a JSONL file as a job; rerun the same command to resume."""
+    """Run every line of a JSONL file as a job, as one server-side batch; rerun the same
+    command to follow it again after an interruption."""
     errors_path = errors_file or output.with_suffix(".errors.jsonl")
-    lines = read_lines(input_file)
-    done = done_lines(output, errors_path)
-    todo = list(pending(lines, done))
-    counts: Counter[str] = Counter(resumed=len(lines) - len(todo))
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with (
-        output.open("a", encoding="utf-8") as out,
-        errors_path.open("a", encoding="utf-8") as err,
-        Progress(*columns, console=errors, disable=as_json) as progress,
-        client_of(ctx) as client,
-    ):
-        bar = progress.add_task(input_file.name, total=len(lines), completed=counts["resumed"])
-        for line in (line for line in todo if line.submission is None):
-            write_record(err, record_of(line, None))
-            counts["failed"] += 1
-            progress.advance(bar)
-        valid = [line for line in todo if line.submission is not None]
-        submissions = (line.submission for line in valid if line.submission is not None)
-        for outcome in client.map(submissions, concurrency=concurrency):
-            if outcome.error is not None and is_transient(outcome.error):
-                counts["retry"] += 1
-                continue
-            record = record_of(valid[outcome.index], outcome)
-            write_record(out if record["error"] is None else err, record)
-            counts["failed" if record["error"] else "succeeded"] += 1
-            progress.advance(bar)
-    _batch_summary(counts, len(lines), output, errors_path, as_json)
-
-
-def _batch_summary(
-    counts: Counter[str], total: int, output: Path, errors_path: Path, as_json: bool
-) -> None:
+    state_path = output.with_suffix(".batch.json")
+    digest = _digest(input_file)
+    settings: ClientSettings = ctx.obj
+    try:
+        with BatchApi(settings) as api:
+            state = json.loads(state_path.read_text()) if state_path.exists() else None
+            resumed = state is not None and state.get("input_sha256") == digest
+            if not resumed:
+                state = _start(api, input_file, state_path, digest)
+            assert state is not None
+            batch = _follow(api, state["batch_id"], input_file.name, as_json)
+            numbers = state["custom_ids"]
+            succeeded = _write(api, batch["output_file_id"], output, numbers)
+            failed = _write(api, batch["error_file_id"], errors_path, numbers)
+    except JobrelayError as exc:
+        if exc.code in ("connection_error",) or getattr(exc, "status", 0) >= 500:
+            errors.print(f"[yellow]{exc.message}: rerun the same command to resume[/]")
+            raise typer.Exit(EXIT_RETRY) from exc
+        raise fail(exc, as_json) from exc
     summary = {
-        "lines": total,
-        "already_done": counts["resumed"],
-        "succeeded": counts["succeeded"],
-        "failed": counts["failed"],
-        "to_retry": counts["retry"],
+        "lines": batch["request_counts"]["total"],
+        "succeeded": succeeded,
+        "failed": failed,
+        "batch": batch["id"],
+        "status": batch["status"],
+        "resumed": resumed,
         "output": str(output),
         "errors": str(errors_path),
     }
     if as_json:
         typer.echo(json.dumps(summary))
     else:
+        again = " (followed again)" if resumed else ""
         console.print(
-            f"{total} lines: {counts['succeeded']} succeeded and {counts['failed']} failed now, "
-            f"{counts['resumed']} done before; results in {output}, errors in {errors_path}"
+            f"{summary['lines']} lines: {succeeded} succeeded and {failed} failed, batch "
+            f"{batch['id']} {batch['status']}{again}; results in {output}, errors in "
+            f"{errors_path}"
         )
-        if counts["retry"]:
-            console.print(f"[yellow]{counts['retry']} lines hit a transient error: rerun[/]")
-    if counts["retry"]:
-        raise typer.Exit(EXIT_RETRY)
