@@ -128,7 +128,31 @@ def machine_facts(
     return Section("The machine and the run", text, ["", ""], rows)
 
 
+# What follows this line in the report is written by other suites (the fairness figures of
+# tests/integration/test_fairness.py) and is kept as it is when the bench rewrites the rest.
+KEPT_MARKER = "<!-- kept by make bench: written by the test suites -->"
+
+
 def write(path: Path, intro: str, sections: list[Section]) -> None:
     body = "\n".join([intro.strip(), "", *(s.markdown() for s in sections)])
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index(KEPT_MARKER) :] if KEPT_MARKER in old else ""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(body.rstrip() + "\n")
+    path.write_text(body.rstrip() + "\n" + ("\n" + kept.rstrip() + "\n" if kept else ""))
+
+
+def replace_section(path: Path, section: Section) -> None:
+    """`section` in place of the one with its title in `path` (appended if there is none):
+    for a scenario run alone, which must not drop the other scenarios' figures."""
+    text = path.read_text() if path.exists() else ""
+    heading = f"## {section.title}"
+    lines = text.rstrip().splitlines()
+    if heading in lines:
+        start = lines.index(heading)
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        lines[start:end] = [*section.markdown().rstrip().splitlines(), ""]
+    else:
+        lines += ["", *section.markdown().rstrip().splitlines()]
+    path.write_text("\n".join(lines).rstrip() + "\n")

@@ -32,6 +32,8 @@ from bench.model import ModelDouble
 from bench.report import Runs, Section
 from bench.stacks import INFLIGHT, Design
 from bench.stats import percentile, ratio
+from jobrelay.contract import Priority
+from jobrelay.lanes import Lanes
 
 log = logging.getLogger(__name__)
 
@@ -718,9 +720,11 @@ def _backlog_latencies(ctx: Context, design: Design, state: str, ids: list[str])
 
 
 def _lag(design: Design) -> int:
-    """Entries of `jobs` the worker's consumer group has not read yet (Redis 7's `lag`)."""
+    """Entries of the bench tenant's lane (jobrelay.lanes; all its jobs are `normal`) the
+    worker's consumer group has not read yet (Redis 7's `lag`)."""
     assert design.redis is not None
-    fields = design.redis.cli("xinfo", "groups", "jobs").split()
+    lane = Lanes().topic(Priority.NORMAL, "default")
+    fields = design.redis.cli("xinfo", "groups", lane).split()
     for name, value in itertools.pairwise(fields):
         if name == "lag" and value.isdigit():
             return int(value)
