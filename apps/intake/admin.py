@@ -141,7 +141,7 @@ async def _replay(intake: Intake, tenant: str, job_id: str) -> JobRecord | str:
     # Published after the guarded write: should intake die in between, the job stays queued
     # in the dead-letter list, and a second replay publishes it (requeued is idempotent).
     message = JobMessage(job_id=job_id, task=updated.record.task, sent_at=utcnow())
-    await intake.publish(message)
+    await intake.publish(message, updated.record)
     log.info("job_id=%s task=%s status=queued replayed by an operator", job_id, updated.record.task)
     await intake.events.changed(updated.record)
     return updated.record

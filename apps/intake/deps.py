@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from apps.intake.batches.engine import Batches
 from apps.intake.settings import IntakeSettings
 from apps.intake.submission import Intake
 from jobrelay.dependencies import from_app
@@ -17,7 +18,9 @@ class IntakeApp(ServiceApp):
 
     settings: IntakeSettings
     intake: Intake
+    batches: Batches
 
 
 IntakeDep = Annotated[Intake, Depends(from_app(IntakeApp, lambda app: app.intake))]
 SettingsDep = Annotated[IntakeSettings, Depends(from_app(IntakeApp, lambda app: app.settings))]
+BatchesDep = Annotated[Batches, Depends(from_app(IntakeApp, lambda app: app.batches))]

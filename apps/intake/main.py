@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi.middleware.cors import CORSMiddleware
 
 from apps.intake import admin, refusals
+from apps.intake.batches import routes as batch_routes
+from apps.intake.batches.engine import Batches
 from apps.intake.deps import IntakeApp
 from apps.intake.quotas import RATE_HEADERS, Quotas
 from apps.intake.routes import router
@@ -33,6 +35,7 @@ def create_app(
         hub.bind(sidecar.jobs)
         limits = Quotas(sidecar.state, sidecar.jobs, quotas or get_quota_settings())
         app.intake = Intake(sidecar, settings, hub, limits)
+        app.batches = Batches(sidecar, settings, app.intake, limits)
 
     app = build_app(
         "jobrelay intake",
@@ -48,6 +51,10 @@ def create_app(
     hub.subscribe(app.subscriptions)
     app.include_router(router)
     app.include_router(admin.router)
+    # OpenAI-compatible Files and Batch API (README, OpenAI Batch); its steps and counts
+    # arrive on intake's own subscriptions.
+    app.include_router(batch_routes.router)
+    batch_routes.subscribe(app)
     # The web page (served by status, another origin) submits here from the browser.
     app.add_middleware(
         CORSMiddleware,

@@ -15,7 +15,14 @@ from apps.intake.settings import IntakeSettings
 from apps.intake.uploads import read_form
 from jobrelay import keys
 from jobrelay.constants import MAX_JOB_LIFETIME_SECONDS
-from jobrelay.contract import JobInput, JobRecord, SubmitRequest, WebhookSpec, new_job_id
+from jobrelay.contract import (
+    JobInput,
+    JobRecord,
+    Priority,
+    SubmitRequest,
+    WebhookSpec,
+    new_job_id,
+)
 from jobrelay.errors import ApiError
 from jobrelay.files import FileStore
 from jobrelay.task_catalog import Task, UnknownTask, get_task, parse_params
@@ -33,6 +40,7 @@ class FormFields(BaseModel):
     metadata: dict[str, str] = Field(default_factory=dict)
     deadline_seconds: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     webhook: WebhookSpec | None = None
+    priority: Priority = Priority.NORMAL
 
 
 def _task(name: str) -> Task:
@@ -119,6 +127,17 @@ async def from_json(
         submit = SubmitRequest.model_validate_json(body)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
+    return await checked_record(submit, settings, tenant)
+
+
+async def checked_record(
+    submit: SubmitRequest,
+    settings: IntakeSettings,
+    tenant: str,
+    job_id: str | None = None,
+) -> tuple[JobRecord, str]:
+    """The job a JSON submit asks for, and its fingerprint; ApiError for what the task
+    cannot take. Shared by `POST /v1/jobs` and each line of a batch (apps/intake/batches)."""
     check_metadata(submit.metadata, settings)
     params = _validated_params(submit.task, submit.params)
     await _check_webhook(submit.webhook)
@@ -145,9 +164,11 @@ async def from_json(
         submit.metadata,
         submit.deadline_seconds,
         submit.webhook,
+        job_id=job_id,
         tenant=tenant,
+        priority=submit.priority,
     )
-    return record, fingerprint(submit.model_dump(mode="json") | {"params": params})
+    return record, fingerprint(_asked(submit.model_dump(mode="json")) | {"params": params})
 
 
 async def from_form(
@@ -191,13 +212,22 @@ async def from_form(
         fields.webhook,
         job_id=job_id,
         tenant=tenant,
+        priority=fields.priority,
     )
-    asked = fields.model_dump(mode="json") | {
+    asked = _asked(fields.model_dump(mode="json")) | {
         "params": checked,
         "file": form.file.sha256,
         "content_type": form.file.content_type,
     }
     return record, fingerprint(asked)
+
+
+def _asked(submitted: dict[str, Any]) -> dict[str, Any]:
+    """What a submit asked for, as its Idempotency-Key fingerprint covers it: the default
+    priority left out, so a key used before priorities existed still matches its replay."""
+    if submitted.get("priority") == Priority.NORMAL:
+        del submitted["priority"]
+    return submitted
 
 
 def _form_fields(

@@ -27,6 +27,11 @@ class IntakeSettings(ServiceSettings, env_prefix=_PREFIX):
     max_json_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest JSON body of a submit (413 above)."
     )
+    max_batch_file_bytes: int = Field(
+        default=200 * 1024 * 1024,
+        ge=1,
+        description="Largest input file of an OpenAI-style batch (`POST /v1/files`, 413 above).",
+    )
     # Metadata is the client's to label jobs with, stored on the record and echoed in every
     # answer: caps keep one tenant from filling the store and the broker's
     # event stream with it (issue 17). Well above what labels need (Stripe's are 50 x 500).

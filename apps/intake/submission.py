@@ -9,6 +9,12 @@ after all, fails and answers 503, so the client knows to retry. Intake never tri
 store later than STORE_WINDOW_SECONDS after publishing, well inside the worker's grace.
 
 Nothing here waits on a relay: the job is on the broker the moment the publish returns.
+
+The job's entry in its tenant's index (jobrelay.job_index, for GET /v1/jobs) is added
+alongside, concurrently with the publish and the store, so it costs the submit no round
+trip of its own; it is awaited before the 202, so no accepted job is missing from a
+listing. Should the entry fail where the record went in, the job is cancelled and the
+submit answers 503 like any job not accepted.
 """
 
 from __future__ import annotations
@@ -24,12 +30,15 @@ from apps.intake import idempotency
 from apps.intake.quotas import Quotas, RateHeaders, Submit
 from apps.intake.settings import IntakeSettings
 from jobrelay import telemetry, transitions
-from jobrelay.constants import JOBS_TOPIC, PUBSUB
-from jobrelay.contract import JobMessage, JobRecord, utcnow
+from jobrelay.conflicts import STORE_ERRORS
+from jobrelay.constants import PUBSUB
+from jobrelay.contract import JobError, JobMessage, JobRecord, JobStatus, utcnow
 from jobrelay.dead_letters import DeadLetters
 from jobrelay.errors import DAPR_ERRORS
 from jobrelay.events import Events
 from jobrelay.hub import EventHub, until_terminal
+from jobrelay.job_index import JobIndex
+from jobrelay.lanes import Lanes
 from jobrelay.publishing import Publisher
 from jobrelay.service import Sidecar
 from jobrelay.store import Fenced, JobStore, lifetime_seconds
@@ -74,8 +83,12 @@ class Intake:
         self.jobs: JobStore = sidecar.jobs
         self.events: Events = sidecar.events
         self.dead_letters = DeadLetters(sidecar.state)
+        self.index = JobIndex(sidecar.state, sidecar.jobs.retention_seconds)
         self._state = sidecar.state
-        self._jobs_topic = Publisher(sidecar.dapr, PUBSUB, JOBS_TOPIC)
+        self._dapr = sidecar.dapr
+        self._lanes = Lanes()
+        # One per lane topic, each gathering its own concurrent publishes into bulk ones.
+        self._publishers: dict[str, Publisher] = {}
         self.settings = settings
         self.hub = hub
         self.quotas = quotas
@@ -101,7 +114,7 @@ class Intake:
                 return Accepted(existing, None)
         try:
             rate = (await self.quotas.admit(Submit(record.tenant, record.id))).rate
-            await self._publish_then_store(record)
+            await self._publish_store_and_index(record)
         except BaseException:
             await self._withdraw(record)
             if idempotency_key is not None:
@@ -114,10 +127,38 @@ class Intake:
         transitions.observe(record)
         return Accepted(record, rate)
 
+    async def _publish_store_and_index(self, record: JobRecord) -> None:
+        stored, indexed = await asyncio.gather(
+            self._publish_then_store(record), self.index.add(record), return_exceptions=True
+        )
+        if stored is not None:
+            raise stored  # not accepted; an entry without a record is skipped by listings
+        if indexed is not None:
+            log.warning("job_id=%s stored but not indexed: %r", record.id, indexed)
+            await self._cancel_unlisted(record)
+            raise NotAccepted("it could not be added to the tenant's job list")
+
+    async def _cancel_unlisted(self, record: JobRecord) -> None:
+        """A job a listing would never show is not accepted: it must not run either."""
+
+        def cancelled(current: JobRecord) -> JobRecord | None:
+            if current.status.terminal:
+                return None
+            error = JobError(
+                code="not_accepted", message="not added to the job list", retryable=True
+            )
+            return current.moved_to(JobStatus.CANCELLED, error=error)
+
+        try:
+            await self.jobs.update(record.id, cancelled)
+        except STORE_ERRORS:
+            log.error("job_id=%s neither indexed nor cancelled", record.id, exc_info=True)
+
     async def _publish_then_store(self, record: JobRecord) -> None:
         sent_at = utcnow()
         try:
-            await self.publish(JobMessage(job_id=record.id, task=record.task, sent_at=sent_at))
+            message = JobMessage(job_id=record.id, task=record.task, sent_at=sent_at)
+            await self.publish(message, record)
         except DAPR_ERRORS as exc:
             log.warning("job_id=%s not published: %s", record.id, exc)
             raise BrokerUnavailable("the job could not be queued; retry") from exc
@@ -138,9 +179,14 @@ class Intake:
             raise NotAccepted("the job store is not reachable") from exc
         await self._fault("exit_after_store", record)
 
-    async def publish(self, message: JobMessage) -> None:
-        """Put a job on the `jobs` topic (its record, if any, is the worker's to read)."""
-        await self._jobs_topic.publish(message.model_dump_json())
+    async def publish(self, message: JobMessage, record: JobRecord) -> None:
+        """Put a job on its lane's topic (jobrelay.lanes), chosen from its record's priority
+        and tenant: no state call. The record is the worker's to read."""
+        topic = self._lanes.topic(record.priority, record.tenant)
+        publisher = self._publishers.get(topic)
+        if publisher is None:
+            publisher = self._publishers[topic] = Publisher(self._dapr, PUBSUB, topic)
+        await publisher.publish(message.model_dump_json())
 
     async def _fault(self, point: str, record: JobRecord) -> None:
         if self.settings.fault == point:

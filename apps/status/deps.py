@@ -7,11 +7,13 @@ from typing import Annotated
 import httpx
 from fastapi import Depends
 
+from apps.status.queue_position import QueuePositions
 from apps.status.settings import StatusSettings
 from apps.status.signing import SigningSecrets
 from apps.status.webhooks import WebhookSender
 from jobrelay.dependencies import from_app
 from jobrelay.hub import EventHub
+from jobrelay.job_index import JobIndex
 from jobrelay.service import ServiceApp
 
 
@@ -23,6 +25,8 @@ class StatusApp(ServiceApp):
     http: httpx.AsyncClient
     signing_secrets: SigningSecrets
     webhook_sender: WebhookSender
+    index: JobIndex  # the tenants' job indexes, for GET /v1/jobs
+    queue_positions: QueuePositions
 
 
 SettingsDep = Annotated[StatusSettings, Depends(from_app(StatusApp, lambda app: app.settings))]
@@ -30,3 +34,5 @@ HubDep = Annotated[EventHub, Depends(from_app(StatusApp, lambda app: app.hub))]
 SigningSecretsDep = Annotated[
     SigningSecrets, Depends(from_app(StatusApp, lambda app: app.signing_secrets))
 ]
+IndexDep = Annotated[JobIndex, Depends(from_app(StatusApp, lambda app: app.index))]
+QueueDep = Annotated[QueuePositions, Depends(from_app(StatusApp, lambda app: app.queue_positions))]

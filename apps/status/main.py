@@ -8,6 +8,7 @@ import httpx
 from fastapi.middleware.cors import CORSMiddleware
 
 from apps.status.deps import StatusApp
+from apps.status.queue_position import QueuePositions
 from apps.status.routes import router
 from apps.status.settings import StatusSettings, get_settings
 from apps.status.signing import SigningSecrets
@@ -19,6 +20,7 @@ from jobrelay.constants import PUBSUB, WEBHOOK_EVENTS_TOPIC
 from jobrelay.errors import DAPR_ERRORS
 from jobrelay.events import new_replica_id
 from jobrelay.hub import EventHub
+from jobrelay.job_index import JobIndex
 from jobrelay.service import Connect, Sidecar, build_app, dapr_lifespan
 from jobrelay.subscriptions import Delivery, Message, Subscription, read_job_event
 
@@ -35,7 +37,11 @@ def create_app(settings: StatusSettings | None = None, connect: Connect | None =
         secrets = SigningSecrets(sidecar.dapr, settings, AuthSettings())
         await secrets.start()
         app.signing_secrets = secrets
-        app.webhook_sender = WebhookSender(sidecar.jobs, settings, app.http, secrets)
+        app.webhook_sender = WebhookSender(
+            sidecar.jobs, settings, app.http, secrets, sidecar.deltas
+        )
+        app.index = JobIndex(sidecar.state, sidecar.jobs.retention_seconds)
+        app.queue_positions = QueuePositions(sidecar.state, sidecar.jobs)
 
     async def stop(_: Sidecar) -> None:
         await app.webhook_sender.close()
@@ -53,10 +59,14 @@ def create_app(settings: StatusSettings | None = None, connect: Connect | None =
             )
             return Delivery.RETRY
         # A change the job has moved past is not delivered: the later change's own event is.
+        # So is an `output` of an attempt that has ended: its outcome is delivered instead.
         if current is None or current.record.seq != event.seq:
             return Delivery.SUCCESS
         try:
-            await app.webhook_sender.on_change(current.record)
+            if event.delta is not None:
+                await app.webhook_sender.on_output(current.record, event.delta)
+            else:
+                await app.webhook_sender.on_change(current.record)
         except STORE_ERRORS as exc:
             log.warning("job_id=%s webhook not sent, retrying: %s", event.job_id, exc)
             return Delivery.RETRY

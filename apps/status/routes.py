@@ -2,22 +2,33 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
 from apps.status import reference, stream
 from apps.status.cancel import JobFinished, JobNotFound, cancel
-from apps.status.deps import HubDep, SettingsDep, SigningSecretsDep
+from apps.status.deps import HubDep, IndexDep, QueueDep, SettingsDep, SigningSecretsDep
+from apps.status.listing import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    BadCursor,
+    Filters,
+    decode_cursor,
+    encode_cursor,
+    list_jobs,
+)
 from apps.status.settings import StatusSettings
 from jobrelay import telemetry
 from jobrelay.auth import TenantDep
 from jobrelay.conflicts import Contended
 from jobrelay.constants import RETRY_AFTER_SECONDS
-from jobrelay.contract import ErrorBody, JobRecord, JobView
+from jobrelay.contract import ErrorBody, JobList, JobRecord, JobStatus, JobView
 from jobrelay.errors import ApiError
+from jobrelay.event_ids import NOTHING_SEEN, EventId
 from jobrelay.service import JobsDep, SidecarDep
 
 router = APIRouter(tags=["jobs"])
@@ -61,9 +72,85 @@ def _poll_answer(record: JobRecord, response: Response, settings: StatusSettings
 
 
 @router.get("/v1/jobs/{job_id}", responses=_POLL)
-async def get_job(record: JobDep, response: Response, settings: SettingsDep) -> JobView:
-    """The job: 200 once terminal (whatever the outcome), 202 + Retry-After before."""
-    return _poll_answer(record, response, settings)
+async def get_job(
+    record: JobDep, response: Response, settings: SettingsDep, queue: QueueDep
+) -> JobView:
+    """The job: 200 once terminal (whatever the outcome), 202 + Retry-After before. While
+    it is queued, `queue` says where it stands among your queued jobs (an estimate)."""
+    view = _poll_answer(record, response, settings)
+    if record.status is JobStatus.QUEUED:
+        view = view.model_copy(update={"queue": await queue.of(record)})
+    return view
+
+
+_LIST: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A bad cursor, limit or metadata filter."},
+    401: _NOT_FOUND[401],
+    503: _NOT_FOUND[503],
+}
+
+
+@router.get("/v1/jobs", responses=_LIST)
+async def list_my_jobs(
+    request: Request,
+    tenant: TenantDep,
+    jobs: JobsDep,
+    index: IndexDep,
+    settings: SettingsDep,
+    status: Annotated[list[JobStatus] | None, Query(description="Keep these (repeat).")] = None,
+    task: Annotated[str | None, Query(description="Keep this task's jobs.")] = None,
+    created_after: Annotated[
+        datetime | None, Query(description="Keep jobs created at or after (ISO 8601).")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="Keep jobs created before (ISO 8601).")
+    ] = None,
+    metadata: Annotated[
+        list[str] | None, Query(description="`key=value`: keep jobs labelled so (repeat).")
+    ] = None,
+    limit: Annotated[int, Query(description=f"Results per page, 1 to {MAX_LIMIT}.")] = (
+        DEFAULT_LIMIT
+    ),
+    cursor: Annotated[str | None, Query(description="From a previous page's `next`.")] = None,
+) -> JobList:
+    """Your jobs, newest first, a page at a time: follow `next` until it is null."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "invalid_limit", f"limit must be 1 to {MAX_LIMIT}, not {limit}")
+    try:
+        before = decode_cursor(cursor) if cursor is not None else None
+    except BadCursor as exc:
+        raise ApiError(400, "invalid_cursor", "the cursor is not one this API gave") from exc
+    filters = Filters(
+        statuses=frozenset(status or ()),
+        task=task,
+        created_after=_aware(created_after),
+        created_before=_aware(created_before),
+        metadata=_metadata_filter(metadata or []),
+    )
+    listed = await list_jobs(index, jobs, tenant, filters, limit, before)
+    next_url = None
+    if listed.before is not None:
+        query = request.url.include_query_params(cursor=encode_cursor(listed.before)).query
+        next_url = f"{settings.public_base_url.rstrip('/')}/v1/jobs?{query}"
+    views = [JobView.of(r, settings.public_base_url) for r in listed.records]
+    return JobList(results=views, next=next_url)
+
+
+def _metadata_filter(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ApiError(400, "invalid_filter", f"metadata must be key=value, not {pair!r}")
+        out[key] = value
+    return out
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time without a zone is read as UTC, as every time jobrelay shows is."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 _REFERENCE: dict[int | str, dict[str, Any]] = {
@@ -122,7 +209,10 @@ async def cancel_job(
     "/v1/jobs/{job_id}/events",
     response_class=EventSourceResponse,
     responses={
-        200: {"description": "A stream of the job's states, ending at a terminal one."},
+        200: {
+            "description": "A stream of the job's states (and a chat or summarize job's "
+            "`delta` events), ending at a terminal one."
+        },
         # The errors are JSON, not a stream: said explicitly, since FastAPI would otherwise
         # declare them in the route's media type (found by the schemathesis run).
         **{
@@ -138,12 +228,16 @@ async def job_events(
     record: JobDep,
     settings: SettingsDep,
     hub: HubDep,
+    sidecar: SidecarDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Server-Sent Events: the job now, then each change; `id` is the record's `seq`, so a
-    reconnect with `Last-Event-ID` resumes after what the client has seen."""
+    """Server-Sent Events: the job now, then each change; `id` is the record's `seq`. A chat
+    or summarize job also sends `delta` events (`{"text": ...}`, id `{seq}.{n}`) between
+    `running` and the end. A reconnect with `Last-Event-ID` resumes exactly after what the
+    client has seen, on any replica, until the job expires."""
+    seen = EventId.parse(last_event_id) or NOTHING_SEEN
     async for event in stream.job_events(
-        hub, record.id, stream.last_seen(last_event_id), settings.public_base_url
+        hub, sidecar.deltas, record.id, seen, settings.public_base_url
     ):
         yield event
 

@@ -1,4 +1,5 @@
-"""worker: takes jobs from the `jobs` topic, runs them on a model, stores the outcome."""
+"""worker: takes jobs from the lane topics (jobrelay.lanes), runs them on a model, stores
+the outcome."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from apps.worker.rate_window import RateWindows
 from apps.worker.runner import Runner
 from apps.worker.settings import WorkerSettings, get_settings
 from apps.worker.slots import SharedSlots
+from apps.worker.streaming import Streams
 from apps.worker.tasks import load_runners
 from jobrelay import metrics, telemetry
 from jobrelay.conflicts import STORE_ERRORS
-from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC, PUBSUB
+from jobrelay.constants import DEAD_LETTER_TOPIC, PUBSUB
 from jobrelay.contract import JobMessage
 from jobrelay.dead_letters import DeadLetters
+from jobrelay.lanes import LEGACY_TOPIC, Lanes
 from jobrelay.service import Connect, ServiceApp, Sidecar, build_app, dapr_lifespan
 from jobrelay.subscriptions import BadMessage, Delivery, Message, Subscription
 from jobrelay.task_catalog import TASKS
@@ -45,7 +48,9 @@ class Worker:
             log.warning("no model for %s: their jobs fail at once", ", ".join(unserved))
         self._sidecar = sidecar
         limits = (RateWindows(sidecar.state), SharedSlots(sidecar.state))
-        self._gateway = Gateway(catalog, limits, self._settings.max_inflight)
+        self._gateway = Gateway(
+            catalog, limits, self._settings.max_inflight, self._settings.tenant_weights
+        )
         self._runner = Runner(
             sidecar.jobs,
             self._gateway,
@@ -53,6 +58,7 @@ class Worker:
             self._settings,
             DeadLetters(sidecar.state),
             runners=runners,
+            streams=Streams(sidecar.deltas, sidecar.jobs, sidecar.events),
         )
 
     async def stop(self, _: Sidecar) -> None:
@@ -118,9 +124,12 @@ def create_app(
         "jobrelay worker",
         "0.1.0",
         dapr_lifespan(on_start=worker.start, on_stop=worker.stop, connect=connect),
-        "Dapr subscriber: runs jobs from the `jobs` topic. Not for clients.",
+        "Dapr subscriber: runs jobs from the lane topics. Not for clients.",
         ServiceApp,
     )
-    app.subscriptions.add(Subscription(PUBSUB, JOBS_TOPIC, DEAD_LETTER_TOPIC), worker.on_job)
+    # Every lane (jobrelay.lanes), each with its own prefetch in the sidecar, so a quiet
+    # lane's job is not queued behind a busy one's; and the topic jobs went to before lanes.
+    for topic in [*Lanes().topics(), LEGACY_TOPIC]:
+        app.subscriptions.add(Subscription(PUBSUB, topic, DEAD_LETTER_TOPIC), worker.on_job)
     app.subscriptions.add(Subscription(PUBSUB, DEAD_LETTER_TOPIC), worker.on_dead_letter)
     return app

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
+from apps.worker.fair_gate import Turn
 from apps.worker.gateway import Gateway, ModelBudgetSpent
 from apps.worker.leases import keep_claim
 from apps.worker.materialize import materialize
@@ -37,6 +38,7 @@ from apps.worker.outcomes import (
     with_calls,
 )
 from apps.worker.settings import WorkerSettings
+from apps.worker.streaming import DeltaWriter, Streams, flushed
 from apps.worker.tasks import TaskRunner
 from jobrelay import telemetry
 from jobrelay.contract import (
@@ -78,8 +80,10 @@ class Runner:
         dead_letters: DeadLetters | None = None,
         *,
         runners: Mapping[str, TaskRunner],
+        streams: Streams | None = None,
     ) -> None:
         self._jobs = jobs
+        self._streams = streams  # None: no task streams its text (tests without a store)
         self._runners = runners  # by task name (apps/worker/tasks)
         self._dead_letters = dead_letters
         self._files: FileStore = jobs.files
@@ -185,6 +189,7 @@ class Runner:
             )
             await self._finish(claimed, lambda r: r.moved_to(JobStatus.FAILED, error=error))
             return Delivery.SUCCESS
+        deltas = self._streams.writer(claimed) if self._streams is not None else None
         models = ModelClient(
             self._gateway,
             claimed.task,
@@ -192,8 +197,10 @@ class Runner:
             claimed.attempts,
             budget=self._settings.max_model_calls_per_job
             - (len(claimed.model_calls) - claimed.budget_start),
+            deltas=deltas,
+            turn=Turn(claimed.priority, claimed.tenant),
         )
-        work = asyncio.create_task(self._call(task, claimed, models))
+        work = asyncio.create_task(self._call(task, claimed, models, deltas))
         keeper = asyncio.create_task(
             keep_claim(self._jobs, claimed, work, self._settings.claim_lease_seconds)
         )
@@ -227,11 +234,18 @@ class Runner:
         )
         log.warning("job_id=%s handed back (%s): the worker is stopping", claimed.id, handed)
 
-    async def _call(self, task: TaskRunner, claimed: JobRecord, models: ModelClient) -> JobResult:
-        """Run the task, cut off at the job's deadline."""
+    async def _call(
+        self,
+        task: TaskRunner,
+        claimed: JobRecord,
+        models: ModelClient,
+        deltas: DeltaWriter | None = None,
+    ) -> JobResult:
+        """Run the task, cut off at the job's deadline. A streaming task's last chunk is
+        stored before its result is: a stream shows every delta before `succeeded`."""
         remaining = (claimed.deadline - utcnow()).total_seconds() if claimed.deadline else None
         try:
-            async with asyncio.timeout(remaining):
+            async with asyncio.timeout(remaining), flushed(deltas):
                 return await task(await materialize(claimed, self._files), models)
         except TimeoutError as exc:
             if remaining is not None:

@@ -22,6 +22,17 @@ _QUOTA = "quota:"
 _LIMIT = "limit:"
 # The dead-lettered jobs of one tenant, for the admin routes (jobrelay.dead_letters).
 _DEAD_LETTERS = "dead-letters:"
+# A tenant's job index, for GET /v1/jobs (jobrelay.job_index): a head and sealed pages.
+_INDEX_HEAD = "jobs-index-head:"
+_INDEX_PAGE = "jobs-index-page:"
+# The text a streaming task's attempt streamed, in chunks `delta:{job_id}:{seq}:{n}`, `seq`
+# being its `running` change's (jobrelay.deltas).
+_DELTA = "delta:"
+# OpenAI-style files and batches (apps/intake/batches): a file's object (its chunks are
+# `file:{file_id}:{n}`), a batch's object, its fan-out cursor, its counts, and the lines
+# each fan-out step refused.
+_OPENAI_FILE = "oafile:"
+_BATCH = "batch:"
 
 
 def job(job_id: str) -> str:
@@ -63,3 +74,44 @@ def rate_window(profile: str, minute: int) -> str:
 
 def dead_letters(tenant: str) -> str:
     return f"{_DEAD_LETTERS}{tenant}"
+
+
+def index_head(tenant: str) -> str:
+    """A tenant's job index: the page being filled and its number (and, until the next
+    append moves it to its own key, the page it sealed last)."""
+    return f"{_INDEX_HEAD}{tenant}"
+
+
+def index_page(tenant: str, page: int) -> str:
+    """A sealed page of a tenant's job index (never written again once sealed)."""
+    return f"{_INDEX_PAGE}{tenant}:{page}"
+
+
+def delta(job_id: str, seq: int, n: int) -> str:
+    """Chunk `n` (from 1) of the text streamed while the job was `running` at `seq`."""
+    return f"{_DELTA}{job_id}:{seq}:{n}"
+
+
+def openai_file(file_id: str) -> str:
+    return f"{_OPENAI_FILE}{file_id}"
+
+
+def batch(batch_id: str) -> str:
+    return f"{_BATCH}{batch_id}"
+
+
+def batch_fanout(batch_id: str) -> str:
+    return f"{_BATCH}{batch_id}:fanout"
+
+
+def batch_counts(batch_id: str) -> str:
+    return f"{_BATCH}{batch_id}:counts"
+
+
+def batch_refused(batch_id: str, first_line: int) -> str:
+    return f"{_BATCH}{batch_id}:refused:{first_line}"
+
+
+def batches_of(tenant: str) -> str:
+    """A tenant's batch ids, newest first (`GET /v1/batches`)."""
+    return f"{_BATCH}index:{tenant}"

@@ -24,11 +24,15 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from jobrelay.contract import Priority
+from jobrelay.lanes import Lanes
 from tests.chaos.launcher import Launcher
 from tests.integration.stack import STATE_KEY
 
 log = logging.getLogger(__name__)
 
+# The topic (a Redis stream) the `default` tenant's jobs go to: the tenant the suite submits as.
+DEFAULT_LANE = Lanes().topic(Priority.NORMAL, "default")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
 # Records of many jobs read in one round trip (a Lua script: one HGET per key).
 _READ_RECORDS = (
@@ -199,7 +203,7 @@ def changes_after_terminal(launcher: Launcher) -> dict[str, list[tuple[int, str]
 
 
 def message_job_ids(
-    launcher: Launcher, stream: str = "jobs", after: str | None = None
+    launcher: Launcher, stream: str = DEFAULT_LANE, after: str | None = None
 ) -> list[str]:
     """The job id every message on `stream` (after the message id `after`) names."""
     ids = []

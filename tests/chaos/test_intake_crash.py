@@ -43,12 +43,12 @@ SETTLE_SECONDS = 60.0
 
 
 def _last_message_id(chaos: Launcher) -> str:
-    newest = chaos.redis_raw("XREVRANGE", "jobs", "+", "-", "COUNT", "1").split()
+    newest = chaos.redis_raw("XREVRANGE", observe.DEFAULT_LANE, "+", "-", "COUNT", "1").split()
     return newest[0] if newest else "0-0"
 
 
 def _job_ids_since(chaos: Launcher, message_id: str) -> list[str]:
-    """The jobs published on `jobs` after the message `message_id`."""
+    """The jobs published on the default tenant's lane after the message `message_id`."""
     return observe.message_job_ids(chaos, after=message_id)
 
 

@@ -39,7 +39,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.ports import free_port
@@ -160,12 +160,24 @@ class FlakyModel:
         path = request.path_params["path"]
         # The upstream base URL ends in /v1, as the openai SDK's does; so does our own path.
         url = f"{self.upstream}/{path.removeprefix('v1/')}"
-        resp = await self._client.request(request.method, url, content=raw, headers=headers)
-        return Response(
-            resp.content,
-            status_code=resp.status_code,
-            media_type=resp.headers.get("content-type"),
-        )
+        upstream = self._client.build_request(request.method, url, content=raw, headers=headers)
+        resp = await self._client.send(upstream, stream=True)
+        media_type = resp.headers.get("content-type")
+        if (media_type or "").startswith("text/event-stream"):
+            # A streamed answer (`stream: true`) is passed on chunk by chunk, as it comes.
+            async def chunks() -> AsyncIterator[bytes]:
+                try:
+                    async for chunk in resp.aiter_raw():
+                        yield chunk
+                finally:
+                    await resp.aclose()
+
+            return StreamingResponse(chunks(), resp.status_code, media_type=media_type)
+        try:
+            content = await resp.aread()
+        finally:
+            await resp.aclose()
+        return Response(content, status_code=resp.status_code, media_type=media_type)
 
 
 @dataclass

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,22 @@ def submit(
     client: httpx.Client, stack: Stack, body: dict[str, Any], **kwargs: Any
 ) -> httpx.Response:
     return client.post(f"{stack.url('intake')}/v1/jobs", json=body, **kwargs)
+
+
+def submit_all(
+    client: httpx.Client, stack: Stack, bodies: list[dict[str, Any]], threads: int = 8
+) -> list[dict[str, Any]]:
+    """Submit `bodies` from `threads` threads at once; each must be accepted (202). The
+    answers, in the order of `bodies`."""
+
+    def one(body: dict[str, Any]) -> dict[str, Any]:
+        answer = submit(client, stack, body)
+        assert answer.status_code == 202, answer.text
+        accepted: dict[str, Any] = answer.json()
+        return accepted
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, bodies))
 
 
 def store_state(client: httpx.Client, stack: Stack, key: str, value: str) -> None:

@@ -100,6 +100,8 @@ class Stack:
     otlp: otlp.Running | None = None  # receives every app's and sidecar's spans
     # The OIDC provider whose JWTs intake and status accept beside API keys.
     idp: identity_provider.IdentityProvider | None = None
+    # Settings for every app on top of the run file's (a stack of one suite's own).
+    app_env: dict[str, str] | None = None
 
     def url(self, app: str) -> str:
         if app == "worker" and app not in self.ports:
@@ -147,8 +149,9 @@ def _command(app: str) -> list[str]:
     return [sys.executable, "-m", f"apps.{app}"]
 
 
-def _run_file(stack: Stack) -> Path:
-    """A Multi-App Run file like dapr.yaml, with this session's ports and URLs."""
+def run_file(stack: Stack, only: dict[str, Ports] | None = None, name: str = "dapr") -> Path:
+    """A Multi-App Run file like dapr.yaml, with this session's ports and URLs; of the apps
+    in `only` (with those ports) alone, if given (a replica: start_replica)."""
     env = {
         # The apps run from the source tree (they are not installed), each in a folder of
         # its own for its logs.
@@ -173,19 +176,20 @@ def _run_file(stack: Stack) -> Path:
         # The reference sample's page, served from an origin of its own.
         "JOBRELAY_INTAKE_CORS_ORIGINS": json.dumps([REFERENCE_PAGE_ORIGIN]),
         "JOBRELAY_STATUS_CORS_ORIGINS": json.dumps([REFERENCE_PAGE_ORIGIN]),
+        **(stack.app_env or {}),
     }
     app_ids = _apps(stack)
     apps = [
         {
-            "appID": app_ids[name],
-            "appDirPath": str(stack.workdir / name),
+            "appID": app_ids[app],
+            "appDirPath": str(stack.workdir / (name if only else app)),
             "appPort": ports.app,
             "daprHTTPPort": ports.dapr_http,
             "daprGRPCPort": ports.dapr_grpc,
-            "command": _command(name),
+            "command": _command(app),
             "env": env,
         }
-        for name, ports in stack.ports.items()
+        for app, ports in (only or stack.ports).items()
     ]
     run = {
         "version": 1,
@@ -200,17 +204,21 @@ def _run_file(stack: Stack) -> Path:
         },
         "apps": apps,
     }
-    path = stack.workdir / "dapr.yaml"
+    path = stack.workdir / f"{name}.yaml"
     path.write_text(json.dumps(run, indent=2))  # JSON is YAML
     return path
 
 
 def start(
-    workdir: Path, profile: str = "redis", timeout: float = 120.0, worker: str = "python"
+    workdir: Path,
+    profile: str = "redis",
+    timeout: float = 120.0,
+    worker: str = "python",
+    app_env: dict[str, str] | None = None,
 ) -> Stack:
     if worker not in WORKERS:
         raise ValueError(f"no worker {worker!r}; pick one of {WORKERS}")
-    stack = Stack(workdir=workdir, ports={}, profile=profile, worker=worker)
+    stack = Stack(workdir=workdir, ports={}, profile=profile, worker=worker, app_env=app_env)
     stack.ports = {name: Ports(free_port(), free_port(), free_port()) for name in _apps(stack)}
     for name in stack.ports:
         (workdir / name).mkdir()  # the CLI writes each app's logs under its appDirPath
@@ -223,10 +231,10 @@ def start(
     # addresses, which its components read through envRef, go here.
     env = {**os.environ, "DAPR_RUNTIME_PATH": str(runtime), **stack.servers.daprd_env}
     env.update(security_env())
-    env.update(_otel_env(stack.otlp.endpoint))
+    env.update(otel_env(stack.otlp.endpoint))
     with stack.log.open("wb") as log:
         stack.process = subprocess.Popen(
-            [str(runtime / ".dapr" / "bin" / "dapr"), "run", "-f", str(_run_file(stack))],
+            [str(runtime / ".dapr" / "bin" / "dapr"), "run", "-f", str(run_file(stack))],
             cwd=workdir,
             env=env,
             stdout=log,
@@ -240,6 +248,17 @@ def start(
         stop(stack)  # the fixture's teardown never runs for a stack that failed to start
         raise
     return stack
+
+
+def interrupt(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C for the CLI (it stops apps and sidecars), then SIGKILL whatever is left."""
+    if process.poll() is None:
+        pgid = os.getpgid(process.pid)
+        process.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 def security_env() -> dict[str, str]:
@@ -277,7 +296,7 @@ def client_headers(tenant: str = "default") -> dict[str, str]:
     return {"Authorization": f"Bearer {API_KEYS[tenant]}", "dapr-api-token": DAPR_API_TOKEN}
 
 
-def _otel_env(endpoint: str) -> dict[str, str]:
+def otel_env(endpoint: str) -> dict[str, str]:
     """The standard OpenTelemetry settings, read by the apps and by daprd alike."""
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
@@ -329,13 +348,8 @@ def _wait_healthy(stack: Stack, timeout: float) -> None:
 
 def stop(stack: Stack) -> None:
     """Ctrl-C for the CLI (it stops apps and sidecars), then SIGKILL whatever is left."""
-    if stack.process is not None and stack.process.poll() is None:
-        pgid = os.getpgid(stack.process.pid)
-        stack.process.send_signal(signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            stack.process.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+    if stack.process is not None:
+        interrupt(stack.process)
     if stack.model_double is not None:
         stack.model_double.stop()
     if stack.otlp is not None:

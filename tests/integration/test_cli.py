@@ -113,28 +113,29 @@ def test_batch_of_200_lines_completes(stack: Stack, tmp_path: Path) -> None:
 
 def test_batch_resumes_after_a_kill_without_duplicate_jobs(stack: Stack, tmp_path: Path) -> None:
     source, output = tmp_path / "reviews.jsonl", tmp_path / "results.jsonl"
+    state = tmp_path / "results.batch.json"
     with webhook_receiver() as server:
         # Every job the server creates for this file reports to `server` once it ends: the
         # server's own count of jobs, whatever the CLI did or did not write down.
         write_batch(source, 200, webhook={"url": server.url})
         first = subprocess.Popen(
-            cli(stack, "batch", str(source), "-o", str(output), "--concurrency", "4"),
+            cli(stack, "batch", str(source), "-o", str(output)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
-            _wait_for_lines(output, 60)
+            _wait_for(state, 60)  # the batch was created: kill the CLI while it runs
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait()
-        written_before = len(records(output))
-        assert written_before < 200, "the first run finished before it could be killed"
+        batch_id = json.loads(state.read_text())["batch_id"]
+        assert not output.exists(), "the first run finished before it could be killed"
 
         rerun = run_cli(stack, "batch", str(source), "-o", str(output), "--json")
         assert rerun.returncode == 0, rerun.stderr
         summary = json.loads(rerun.stdout)
-        assert summary["already_done"] == written_before
-        assert summary["succeeded"] == 200 - written_before
+        assert (summary["batch"], summary["resumed"]) == (batch_id, True)
+        assert (summary["succeeded"], summary["failed"]) == (200, 0)
 
         results = records(output)
         assert sorted(r["line"] for r in results) == list(range(1, 201))
@@ -144,11 +145,11 @@ def test_batch_resumes_after_a_kill_without_duplicate_jobs(stack: Stack, tmp_pat
     assert delivered == job_ids, f"{len(delivered - job_ids)} jobs the output does not know"
 
 
-def _wait_for_lines(path: Path, count: int, timeout: float = 60) -> None:
+def _wait_for(path: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while not path.exists() or len(path.read_text().splitlines()) < count:
-        assert time.monotonic() < deadline, f"fewer than {count} lines in {timeout:.0f}s"
-        time.sleep(0.02)
+    while not path.exists():
+        assert time.monotonic() < deadline, f"no {path.name} in {timeout:.0f}s"
+        time.sleep(0.01)
 
 
 def _job_ids_delivered(server: Any, expected: int) -> set[str]:

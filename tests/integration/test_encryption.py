@@ -15,9 +15,13 @@ import uuid
 import httpx
 import pytest
 
-from jobrelay.contract import JobMessage, JobRecord
+from jobrelay.contract import JobMessage, JobRecord, Priority
+from jobrelay.lanes import Lanes
 from tests.integration.helpers import SENTIMENT, classify, submit, wait_done
 from tests.integration.stack import Stack
+
+# The topic (a Redis stream on the redis profile) the `default` tenant's jobs go to.
+_DEFAULT_LANE = Lanes().topic(Priority.NORMAL, "default")
 
 
 def _raw(stack: Stack, store: str, key: str) -> str:
@@ -73,7 +77,7 @@ def test_jobs_with_their_inputs_and_results_are_stored_encrypted(
     key = f"job:{job['id']}"
     _assert_ciphertext(_raw(stack, "statestore", key), marker, "positive", job["id"])
     if stack.profile == "redis":  # the broker is the same Redis: its streams, read raw
-        for stream in ("jobs", "job-events"):
+        for stream in (_DEFAULT_LANE, "job-events"):
             messages = _run(_redis_cli(stack, "XREVRANGE", stream, "+", "-", "COUNT", "500"))
             assert marker not in messages
 
@@ -109,7 +113,7 @@ def test_the_jobs_topic_carries_one_claim_check_per_job(client: httpx.Client, st
     if stack.profile != "redis":
         pytest.skip("reads the broker's stream; the redis profile's broker is Redis")
     job = wait_done(client, submit(client, stack, classify("one message")).json()["status_url"])
-    raw = _run(_redis_cli(stack, "XREVRANGE", "jobs", "+", "-", "COUNT", "1000"))
+    raw = _run(_redis_cli(stack, "XREVRANGE", _DEFAULT_LANE, "+", "-", "COUNT", "1000"))
     events = [json.loads(line) for line in raw.splitlines() if line.startswith("{")]
     mine = [e for e in events if job["id"] in json.dumps(e)]
     assert len(mine) == 1, mine

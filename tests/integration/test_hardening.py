@@ -9,7 +9,6 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.helpers import classify, read_events, submit, wait_done, webhook_receiver
+from tests.integration.helpers import (
+    classify,
+    read_events,
+    submit,
+    submit_all,
+    wait_done,
+    webhook_receiver,
+)
 from tests.integration.stack import Stack, client_headers
 
 
@@ -130,18 +136,6 @@ def black_hole() -> Iterator[str]:
         sock.close()  # what is still connected is reset, so the stack's retries end fast
 
 
-def _submit_all(stack: Stack, bodies: list[dict[str, Any]], tenant: str) -> list[str]:
-    def one(body: dict[str, Any]) -> str:
-        with httpx.Client(timeout=30, headers=client_headers(tenant)) as c:
-            resp = submit(c, stack, body)
-            assert resp.status_code == 202, resp.text
-            url: str = resp.json()["status_url"]
-            return url
-
-    with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(one, bodies))
-
-
 def test_one_tenants_silent_webhooks_do_not_delay_anothers_past_two_seconds(
     stack: Stack,
 ) -> None:
@@ -150,8 +144,8 @@ def test_one_tenants_silent_webhooks_do_not_delay_anothers_past_two_seconds(
             {"task": "embed", "input": {"text": f"noise {i}"}, "webhook": {"url": silent}}
             for i in range(200)
         ]
-        urls = _submit_all(stack, noisy, "noisy")
         with httpx.Client(timeout=30, headers=client_headers("noisy")) as c:
+            urls = [job["status_url"] for job in submit_all(c, stack, noisy)]
             for url in urls:  # all 200 finished: their webhooks are what status works on now
                 wait_done(c, url, timeout=120)
         with httpx.Client(timeout=30, headers=client_headers("tenant-b")) as b:

@@ -23,6 +23,13 @@ from tests.integration.stack import Stack
 JOB_ID = "jobrelay.job.id"
 APPS = ("jobrelay-intake", "jobrelay-worker", "jobrelay-status")
 SIDECARS = ("intake", "worker", "status")  # daprd names its spans by app id
+_DELIVERY = re.compile(r"POST /events/pubsub/jobs(-(high|normal|low)-[0-9]+)?")
+
+
+def _is_delivery(span: ReceivedSpan) -> bool:
+    """The worker's span of a job's delivery: its route names the job's lane topic
+    (`jobs-{priority}-{shard}`, jobrelay.lanes), or `jobs` for a message sent before lanes."""
+    return _DELIVERY.fullmatch(span.name) is not None
 
 
 def _submit_and_finish(client: httpx.Client, stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
@@ -60,9 +67,7 @@ def _job_trace(job_id: str) -> Callable[[list[ReceivedSpan]], bool]:
         in_trace = {s.service for s in spans if s.trace_id == trace_id}
         genai = any("gen_ai.usage.input_tokens" in s.attributes for s in mine)
         ids = {s.span_id for s in spans}
-        delivered = any(
-            s.name == "POST /events/pubsub/jobs" and s.parent_span_id in ids for s in mine
-        )
+        delivered = any(_is_delivery(s) and s.parent_span_id in ids for s in mine)
         return genai and delivered and set(APPS) | set(SIDECARS) <= in_trace
 
     return done
@@ -96,7 +101,7 @@ def test_a_job_is_one_trace_across_intake_worker_status_and_their_sidecars(
     (run,) = [s for s in in_trace if s.name == "run classify"]
     assert run.service == "jobrelay-worker"
     # Dapr hands the context to the subscriber: the delivery is its sidecar's child.
-    (delivery,) = [s for s in mine if s.name == "POST /events/pubsub/jobs"]
+    (delivery,) = [s for s in mine if _is_delivery(s)]
     by_id = {s.span_id: s for s in spans}
     assert by_id[delivery.parent_span_id].service == "worker", by_id.get(delivery.parent_span_id)
     assert delivery.trace_id == trace_id or delivery.trace_id in run.linked_trace_ids

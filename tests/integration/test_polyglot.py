@@ -12,7 +12,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 
 from tests.integration import profiles
 from tests.integration import stack as stack_module
-from tests.integration.helpers import classify, submit, wait_done
+from tests.integration.helpers import classify, submit, submit_all, wait_done
 from tests.integration.stack import Stack, client_headers
 
 log = logging.getLogger(__name__)
@@ -78,10 +77,8 @@ def _body(n: int) -> dict[str, Any]:
 
 def test_both_workers_split_one_topic_and_run_each_job_once(both: Stack) -> None:
     with httpx.Client(timeout=30, headers=client_headers()) as client:
-        with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda n: submit(client, both, _body(n)), range(300)))
-        assert all(a.status_code == 202 for a in answers), {a.status_code for a in answers}
-        urls = [a.json()["status_url"] for a in answers]
+        answers = submit_all(client, both, [_body(n) for n in range(SIDE_BY_SIDE_JOBS)])
+        urls = [a["status_url"] for a in answers]
         deadline = time.monotonic() + 240
         jobs: list[dict[str, Any]] = []
         for url in urls:

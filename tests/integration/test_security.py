@@ -118,7 +118,15 @@ def test_a_sidecar_refuses_callers_without_the_dapr_api_token(stack: Stack) -> N
 
 @pytest.mark.parametrize(
     ("app", "topic"),
-    [("status", "jobs"), ("model", "jobs"), ("intake", "jobs-dead"), ("status", "jobs-dead")],
+    [
+        ("status", "jobs"),
+        ("model", "jobs"),
+        ("intake", "jobs-dead"),
+        ("status", "jobs-dead"),
+        # A lane (jobrelay.lanes) is intake's to publish, like `jobs`.
+        ("status", "jobs-high-0"),
+        ("worker", "jobs-normal-1"),
+    ],
 )
 def test_daprd_refuses_a_publish_outside_the_topic_scopes(
     stack: Stack, app: str, topic: str

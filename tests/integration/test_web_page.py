@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 
-from tests.integration.stack import API_KEYS, ROOT, Stack
+from tests.integration.helpers import submit
+from tests.integration.stack import API_KEYS, ROOT, Stack, client_headers
 from tests.ports import free_port
 
 # Chromium reaches for Google's services at start; this machine (and CI) has no route there.
@@ -82,13 +84,29 @@ def test_page_shows_the_result_without_reloading(page: Page, tmp_path: Path) -> 
     assert page.evaluate("window.notReloaded") is True
     expect(page.locator("#steps li[data-step=final]")).to_have_class("succeeded")
     expect(page.locator("#job-meta")).to_contain_text("live events")
-    expect(page.locator("#recent li")).to_have_count(2)
+    # Your jobs, from the listing (GET /v1/jobs), newest first: these two lead it.
+    expect(page.locator("#recent li").nth(0)).to_contain_text("I love this product")
+    expect(page.locator("#recent li").nth(1)).to_contain_text("A vector for this sentence")
     submits = [r for r in sent if r.method == "POST" and r.url.endswith("/v1/jobs")]
     assert submits[-1].headers["authorization"] == f"Bearer {API_KEYS['default']}"
     shot = tmp_path / "web-page.png"
     page.screenshot(path=str(shot), full_page=True)
     if SCREENSHOT_DIR:
         shutil.copy(shot, Path(SCREENSHOT_DIR) / "web-page.png")
+
+
+def test_page_lists_older_jobs_on_demand(page: Page, stack: Stack) -> None:
+    # Your jobs come from GET /v1/jobs, 20 at a time; "Older jobs" follows the page's `next`.
+    with httpx.Client(timeout=30, headers=client_headers()) as client:
+        for n in range(21):
+            body = {"task": "embed", "input": {"text": f"listed on the page {n}"}}
+            assert submit(client, stack, body).status_code == 202
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#recent li")).to_have_count(20)
+    page.get_by_role("button", name="Older jobs").click()
+    expect(page.locator("#recent li").nth(20)).to_be_visible()
+    expect(page.locator("#recent-error")).to_be_hidden()
 
 
 def test_page_polls_when_the_event_stream_is_unavailable(page: Page) -> None:
@@ -165,3 +183,28 @@ def test_a_link_to_another_intake_never_gets_the_api_key(browser: Browser, stack
         page.get_by_text("Connection", exact=True).click()
         expect(page.locator("#intake-untrusted")).to_be_visible()
     context.close()
+
+
+def test_page_shows_a_chat_reply_as_it_streams_in(page: Page) -> None:
+    # Every text the streamed paragraph shows, recorded in the page as it changes.
+    page.evaluate(
+        """() => {
+          window.streamed = [];
+          new MutationObserver(() => {
+            const node = document.getElementById("streamed");
+            if (node && node.textContent) window.streamed.push(node.textContent);
+          }).observe(document.getElementById("result"),
+            { childList: true, subtree: true, characterData: true });
+        }"""
+    )
+    page.select_option("#task", "chat")
+    page.fill("#text", "Tell a story about a lighthouse keeper and a seagull.")
+    page.get_by_text("Advanced").click()
+    page.fill("#params-json", '{"max_tokens": 120}')
+    page.get_by_role("button", name="Submit job").click()
+    expect(page.locator("#steps li[data-step=final]")).to_have_class("succeeded", timeout=60_000)
+    seen: list[str] = page.evaluate("window.streamed")
+    final = page.locator("#result").inner_text()
+    assert len(set(seen)) >= 2, seen  # the text grew in steps before the result came
+    assert all(final.startswith(text) for text in seen)  # each step the text so far
+    expect(page.get_by_test_id("streamed")).to_have_count(0)  # replaced by the result

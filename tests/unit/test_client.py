@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 from typing import Any
 
@@ -17,12 +17,13 @@ from jobrelay.client import (
     ApiError,
     Client,
     ClientSettings,
+    Delta,
     JobFailed,
     Submission,
     Upload,
     WaitTimeout,
 )
-from jobrelay.contract import JobInput, JobRecord, JobStatus, JobView
+from jobrelay.contract import JobInput, JobRecord, JobStatus, JobView, Priority
 
 JOB = JobRecord.new("embed", JobInput(text="hi"), {}, {})
 
@@ -107,6 +108,21 @@ def test_file_submissions_go_as_multipart_with_the_api_key() -> None:
     assert json.dumps({"labels": ["a", "b"]}).encode() in request.content
 
 
+def test_a_priority_is_sent_only_when_not_the_default() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def intake(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(202, json=view(JobStatus.QUEUED))
+
+    client = fake(intake)
+    client.submit(Submission("embed", text="hi", priority=Priority.HIGH))
+    client.submit(Submission("embed", text="hi"))
+
+    assert seen[0]["priority"] == "high"
+    assert "priority" not in seen[1]
+
+
 def test_the_streams_keepalive_comments_are_not_taken_for_events() -> None:
     """httpx-sse passes a comment on as an event with no data once an event carried an id."""
 
@@ -119,6 +135,48 @@ def test_the_streams_keepalive_comments_are_not_taken_for_events() -> None:
         assert request.url.path.endswith("/events")
         return httpx.Response(200, text=body, headers={"Content-Type": "text/event-stream"})
 
-    states = [job.status for job in fake(status).stream(JOB.id)]
+    states = [job.status for job in fake(status).stream(JOB.id) if isinstance(job, JobView)]
 
     assert states == [JobStatus.RUNNING, JobStatus.SUCCEEDED]
+
+
+class Broken(httpx.SyncByteStream):
+    """A response body that sends `sent`, then breaks as a dropped connection does."""
+
+    def __init__(self, sent: bytes) -> None:
+        self.sent = sent
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.sent
+        raise httpx.ReadError("connection reset")
+
+
+def test_a_stream_yields_the_text_and_resumes_after_the_last_delta_seen() -> None:
+    """The connection drops after the first delta; the reconnect names it in Last-Event-ID
+    and the text goes on from there: nothing seen twice, nothing missed."""
+
+    def event(kind: str, event_id: str, data: dict[str, Any]) -> str:
+        return f"event: {kind}\nid: {event_id}\ndata: {json.dumps(data)}\n\n"
+
+    running = event("running", "1", view(JobStatus.RUNNING))
+    first = event("delta", "1.1", {"text": "Hello"})
+    rest = event("delta", "1.2", {"text": " world"}) + event(
+        "succeeded", "2", view(JobStatus.SUCCEEDED)
+    )
+    asked: list[str | None] = []
+
+    def status(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("Last-Event-ID"))
+        if len(asked) == 1:
+            headers = {"Content-Type": "text/event-stream"}
+            return httpx.Response(200, stream=Broken((running + first).encode()), headers=headers)
+        return httpx.Response(200, text=rest, headers={"Content-Type": "text/event-stream"})
+
+    events = list(fake(status).stream(JOB.id))
+    assert asked == [None, "1.1"]
+    texts = [e.text for e in events if isinstance(e, Delta)]
+    assert texts == ["Hello", " world"]
+    assert [e.status for e in events if isinstance(e, JobView)] == [
+        JobStatus.RUNNING,
+        JobStatus.SUCCEEDED,
+    ]

@@ -17,6 +17,7 @@ import apps.status.settings
 import apps.worker.settings
 import jobrelay.auth
 import jobrelay.client.settings
+import jobrelay.lanes
 import jobrelay.settings
 import jobrelay.task_limits
 import jobrelay.telemetry
@@ -33,6 +34,7 @@ _SETTINGS_MODULES = (
     apps.worker.settings,
     jobrelay.auth,
     jobrelay.client.settings,
+    jobrelay.lanes,
     jobrelay.settings,
     jobrelay.task_limits,
     jobrelay.telemetry,

@@ -3,17 +3,17 @@
 // textContent, never innerHTML, so a job's text or result cannot inject markup.
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled", "expired"]);
-const RECENT_KEY = "jobrelay.recent";
 const INTAKE_KEY = "jobrelay.intake";
 // The API key lives in sessionStorage, not localStorage: it is gone when the tab closes, so
 // a shared machine does not keep it, and a person types it once per visit at most.
 const API_KEY_KEY = "jobrelay.apiKey";
-const RECENT_MAX = 20;
 
 const $ = (id) => document.getElementById(id);
 // `trusted`: the origins that may receive the API key, this page's own and the intake that
 // the status app serves in config.json. Nothing else does, whatever URL the page was given.
-const state = { intake: "", trusted: new Set([location.origin]), watch: null, job: null };
+const state = {
+  intake: "", trusted: new Set([location.origin]), watch: null, job: null, streamed: "",
+};
 
 // ---- connection --------------------------------------------------------------------------
 
@@ -47,6 +47,7 @@ function saveConnection(event) {
   if (key) sessionStorage.setItem(API_KEY_KEY, key); else sessionStorage.removeItem(API_KEY_KEY);
   $("settings").open = false;
   showTrust();
+  loadRecent();
 }
 
 function showTrust() {
@@ -190,7 +191,7 @@ async function submitJob(event) {
     });
     if (!resp.ok) throw await apiError(resp);
     const job = await resp.json();
-    remember(job, request.summary);
+    remember();
     watch(job);
   } catch (problem) {
     showError(error, problem, `intake at ${state.intake}`);
@@ -205,6 +206,7 @@ function watch(job) {
   if (state.watch) state.watch.abort();
   const controller = new AbortController();
   state.watch = controller;
+  state.streamed = ""; // another job's text is not this one's
   render(job, "");
   if (TERMINAL.has(job.status)) return;
   follow(job, controller.signal).catch((problem) => {
@@ -214,22 +216,28 @@ function watch(job) {
 
 async function follow(job, signal) {
   let last = job;
-  try {
-    last = await streamEvents(job.id, signal);
-  } catch (problem) {
-    if (signal.aborted) return;
-    console.info("event stream unavailable, polling instead:", problem);
+  // A chat or summarize job's text, as its `delta` events bring it; the stream resumes
+  // after the last event seen (Last-Event-ID), so a dropped connection loses no text.
+  const stream = { lastId: null, text: "" };
+  state.streamed = "";
+  for (let tries = 0; tries < 3 && !TERMINAL.has(last.status) && !signal.aborted; tries++) {
+    try {
+      last = await streamEvents(job.id, signal, stream) ?? last;
+    } catch (problem) {
+      if (signal.aborted) return;
+      console.info("event stream interrupted:", problem);
+      if (stream.lastId === null) break; // nothing to resume after: poll instead
+    }
   }
   if (!TERMINAL.has(last.status) && !signal.aborted) await poll(last, signal);
 }
 
-async function streamEvents(jobId, signal) {
+async function streamEvents(jobId, signal, stream) {
   // fetch, not EventSource: EventSource cannot send an Authorization header, and the page
   // must keep working once the API requires a key.
-  const resp = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/events`, {
-    headers: { ...authHeaders(location.href), Accept: "text/event-stream" },
-    signal,
-  });
+  const headers = { ...authHeaders(location.href), Accept: "text/event-stream" };
+  if (stream.lastId !== null) headers["Last-Event-ID"] = stream.lastId;
+  const resp = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/events`, { headers, signal });
   if (!resp.ok) throw await apiError(resp);
   const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -240,21 +248,45 @@ async function streamEvents(jobId, signal) {
     buffer += value.replace(/\r\n?/g, "\n");
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const data = sseData(buffer.slice(0, end));
+      const event = sseEvent(buffer.slice(0, end));
       buffer = buffer.slice(end + 2);
-      if (data === null) continue; // a keep-alive comment
-      last = JSON.parse(data);
+      if (event.data === null) continue; // a keep-alive comment
+      if (event.id !== null) stream.lastId = event.id;
+      if (event.name === "delta") {
+        stream.text += JSON.parse(event.data).text;
+        showStreamed(stream.text);
+        continue;
+      }
+      last = JSON.parse(event.data);
+      // A new attempt (`running` again after a retry) streams its text afresh.
+      if (last.status === "running") stream.text = "";
+      state.streamed = stream.text;
       render(last, "live events");
       if (TERMINAL.has(last.status)) return last;
     }
   }
-  if (!last) throw new Error("the stream ended before any event");
+  if (!last && stream.lastId === null) throw new Error("the stream ended before any event");
   return last;
 }
 
-function sseData(block) {
-  const lines = block.split("\n").filter((line) => line.startsWith("data:"));
-  return lines.length ? lines.map((line) => line.slice(5).replace(/^ /, "")).join("\n") : null;
+function sseEvent(block) {
+  const field = (name) => block.split("\n").filter((line) => line.startsWith(`${name}:`))
+    .map((line) => line.slice(name.length + 1).replace(/^ /, ""));
+  const data = field("data");
+  return { name: field("event")[0] ?? null, id: field("id")[0] ?? null,
+    data: data.length ? data.join("\n") : null };
+}
+
+function showStreamed(text) {
+  state.streamed = text;
+  let node = $("streamed");
+  if (!node) {
+    node = el("p", "", "text-result streaming");
+    node.id = "streamed";
+    node.dataset.testid = "streamed";
+    $("result").replaceChildren(node);
+  }
+  node.textContent = text;
 }
 
 async function poll(job, signal) {
@@ -296,7 +328,13 @@ function render(job, via) {
   $("job-meta").textContent = parts.join(" · ");
   $("cancel").hidden = TERMINAL.has(job.status);
   const result = $("result");
-  result.replaceChildren(...(job.result ? renderOutput(job.task, job.result.output) : []));
+  if (job.result) {
+    result.replaceChildren(...renderOutput(job.task, job.result.output));
+  } else if (job.status === "running" && state.streamed) {
+    showStreamed(state.streamed); // the text so far, until the result replaces it
+  } else {
+    result.replaceChildren();
+  }
   const error = $("job-error");
   if (job.error && job.status !== "succeeded") {
     showError(error, new ApiError(0, job.error.code, job.error.message), "");
@@ -371,47 +409,67 @@ function renderScores(output) {
   return [winner, grid];
 }
 
-// ---- recent jobs (this browser only) -----------------------------------------------------
+// ---- your jobs (GET /v1/jobs: the listing, newest first) ----------------------------------
 
-function recentJobs() {
-  try {
-    return JSON.parse(localStorage.getItem(RECENT_KEY)) || [];
-  } catch {
-    return [];
-  }
+const RECENT_PAGE = 20;
+// `jobs`: what is shown; `next`: the listing's next page URL (null at the end).
+const recent = { jobs: [], next: null };
+
+function summaryOf(job) {
+  if (job.input && job.input.text) return job.input.text.trim().slice(0, 80);
+  if (job.input && job.input.filename) return job.input.filename;
+  return job.id;
 }
 
-function remember(job, summary) {
-  const jobs = recentJobs().filter((j) => j.id !== job.id);
-  jobs.unshift({ id: job.id, task: job.task, status: job.status, summary, at: job.created_at });
-  localStorage.setItem(RECENT_KEY, JSON.stringify(jobs.slice(0, RECENT_MAX)));
+async function loadRecent(more = false) {
+  // Always this page's own origin (status), whatever public URL `next` names: the key goes
+  // where every status call of the page sends it, and no CORS is involved.
+  let url = `/v1/jobs?limit=${RECENT_PAGE}`;
+  if (more && recent.next) {
+    const next = new URL(recent.next, location.href);
+    url = next.pathname + next.search;
+  }
+  try {
+    const resp = await fetch(url, { headers: authHeaders(location.href) });
+    if (!resp.ok) throw await apiError(resp);
+    const page = await resp.json();
+    recent.jobs = more ? [...recent.jobs, ...page.results] : page.results;
+    recent.next = page.next;
+    $("recent-error").hidden = true;
+  } catch (problem) {
+    showError($("recent-error"), problem, "status");
+  }
   renderRecent();
 }
 
+function remember() {
+  loadRecent();
+}
+
 function updateRecent(job) {
-  const jobs = recentJobs();
-  const entry = jobs.find((j) => j.id === job.id);
-  if (entry && entry.status !== job.status) {
-    entry.status = job.status;
-    localStorage.setItem(RECENT_KEY, JSON.stringify(jobs));
+  const shown = recent.jobs.find((j) => j.id === job.id);
+  if (shown && shown.status !== job.status) {
+    shown.status = job.status;
     renderRecent();
   }
 }
 
 function renderRecent() {
-  const items = recentJobs().map((job) => {
+  const items = recent.jobs.map((job) => {
     const button = el("button");
     button.type = "button";
     const head = el("span");
     head.append(el("span", job.status, `badge ${job.status}`), ` ${job.task}`);
-    button.append(head, el("span", job.summary || job.id, "what"));
+    button.append(head, el("span", summaryOf(job), "what"));
     button.addEventListener("click", () => openJob(job.id));
     const item = el("li");
+    item.dataset.jobId = job.id;
     item.append(button);
     return item;
   });
   $("recent").replaceChildren(...items);
   if (!items.length) $("recent").append(el("li", "None yet.", "hint"));
+  $("recent-more").hidden = !recent.next;
 }
 
 async function openJob(jobId) {
@@ -453,8 +511,9 @@ async function start() {
     radio.addEventListener("change", () => setSource(radio.value));
   }
   $("cancel").addEventListener("click", cancelJob);
+  $("recent-more").addEventListener("click", () => loadRecent(true));
   showTaskFields();
-  renderRecent();
+  loadRecent();
   document.body.dataset.ready = "true";
 }
 

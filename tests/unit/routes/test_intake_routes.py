@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from apps.intake.main import create_app
 from apps.intake.settings import IntakeSettings, QuotaSettings
 from jobrelay import keys
-from jobrelay.constants import JOBS_TOPIC
-from jobrelay.contract import JobMessage
+from jobrelay.contract import JobMessage, Priority
+from jobrelay.lanes import Lanes, lane_topic
 from tests.doubles.memory_dapr import MemoryDapr
 from tests.unit.routes.conftest import BASE_URL
 
@@ -43,9 +43,29 @@ def test_a_submit_answers_202_publishes_then_stores(client: TestClient, dapr: Me
     assert answer.headers["Retry-After"] == "1"
     assert job["status"] == "queued"
     [(_, topic, data)] = dapr.published
-    assert topic == JOBS_TOPIC
+    assert topic == Lanes().topic(Priority.NORMAL, "default")
     assert JobMessage.model_validate_json(data).job_id == job["id"]
     assert dapr.has(keys.job(job["id"]))
+    assert job["priority"] == "normal"
+
+
+def test_a_high_priority_job_goes_to_its_high_lane(client: TestClient, dapr: MemoryDapr) -> None:
+    answer = client.post("/v1/jobs", json=CLASSIFY | {"priority": "high"})
+
+    assert answer.status_code == 202
+    assert answer.json()["priority"] == "high"
+    [(_, topic, _)] = dapr.published
+    assert topic == lane_topic(Priority.HIGH, Lanes().shard("default"))
+
+
+def test_an_unknown_priority_is_422_and_publishes_nothing(
+    client: TestClient, dapr: MemoryDapr
+) -> None:
+    answer = client.post("/v1/jobs", json=CLASSIFY | {"priority": "urgent"})
+
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "validation_error"
+    assert dapr.published == []
 
 
 def test_an_unknown_task_is_400_and_leaves_nothing(client: TestClient, dapr: MemoryDapr) -> None:

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from apps.worker.main import create_app
 from apps.worker.settings import WorkerSettings
 from jobrelay.constants import DEAD_LETTER_TOPIC, JOBS_TOPIC
+from jobrelay.lanes import Lanes
 from tests.unit.routes.conftest import BASE_URL
 
 Connect = Callable[[], AbstractAsyncContextManager[DaprClient]]
@@ -26,4 +27,6 @@ def test_the_worker_starts_and_lists_its_subscriptions(
         listed = client.get("/dapr/subscribe").json()
 
     topics = {s["topic"]: s.get("deadLetterTopic") for s in listed}
-    assert topics == {JOBS_TOPIC: DEAD_LETTER_TOPIC, DEAD_LETTER_TOPIC: None}
+    lanes = dict.fromkeys(Lanes().topics(), DEAD_LETTER_TOPIC)
+    assert len(lanes) == 12  # 3 priorities x 4 tenant shards by default
+    assert topics == lanes | {JOBS_TOPIC: DEAD_LETTER_TOPIC, DEAD_LETTER_TOPIC: None}

@@ -2,14 +2,15 @@
 
 Human-readable output through rich by default; `--json` prints one JSON document (or one per
 line for `watch`) on stdout for scripts. Exit codes: 0 done, 1 the job failed (or was
-cancelled or expired), 3 the API refused or could not be reached, 4 a batch has lines to retry.
+cancelled or expired), 3 the API refused or could not be reached, 4 a batch was left
+running on the server (rerun the same command to follow it).
 """
 
 from typing import Annotated, Any
 
 import typer
 
-from jobrelay.cli import admin, batch, jobs, receiver
+from jobrelay.cli import admin, batch, jobs, listing, receiver
 from jobrelay.client import ClientSettings
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.command()(jobs.submit)
 app.command()(jobs.status)
 app.command()(jobs.cancel)
 app.command()(jobs.watch)
+app.command("list")(listing.list_jobs)
 app.command("batch")(batch.run_batch)
 app.add_typer(admin.app, name="admin")
 app.add_typer(receiver.app, name="webhooks")

@@ -16,11 +16,11 @@ from jobrelay.cli.common import (
     one_job,
     show,
 )
-from jobrelay.client import Client, JobrelayError, StreamUnavailable, Submission, Upload
-from jobrelay.contract import JobView, WebhookSpec
+from jobrelay.client import Client, Delta, JobrelayError, StreamUnavailable, Submission, Upload
+from jobrelay.contract import JobView, Priority, WebhookSpec
 
 
-def _key_values(pairs: list[str], what: str) -> dict[str, str]:
+def key_values(pairs: list[str], what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -61,6 +61,9 @@ def submit(
     deadline: Annotated[float | None, typer.Option(help="Expire if not started (s).")] = None,
     webhook: Annotated[str | None, typer.Option(help="POST the job here when done.")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Same key, same job.")] = None,
+    priority: Annotated[
+        Priority, typer.Option(help="Its lane: high before normal before low.")
+    ] = Priority.NORMAL,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Wait for the result.")] = False,
     timeout: Annotated[float | None, typer.Option(help="With --wait: give up after (s).")] = None,
     as_json: JsonFlag = False,
@@ -73,10 +76,11 @@ def submit(
         text=typer.get_text_stream("stdin").read() if text == "-" else text,
         file=Upload.from_path(file) if file else None,
         params=_params(params, label or []),
-        metadata=_key_values(metadata or [], "--metadata"),
+        metadata=key_values(metadata or [], "--metadata"),
         deadline_seconds=deadline,
         webhook=WebhookSpec(url=webhook) if webhook else None,
         idempotency_key=idempotency_key,
+        priority=priority,
     )
     with client_of(ctx) as client:
         try:
@@ -96,8 +100,9 @@ def _follow(client: Client, job: JobView, timeout: float | None, quiet: bool) ->
             spinner.stop()
         try:
             for state in client.stream(job.id, timeout=timeout):
-                job = state
-                spinner.update(_spinner_text(job))
+                if isinstance(state, JobView):
+                    job = state
+                    spinner.update(_spinner_text(job))
         except StreamUnavailable:
             spinner.update(f"job {job.id}: {job.status.value} (polling)")
         if not job.status.terminal:
@@ -126,11 +131,17 @@ def watch(
     timeout: Annotated[float | None, typer.Option(help="Give up after (s).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Print each status change of a job as it happens, then its result."""
+    """Print each status change of a job as it happens (and a chat or summarize job's text
+    as the model writes it), then its result."""
     job: JobView | None = None
     with client_of(ctx) as client:
         try:
-            for job in client.stream(job_id, timeout=timeout):
+            for event in client.stream(job_id, timeout=timeout):
+                if isinstance(event, Delta):
+                    text = json.dumps({"delta": event.text, "id": event.id}) if as_json else None
+                    typer.echo(text or event.text, nl=as_json)
+                    continue
+                job = event
                 if as_json:
                     typer.echo(job.model_dump_json())
                 elif not job.status.terminal:

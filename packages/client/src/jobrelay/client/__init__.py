@@ -6,7 +6,8 @@
         job = jobs.run(Submission("classify", text="Great!", params={"labels": ["good", "bad"]}))
         print(job.result.output["label"] if job.result else None)
 
-`AsyncClient` has the same methods for asyncio code. Addresses and the API key come from
+`client.list(JobFilter(status=["succeeded"]))` iterates your jobs, newest first, through
+every page. `AsyncClient` has the same methods for asyncio code. Addresses and the API key come from
 `JOBRELAY_INTAKE_URL`, `JOBRELAY_STATUS_URL` and `JOBRELAY_API_KEY` (ClientSettings).
 """
 
@@ -19,6 +20,8 @@ from jobrelay.client.errors import (
     StreamUnavailable,
     WaitTimeout,
 )
+from jobrelay.client.listing import JobFilter
+from jobrelay.client.responses import Delta
 from jobrelay.client.settings import ClientSettings
 from jobrelay.client.submission import Outcome, Submission, Upload
 from jobrelay.client.sync import Client
@@ -31,8 +34,10 @@ __all__ = [
     "Client",
     "ClientSettings",
     "ConnectionFailed",
+    "Delta",
     "InvalidSignature",
     "JobFailed",
+    "JobFilter",
     "JobResult",
     "JobStatus",
     "JobView",

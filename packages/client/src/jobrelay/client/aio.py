@@ -18,7 +18,14 @@ from httpx_sse import SSEError, aconnect_sse
 
 from jobrelay.client.core import HTTP_TIMEOUT, Call, ClientCore, Resumes, polled, stream_refused
 from jobrelay.client.errors import JobrelayError, StreamUnavailable
-from jobrelay.client.responses import checked, job_or_raise, retry_after, stream_event
+from jobrelay.client.listing import JobFilter, page_or_raise
+from jobrelay.client.responses import (
+    StreamEvent,
+    checked,
+    job_or_raise,
+    retry_after,
+    stream_event,
+)
 from jobrelay.client.submission import Outcome, Submission
 from jobrelay.client.urls import STREAM_READ_TIMEOUT_SECONDS
 from jobrelay.contract import JobView
@@ -55,19 +62,30 @@ class AsyncClient(ClientCore[httpx.AsyncClient]):
     async def get(self, job_id: str) -> JobView:
         return job_or_raise(await self._send(self.requests.get(job_id)))
 
+    async def list(self, filters: JobFilter | None = None) -> AsyncIterator[JobView]:
+        response = await self._send(self.requests.list(filters or JobFilter()))
+        while True:
+            page = page_or_raise(response)
+            for job in page.results:
+                yield job
+            if page.next is None:
+                return
+            response = await self._send(self.requests.page(page.next))
+
     async def cancel(self, job_id: str) -> JobView:
         return job_or_raise(await self._send(self.requests.cancel(job_id)))
 
     async def stream(
-        self, job_id: str, *, last_event_id: int | None = None
-    ) -> AsyncIterator[JobView]:
+        self, job: str | JobView, *, last_event_id: str | int | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        job_id = job if isinstance(job, str) else job.id
         resumes = Resumes(self.requests.endpoints.events(job_id), last_event_id)
         while True:
             try:
-                async for job, seq in self._read_stream(job_id, resumes.seen):
-                    resumes.got(seq)
-                    yield job
-                    if job.status.terminal:
+                async for event, event_id in self._read_stream(job_id, resumes.seen):
+                    resumes.got(event_id)
+                    yield event
+                    if isinstance(event, JobView) and event.status.terminal:
                         return
             except (httpx.TransportError, SSEError) as exc:
                 resumes.dropped(exc)
@@ -75,8 +93,8 @@ class AsyncClient(ClientCore[httpx.AsyncClient]):
                 resumes.ended_early()
 
     async def _read_stream(
-        self, job_id: str, last_seen: int | None
-    ) -> AsyncIterator[tuple[JobView, int]]:
+        self, job_id: str, last_seen: str | int | None
+    ) -> AsyncIterator[tuple[StreamEvent, str]]:
         call = self.requests.events(job_id, last_seen)
         async with aconnect_sse(
             self._http, call.method, call.url, timeout=STREAM_READ_TIMEOUT_SECONDS, **call.kwargs
@@ -93,7 +111,8 @@ class AsyncClient(ClientCore[httpx.AsyncClient]):
         if self.use_events:
             try:
                 async for state in self.stream(job_id):
-                    job = state
+                    if isinstance(state, JobView):
+                        job = state
             except StreamUnavailable as exc:
                 log.info("falling back to polling: %s", exc)
         if job is None or not job.status.terminal:

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from jobrelay.client.errors import ConnectionFailed, JobrelayError, StreamUnavailable
+from jobrelay.client.listing import JobFilter
 from jobrelay.client.responses import api_error, job_or_raise
 from jobrelay.client.settings import ClientSettings
 from jobrelay.client.submission import Submission
@@ -76,10 +77,17 @@ class Requests:
     def get(self, job_id: str) -> Call:
         return self._call("GET", self.endpoints.job(job_id))
 
+    def list(self, filters: JobFilter) -> Call:
+        return self._call("GET", self.endpoints.jobs, params=filters.params())
+
+    def page(self, next_url: str) -> Call:
+        """A listing's next page: the `next` URL as the server gave it (filters included)."""
+        return self._call("GET", next_url)
+
     def cancel(self, job_id: str) -> Call:
         return self._call("DELETE", self.endpoints.job(job_id))
 
-    def events(self, job_id: str, last_seen: int | None) -> Call:
+    def events(self, job_id: str, last_seen: str | int | None) -> Call:
         headers = dict(self.endpoints.headers)
         if last_seen is not None:
             headers["Last-Event-ID"] = str(last_seen)
@@ -112,11 +120,11 @@ class Resumes:
     from), the stream is given up with StreamUnavailable and the caller polls instead."""
 
     url: str
-    seen: int | None
+    seen: str | int | None  # the last event id: a status's `seq`, or a delta's `seq.n`
     failures: int = 0
 
-    def got(self, seq: int) -> None:
-        self.seen, self.failures = seq, 0
+    def got(self, event_id: str) -> None:
+        self.seen, self.failures = event_id, 0
 
     def dropped(self, exc: Exception) -> None:
         self.failures += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import httpx
 from httpx_sse import ServerSentEvent
@@ -54,12 +55,26 @@ def job_of_event(event: ServerSentEvent) -> JobView:
     return JobView.model_validate(json.loads(event.data))
 
 
-def stream_event(event: ServerSentEvent) -> tuple[JobView, int] | None:
-    """A stream event's job and sequence number; None for a keepalive comment, which both
-    clients skip (a batch slower than the 15 s keepalive would otherwise fail on it)."""
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """Text a chat or summarize job's model added since the last Delta (`event: delta`)."""
+
+    text: str
+    id: str  # its event id, `{seq}.{n}`: what a resume sends back as Last-Event-ID
+
+
+StreamEvent = JobView | Delta
+
+
+def stream_event(event: ServerSentEvent) -> tuple[StreamEvent, str] | None:
+    """A stream event (the job, or a Delta of its text) and its id; None for a keepalive
+    comment, which both clients skip (a batch slower than the 15 s keepalive would otherwise
+    fail on it)."""
     if not is_job_event(event):
         return None
-    return job_of_event(event), int(event.id)
+    if event.event == "delta":
+        return Delta(str(json.loads(event.data)["text"]), event.id), event.id
+    return job_of_event(event), event.id
 
 
 def checked(job: JobView) -> JobView:

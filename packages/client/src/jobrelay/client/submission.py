@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jobrelay.client.errors import JobrelayError
-from jobrelay.contract import JobView, SubmitRequest, WebhookSpec
+from jobrelay.contract import JobView, Priority, SubmitRequest, WebhookSpec
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ class Submission:
     deadline_seconds: float | None = None
     webhook: WebhookSpec | None = None
     idempotency_key: str | None = None
+    # `high` before `normal` before `low`; sent only when not the default, so a request
+    # without it stays byte-identical to one from before priorities.
+    priority: Priority = Priority.NORMAL
 
     @classmethod
     def of(cls, request: SubmitRequest, idempotency_key: str | None = None) -> Submission:
@@ -54,6 +57,7 @@ class Submission:
             deadline_seconds=request.deadline_seconds,
             webhook=request.webhook,
             idempotency_key=idempotency_key,
+            priority=request.priority,
         )
 
     def request_kwargs(self, api_headers: dict[str, str]) -> dict[str, Any]:
@@ -78,6 +82,8 @@ class Submission:
             body["deadline_seconds"] = self.deadline_seconds
         if self.webhook is not None:
             body["webhook"] = self.webhook.model_dump(mode="json")
+        if self.priority is not Priority.NORMAL:
+            body["priority"] = self.priority.value
         return body
 
     def _form_fields(self) -> dict[str, str]:
@@ -90,6 +96,8 @@ class Submission:
             fields["deadline_seconds"] = str(self.deadline_seconds)
         if self.webhook is not None:
             fields["webhook"] = self.webhook.model_dump_json()
+        if self.priority is not Priority.NORMAL:
+            fields["priority"] = self.priority.value
         return fields
 
     def _files(self) -> dict[str, tuple[str, bytes, str]]:

@@ -19,7 +19,14 @@ from httpx_sse import SSEError, connect_sse
 
 from jobrelay.client.core import HTTP_TIMEOUT, Call, ClientCore, Resumes, polled, stream_refused
 from jobrelay.client.errors import JobrelayError, StreamUnavailable
-from jobrelay.client.responses import checked, job_or_raise, retry_after, stream_event
+from jobrelay.client.listing import JobFilter, page_or_raise
+from jobrelay.client.responses import (
+    StreamEvent,
+    checked,
+    job_or_raise,
+    retry_after,
+    stream_event,
+)
 from jobrelay.client.submission import Outcome, Submission
 from jobrelay.client.urls import Timer
 from jobrelay.contract import JobView
@@ -60,26 +67,45 @@ class Client(ClientCore[httpx.Client]):
         """The job as it is now, pending or final."""
         return job_or_raise(self._send(self.requests.get(job_id)))
 
+    def list(self, filters: JobFilter | None = None) -> Iterator[JobView]:
+        """Your jobs, newest first, through every page (one request per `page_size`
+        results, made as the iteration gets there): `for job in client.list(JobFilter(
+        status=["succeeded"])): ...`."""
+        response = self._send(self.requests.list(filters or JobFilter()))
+        while True:
+            page = page_or_raise(response)
+            yield from page.results
+            if page.next is None:
+                return
+            response = self._send(self.requests.page(page.next))
+
     def cancel(self, job_id: str) -> JobView:
         """Cancel a pending job; ApiError `job_finished` if it already ended."""
         return job_or_raise(self._send(self.requests.cancel(job_id)))
 
     def stream(
-        self, job_id: str, *, last_event_id: int | None = None, timeout: float | None = None
-    ) -> Iterator[JobView]:
-        """Each state of the job as it happens, ending with the final one.
+        self,
+        job: str | JobView,
+        *,
+        last_event_id: str | int | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Each state of the job as it happens, ending with the final one; for chat and
+        summarize, a Delta of the text between `running` and the end, as the model writes.
 
-        A dropped connection is resumed with `Last-Event-ID`, so no state is seen twice;
-        StreamUnavailable if the stream cannot be read at all, WaitTimeout past `timeout`.
+        A dropped connection is resumed with `Last-Event-ID`, so no state or text is seen
+        twice or missed; StreamUnavailable if the stream cannot be read at all, WaitTimeout
+        past `timeout`.
         """
+        job_id = job if isinstance(job, str) else job.id
         timer = Timer(timeout)
         resumes = Resumes(self.requests.endpoints.events(job_id), last_event_id)
         while True:
             try:
-                for job, seq in self._read_stream(job_id, resumes.seen, timer):
-                    resumes.got(seq)
-                    yield job
-                    if job.status.terminal:
+                for event, event_id in self._read_stream(job_id, resumes.seen, timer):
+                    resumes.got(event_id)
+                    yield event
+                    if isinstance(event, JobView) and event.status.terminal:
                         return
                     timer.check(job_id)
             except (httpx.TransportError, SSEError) as exc:
@@ -89,8 +115,8 @@ class Client(ClientCore[httpx.Client]):
                 resumes.ended_early()
 
     def _read_stream(
-        self, job_id: str, last_seen: int | None, timer: Timer
-    ) -> Iterator[tuple[JobView, int]]:
+        self, job_id: str, last_seen: str | int | None, timer: Timer
+    ) -> Iterator[tuple[StreamEvent, str]]:
         call = self.requests.events(job_id, last_seen)
         with connect_sse(
             self._http, call.method, call.url, timeout=timer.read(), **call.kwargs
@@ -113,7 +139,8 @@ class Client(ClientCore[httpx.Client]):
         if self.use_events:
             try:
                 for state in self.stream(job_id, timeout=timeout):
-                    job = state
+                    if isinstance(state, JobView):
+                        job = state
             except StreamUnavailable as exc:
                 log.info("falling back to polling: %s", exc)
         if job is None or not job.status.terminal:

@@ -21,6 +21,7 @@ class Endpoints:
     def __init__(self, settings: ClientSettings) -> None:
         self.submit = f"{settings.intake_url.rstrip('/')}/v1/jobs"
         self._jobs = f"{settings.status_url.rstrip('/')}/v1/jobs"
+        self.jobs = self._jobs  # GET: the caller's jobs (a listing)
         self.headers: dict[str, str] = {}
         if settings.api_key is not None:
             self.headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"

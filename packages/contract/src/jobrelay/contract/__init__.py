@@ -6,9 +6,16 @@ Depends on pydantic alone, so the client SDK and any service can share it. Every
 importable from here; the modules say which side of the wire each one is on.
 """
 
-from jobrelay.contract.api import JobInputView, JobView, SubmitRequest, job_url
+from jobrelay.contract.api import (
+    JobInputView,
+    JobList,
+    JobView,
+    QueueView,
+    SubmitRequest,
+    job_url,
+)
 from jobrelay.contract.errors import ErrorBody, ErrorDetail
-from jobrelay.contract.messages import JobEvent, JobMessage
+from jobrelay.contract.messages import BatchJobEvent, JobEvent, JobMessage
 from jobrelay.contract.parts import (
     ContractModel,
     FileRef,
@@ -21,11 +28,12 @@ from jobrelay.contract.parts import (
     WebhookEvent,
     WebhookSpec,
 )
-from jobrelay.contract.record import MAX_WATCHERS, JobRecord
+from jobrelay.contract.record import MAX_WATCHERS, BatchLine, JobRecord
 from jobrelay.contract.status import (
     TRANSITIONS,
     IllegalTransition,
     JobStatus,
+    Priority,
     new_job_id,
     utcnow,
 )
@@ -33,6 +41,8 @@ from jobrelay.contract.status import (
 __all__ = [
     "MAX_WATCHERS",
     "TRANSITIONS",
+    "BatchJobEvent",
+    "BatchLine",
     "ContractModel",
     "ErrorBody",
     "ErrorDetail",
@@ -42,12 +52,15 @@ __all__ = [
     "JobEvent",
     "JobInput",
     "JobInputView",
+    "JobList",
     "JobMessage",
     "JobRecord",
     "JobResult",
     "JobStatus",
     "JobView",
     "ModelCall",
+    "Priority",
+    "QueueView",
     "SubmitRequest",
     "Usage",
     "WebhookDelivery",

@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import Field
 
 from jobrelay.contract.parts import ContractModel
-from jobrelay.contract.record import JobRecord
+from jobrelay.contract.record import BatchLine, JobRecord
 from jobrelay.contract.status import JobStatus
 
 
@@ -44,13 +44,36 @@ class JobEvent(ContractModel):
         description="The replicas waiting on the job: each subscription's routing rule passes "
         "only the events that name its own replica (jobrelay.events).",
     )
+    delta: int | None = Field(
+        default=None,
+        ge=1,
+        description="Set on a delta event (a streaming task's output, not a status change): "
+        "chunk `delta` of the text streamed in the `running` whose `seq` this is is stored "
+        "(`delta:{job_id}:{seq}:{delta}`). The text itself stays in the store.",
+    )
 
     @classmethod
-    def of(cls, record: JobRecord) -> Self:
+    def of(cls, record: JobRecord, delta: int | None = None) -> Self:
         return cls(
             job_id=record.id,
             tenant=record.tenant,
             seq=record.seq,
             status=record.status,
             watchers=record.watchers,
+            delta=delta,
         )
+
+
+class BatchJobEvent(ContractModel):
+    """A job made from a batch line ended: the message on `batch-events` (one consumer
+    group: intake counts it into its batch without reading the record)."""
+
+    job_id: str = Field(description="The job.")
+    batch: BatchLine = Field(description="Its batch and line.")
+    status: JobStatus = Field(description="The terminal status it reached.")
+
+    @classmethod
+    def of(cls, record: JobRecord) -> Self:
+        if record.batch is None:
+            raise ValueError(f"job {record.id} is not from a batch")
+        return cls(job_id=record.id, batch=record.batch, status=record.status)

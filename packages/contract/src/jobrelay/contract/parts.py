@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from jobrelay.contract.status import JobStatus
 
@@ -63,16 +63,33 @@ class JobInput(ContractModel):
 
 
 class WebhookEvent(StrEnum):
-    """Which status changes a webhook is told about."""
+    """Which changes a webhook is told about (Replicate's filters)."""
 
-    RUNNING = "running"  # a worker started the job
-    COMPLETED = "completed"  # the job became terminal, whatever the outcome
+    START = "start"  # a worker started the job
+    # The text so far of a streaming task (chat, summarize) while it runs: at most one
+    # delivery per 500 ms per job.
+    OUTPUT = "output"
+    # The job became terminal, whatever the outcome (as Replicate's `completed`, and as
+    # jobrelay's `completed` always meant).
+    COMPLETED = "completed"
+    FAILED = "failed"  # the job failed (or expired, or was cancelled)
+    # The name `start` had before: still accepted, read as `start` (WebhookSpec).
+    RUNNING = "running"
 
     @classmethod
     def of(cls, status: JobStatus) -> WebhookEvent | None:
+        """The event a status change is (`completed` for every terminal one; see `wanted`)."""
         if status.terminal:
             return cls.COMPLETED
-        return cls.RUNNING if status is JobStatus.RUNNING else None
+        return cls.START if status is JobStatus.RUNNING else None
+
+
+def _start_for_running(events: Any) -> Any:
+    # Old clients say `running`; stored and compared as `start`, each event once.
+    if not isinstance(events, list):
+        return events
+    named = ["start" if e in ("running", WebhookEvent.RUNNING) else e for e in events]
+    return list(dict.fromkeys(named))
 
 
 class WebhookSpec(ContractModel):
@@ -81,11 +98,25 @@ class WebhookSpec(ContractModel):
     url: str = Field(
         pattern=r"^https?://", max_length=2048, description="http(s) URL that receives the job."
     )
-    events: list[WebhookEvent] = Field(
+    events: Annotated[list[WebhookEvent], BeforeValidator(_start_for_running)] = Field(
         default_factory=lambda: [WebhookEvent.COMPLETED],
         min_length=1,
-        description="Status changes to deliver; `completed` by default.",
+        description="Changes to deliver, any of `start`, `output` (the text so far of chat "
+        "and summarize, at most once per 500 ms), `completed` (any terminal status) and "
+        "`failed` (failed, expired or cancelled); `completed` by default. `running` is an "
+        "old name of `start`.",
     )
+
+    def wanted(self, status: JobStatus) -> WebhookEvent | None:
+        """The event delivered for a change to `status`, None if not asked for. A failure
+        asked for both ways is delivered once, as `failed`."""
+        if status.terminal:
+            if status is not JobStatus.SUCCEEDED and WebhookEvent.FAILED in self.events:
+                return WebhookEvent.FAILED
+            return WebhookEvent.COMPLETED if WebhookEvent.COMPLETED in self.events else None
+        if status is JobStatus.RUNNING and WebhookEvent.START in self.events:
+            return WebhookEvent.START
+        return None
 
 
 class WebhookDelivery(ContractModel):

@@ -22,11 +22,26 @@ from jobrelay.contract.parts import (
     WebhookDelivery,
     WebhookSpec,
 )
-from jobrelay.contract.status import TRANSITIONS, IllegalTransition, JobStatus, new_job_id, utcnow
+from jobrelay.contract.status import (
+    TRANSITIONS,
+    IllegalTransition,
+    JobStatus,
+    Priority,
+    new_job_id,
+    utcnow,
+)
 
 # A job's watchers are kept to the newest this many: a replica that stopped watching is not
 # removed (that would be a write per stream closed), so the list must not grow with them.
 MAX_WATCHERS = 8
+
+
+class BatchLine(ContractModel):
+    """Internal: the line of an OpenAI-style batch a job was made from (apps/intake/batches)."""
+
+    batch_id: str = Field(description="The batch, `batch_...`.")
+    line: int = Field(ge=1, description="The 1-based line of the batch's input file.")
+    custom_id: str = Field(description="The line's `custom_id`, echoed in the output file.")
 
 
 class JobRecord(ContractModel):
@@ -34,6 +49,9 @@ class JobRecord(ContractModel):
 
     id: str = Field(description="Job id, a random UUID4 hex string.")
     tenant: str = Field(default="default", description="Owner of the job.")
+    priority: Priority = Field(
+        default=Priority.NORMAL, description="Its lane: `high`, `normal` or `low`."
+    )
     task: str = Field(description="Task name, e.g. `classify`.")
     input: JobInput = Field(description="The task's input.")
     params: dict[str, Any] = Field(default_factory=dict, description="Task parameters.")
@@ -82,6 +100,11 @@ class JobRecord(ContractModel):
         "(e.g. `go/worker-3f2a9c1b0d4e`): workers in any language may run a job "
         "(README, Polyglot workers).",
     )
+    batch: BatchLine | None = Field(
+        default=None,
+        description="Internal: the batch line this job came from; its terminal status is "
+        "published on `batch-events` so the batch counts it without reading the record.",
+    )
     watchers: list[str] = Field(
         default_factory=list,
         max_length=MAX_WATCHERS,
@@ -101,11 +124,13 @@ class JobRecord(ContractModel):
         webhook: WebhookSpec | None = None,
         job_id: str | None = None,
         tenant: str = "default",
+        priority: Priority = Priority.NORMAL,
     ) -> Self:
         now = utcnow()
         return cls(
             id=job_id or new_job_id(),
             tenant=tenant,
+            priority=priority,
             task=task,
             input=input,
             params=params,

@@ -12,17 +12,19 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from jobrelay.contract.api import JobView, SubmitRequest
+from jobrelay.contract.api import JobList, JobView, SubmitRequest
 from jobrelay.contract.errors import ErrorBody
-from jobrelay.contract.messages import JobEvent, JobMessage
+from jobrelay.contract.messages import BatchJobEvent, JobEvent, JobMessage
 from jobrelay.contract.record import JobRecord
 
 CONTRACTS: dict[str, type[BaseModel]] = {
     "job-record": JobRecord,  # the record in the state store (`job:{id}`)
     "job-message": JobMessage,  # the message on the `jobs` topic
     "job-event": JobEvent,  # the message on the `job-events` topic
+    "batch-job-event": BatchJobEvent,  # the message on the `batch-events` topic
     "submit-request": SubmitRequest,  # the body of POST /v1/jobs
     "job": JobView,  # a job as the APIs answer it
+    "job-list": JobList,  # a page of GET /v1/jobs
     "error": ErrorBody,  # every error answer
 }
 

@@ -15,6 +15,24 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+class Priority(StrEnum):
+    """Which lane a job waits in: a worker serves `high` before `normal` before `low`
+    (docs/fairness.md). Not a promise of order across brokers, only of who goes first
+    among the jobs a worker holds and of separate lanes on the broker."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 is served first."""
+        return _PRIORITY_RANK[self]
+
+
+_PRIORITY_RANK = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
+
+
 class JobStatus(StrEnum):
     """Where a job is in its life. Only `queued` and `running` are not terminal."""
 
