@@ -138,6 +138,16 @@ async def checked_record(
 ) -> tuple[JobRecord, str]:
     """The job a JSON submit asks for, and its fingerprint; ApiError for what the task
     cannot take. Shared by `POST /v1/jobs` and each line of a batch (apps/intake/batches)."""
+    if submit.input.file is not None:
+        # A file reaches a job only as an upload, stored by intake under the job's own key:
+        # a reference given in JSON could name any key in the store (another tenant's job
+        # list, say) for the worker to read into the job, and for a refused submit to delete.
+        raise ApiError(
+            422,
+            "invalid_input",
+            "input.file cannot be given in JSON: upload the file as multipart/form-data "
+            "in the field 'file'",
+        )
     check_metadata(submit.metadata, settings)
     params = _validated_params(submit.task, submit.params)
     await _check_webhook(submit.webhook)

@@ -68,6 +68,28 @@ def test_an_unknown_priority_is_422_and_publishes_nothing(
     assert dapr.published == []
 
 
+def test_a_file_named_in_json_is_422_and_the_key_it_names_is_neither_read_nor_deleted(
+    client: TestClient, dapr: MemoryDapr
+) -> None:
+    # Only an upload gives a job a file: a reference in JSON could point the worker (or a
+    # refused submit's clean-up) at any key, here another tenant's job list.
+    dapr.put(keys.index_page("acme", 0) + ":0", '["acme\'s jobs"]')
+    ref = {
+        "key": keys.index_page("acme", 0),
+        "content_type": "text/plain",
+        "size": 0,
+        "chunks": 1,
+        "sha256": "0" * 64,
+    }
+    answer = client.post("/v1/jobs", json={"task": "summarize", "input": {"file": ref}})
+
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "invalid_input"
+    assert "multipart/form-data" in answer.json()["error"]["message"]
+    assert dapr.published == []
+    assert dapr.value(keys.index_page("acme", 0) + ":0") == ["acme's jobs"]
+
+
 def test_an_unknown_task_is_400_and_leaves_nothing(client: TestClient, dapr: MemoryDapr) -> None:
     answer = client.post("/v1/jobs", json=CLASSIFY | {"task": "nope"})
 
