@@ -196,7 +196,7 @@ class ModelClient:
             body.get("max_tokens") or body.get("max_completion_tokens") or 0
         )
 
-        deltas = self._deltas if capability is Capability.CHAT else None
+        deltas = self._deltas if capability is Capability.CHAT and _text_only(body) else None
 
         async def op(client: AsyncOpenAI, profile: ModelProfile, seconds: float) -> Any:
             if deltas is not None:
@@ -221,6 +221,15 @@ class ModelClient:
         return completion.choices[0].message.content or "", chat_usage(completion), completion.model
 
 
+def _text_only(body: dict[str, Any]) -> bool:
+    """Whether the answer `body` asks for is its text alone, and so can stream as deltas.
+
+    Tool calls and log probabilities come in streamed chunks of their own, which `_streamed`
+    does not put back together: such a job gets its whole answer unstreamed (no `delta`
+    events) rather than a result without its tool calls or logprobs."""
+    return not body.get("tools") and not body.get("logprobs")
+
+
 async def _streamed(
     client: AsyncOpenAI, body: dict[str, Any], seconds: float, deltas: DeltaWriter
 ) -> ChatCompletion:
@@ -233,6 +242,7 @@ async def _streamed(
     if deltas.started:
         raise StreamInterrupted("a second model call of a job whose text has streamed")
     text: list[str] = []
+    refusal: list[str] = []  # a refusal streams apart from the text, and is not a delta
     last: ChatCompletionChunk | None = None
     finish: str | None = None
     usage: Any = None
@@ -250,6 +260,8 @@ async def _streamed(
                 if choice.delta.content:
                     text.append(choice.delta.content)
                     deltas.add(choice.delta.content)
+                if choice.delta.refusal:
+                    refusal.append(choice.delta.refusal)
                 finish = choice.finish_reason or finish
     except Exception as exc:
         if deltas.started:
@@ -268,7 +280,11 @@ async def _streamed(
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "".join(text)},
+                    "message": {
+                        "role": "assistant",
+                        "content": "".join(text),
+                        "refusal": "".join(refusal) or None,
+                    },
                     "finish_reason": finish or "stop",
                 }
             ],

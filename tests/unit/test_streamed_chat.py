@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import uvicorn
@@ -23,6 +24,7 @@ from apps.worker.model_client import ModelClient
 from apps.worker.streaming import DeltaWriter, StreamInterrupted
 from apps.worker.tasks import chat, summarize
 from jobrelay.contract import JobInput, JobRecord, JobStatus
+from tests.doubles.scripted_model import scripted_model
 from tests.ports import free_port
 from tests.unit.gateways import gateway_for
 
@@ -126,3 +128,35 @@ async def test_a_stream_that_breaks_after_text_is_not_retried_and_fails_retryabl
     error = describe(caught.value)
     assert error.code == "model_stream_interrupted"
     assert error.retryable
+
+
+_TOOL = {
+    "type": "function",
+    "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+}
+
+
+@pytest.mark.parametrize("asks", [{"tools": [_TOOL]}, {"logprobs": True}])
+async def test_a_chat_asking_for_tool_calls_or_logprobs_is_answered_whole(
+    asks: dict[str, Any],
+) -> None:
+    # Those parts of an answer stream in chunks of their own, which the streamed call does
+    # not put back together: asked for, the answer comes unstreamed, with all of it.
+    messages = [{"role": "user", "content": "hi"}]
+    record = running("chat", "hi").model_copy(update={"params": {"messages": messages, **asks}})
+    chunks = Chunks()
+    deltas = DeltaWriter(record, chunks.store, chunks.notify)
+    with scripted_model() as double:
+        double.default_content = "the whole answer"
+        gateway = gateway_for(double.url, chat_model="m")
+        models = ModelClient(gateway, "chat", None, 1, deltas=deltas)
+        try:
+            result = await chat.run(record, models)
+            await deltas.close()
+        finally:
+            await gateway.close()
+        [call] = double.calls("m")
+    assert call.body["stream"] is False
+    assert {name: call.body[name] for name in asks} == asks
+    assert chunks.stored == {}
+    assert result.output["message"]["content"] == "the whole answer"
