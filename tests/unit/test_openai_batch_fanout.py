@@ -24,15 +24,18 @@ from apps.intake.batches.store import BatchStore, Fanout
 from jobrelay.contract import JobStatus, Priority
 from jobrelay.job_index import JobIndex
 from jobrelay.lanes import Lanes, LaneSettings
+from jobrelay.limits import LimitReached
 from jobrelay.service import Sidecar
 from tests.doubles.memory_dapr import MemoryDapr
-from tests.unit.batch_setup import stored_file, wired_intake
+from tests.unit.batch_setup import WiredIntake, stored_file, wired_intake
 
 pytestmark = pytest.mark.anyio
 
 
-async def _setup(lines: list[bytes]) -> tuple[MemoryDapr, Sidecar, FanOut, StoredBatch, StoredFile]:
-    wired = wired_intake()
+async def _setup(
+    lines: list[bytes], wired: WiredIntake | None = None
+) -> tuple[MemoryDapr, Sidecar, FanOut, StoredBatch, StoredFile]:
+    wired = wired or wired_intake()
     sidecar = wired.sidecar
     source = await stored_file(sidecar, lines)
     batch = StoredBatch(
@@ -56,6 +59,10 @@ async def _setup(lines: list[bytes]) -> tuple[MemoryDapr, Sidecar, FanOut, Store
     counts = BatchCounts(sidecar.state)
     fan_out = FanOut(wired.intake, wired.quotas, wired.settings, store, files, counts, send)
     return wired.dapr, sidecar, fan_out, batch, source
+
+
+async def _no_step(step: Step) -> None:
+    pass
 
 
 def _embedding(n: int) -> bytes:
@@ -117,3 +124,38 @@ async def test_a_stopped_batch_sends_nothing() -> None:
     await store.move_fanout(batch.id, lambda fan: fan.model_copy(update={"stopped": True}))
     assert not await fan_out.step(batch, source, Step(batch_id=batch.id, kind="fan_out"))
     assert _job_messages(dapr) == []
+
+
+class _FullQuota:
+    """The tenant's waiting-jobs quota stays full; the batch is cancelled while a step waits."""
+
+    def __init__(self, store: BatchStore, batch_id: str) -> None:
+        self.store, self.batch_id, self.asked = store, batch_id, 0
+
+    async def admit(self, subject: object) -> None:
+        self.asked += 1
+        if self.asked == 2:
+            await self.store.move_fanout(
+                self.batch_id, lambda fan: fan.model_copy(update={"stopped": True})
+            )
+        raise LimitReached("queue_full", "the tenant's queue is full", retry_after=0.01)
+
+
+async def test_a_step_waiting_on_the_quota_stops_with_its_batch_and_sends_nothing() -> None:
+    wired = wired_intake()
+    dapr, sidecar, _, batch, source = await _setup([_embedding(n) for n in range(3)], wired)
+    store = BatchStore(sidecar.state)
+    quota = _FullQuota(store, batch.id)
+    fan_out = FanOut(
+        wired.intake,
+        quota,  # type: ignore[arg-type]
+        wired.settings,
+        store,
+        BatchFiles(sidecar.state, 10**6),
+        BatchCounts(sidecar.state),
+        _no_step,
+    )
+    assert not await fan_out.step(batch, source, Step(batch_id=batch.id, kind="fan_out"))
+    assert quota.asked == 2  # it waited, and gave up at the first look after the stop
+    assert _job_messages(dapr) == []
+    assert await sidecar.jobs.get_many([job_id_of(batch.id, n) for n in (1, 2, 3)]) == {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from apps.intake.batches.counts import BatchCounts
 from apps.intake.batches.fanout import PACE_SECONDS, FanOut, started
@@ -52,6 +52,13 @@ WINDOW_SECONDS = 24 * 3600
 # longer than a step may pace itself (fanout.PACE_SECONDS), so a waiting step is not doubled.
 STALL_SECONDS = 15.0
 FANOUT_STALL_SECONDS = 2 * PACE_SECONDS
+# Batches a replica remembers (their totals, when each was nudged, that its finalize step
+# was sent), at most, the oldest forgotten first. Each is a cache or a throttle: one
+# forgotten costs a read, a nudge, or a second finalize step, which any other replica may
+# send as well and which finds the batch finalized.
+_REMEMBERED_BATCHES = 10_000
+
+T = TypeVar("T")
 
 
 class Batches:
@@ -71,7 +78,7 @@ class Batches:
         )
         self._totals: dict[str, int] = {}  # batch id -> total, for counting events
         self._nudged: dict[str, float] = {}
-        self._finalizing: set[str] = set()
+        self._finalizing: dict[str, bool] = {}
 
     async def send(self, step: Step) -> None:
         await self._steps.publish(step.model_dump_json())
@@ -101,9 +108,15 @@ class Batches:
         return batch.public(batch.request_counts)
 
     async def get(self, batch_id: str, tenant: str) -> BatchObject:
+        shown = await self._shown(batch_id, tenant)
+        if shown is None:
+            raise ApiError(404, "batch_not_found", f"no batch {batch_id}")
+        return shown
+
+    async def _shown(self, batch_id: str, tenant: str) -> BatchObject | None:
         batch = await self.store.get(batch_id)
         if batch is None or batch.tenant != tenant:
-            raise ApiError(404, "batch_not_found", f"no batch {batch_id}")
+            return None
         tally = await self.counts.read(batch_id)
         if not batch.status.terminal:
             await self._nudge(batch, tally.changed_at)
@@ -113,13 +126,21 @@ class Batches:
         ids = await self.store.ids_of(tenant)
         if after is not None:
             ids = ids[ids.index(after) + 1 :] if after in ids else []
-        page = [await self.get(batch_id, tenant) for batch_id in ids[:limit]]
+        page: list[BatchObject] = []
+        looked = 0
+        for batch_id in ids:
+            if len(page) == limit:
+                break
+            looked += 1
+            # The tenant's list outlives a batch left untouched past its TTL: skipped.
+            if (shown := await self._shown(batch_id, tenant)) is not None:
+                page.append(shown)
         return {
             "object": "list",
             "data": [b.model_dump(mode="json") for b in page],
             "first_id": page[0].id if page else None,
             "last_id": page[-1].id if page else None,
-            "has_more": len(ids) > limit,
+            "has_more": looked < len(ids),
         }
 
     async def cancel(self, batch_id: str, tenant: str) -> BatchObject:
@@ -162,7 +183,7 @@ class Batches:
         quiet = clock - max(changed_at, fan.moved_at, float(batch.created_at))
         if quiet < STALL_SECONDS or clock - self._nudged.get(batch.id, 0.0) < STALL_SECONDS:
             return
-        self._nudged[batch.id] = clock
+        _remember(self._nudged, batch.id, clock)
         if not fan.done and not fan.stopped:
             if clock - max(fan.moved_at, float(batch.created_at)) < FANOUT_STALL_SECONDS:
                 return
@@ -228,9 +249,16 @@ class Batches:
             batch = await self.store.get(batch_id)
             if batch is None:
                 return Delivery.SUCCESS
-            total = self._totals[batch_id] = batch.request_counts.total
+            total = batch.request_counts.total
+            _remember(self._totals, batch_id, total)
         if tally.completed + tally.failed >= total and batch_id not in self._finalizing:
-            self._finalizing.add(batch_id)  # the events of one last group commit: one step
+            _remember(self._finalizing, batch_id, True)  # one last group commit: one step
             log.info("job_id=%s was the last of batch %s: finalizing", event.job_id, batch_id)
             await self.send(Step(batch_id=batch_id, kind="finalize"))
         return Delivery.SUCCESS
+
+
+def _remember(seen: dict[str, T], batch_id: str, value: T) -> None:
+    seen[batch_id] = value
+    if len(seen) > _REMEMBERED_BATCHES:
+        del seen[next(iter(seen))]  # dicts keep insertion order: the oldest

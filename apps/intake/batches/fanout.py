@@ -96,7 +96,12 @@ class FanOut:
                 for r in read
             )
         )
-        admitted = await self._admit(batch, [p for p in parsed if isinstance(p, JobRecord)])
+        try:
+            admitted = await self._admit(batch, [p for p in parsed if isinstance(p, JobRecord)])
+        except _Stopped:
+            # Nothing stored or sent; the quota charges of the lines admitted so far lapse as
+            # a job that never got its record does (apps/intake/quotas.py).
+            return False
         if admitted is not None:  # the quota stayed full: end this step before that line
             read = [r for r in read if r.number < admitted]
             parsed = [p for p in parsed if _line(p) < admitted]
@@ -150,7 +155,11 @@ class FanOut:
 
     async def _admit(self, batch: StoredBatch, records: list[JobRecord]) -> int | None:
         """Charge each record to the tenant's quota, waiting while it is full; None when all
-        fit, else the line of the first that did not within PACE_SECONDS."""
+        fit, else the line of the first that did not within PACE_SECONDS.
+
+        _Stopped when the batch was stopped while this waited: a stop waits for the step
+        under way far less than a step may wait here (sweep._SETTLE_SECONDS), and jobs sent
+        after its walk would run for a batch that has ended."""
         give_up = time.monotonic() + PACE_SECONDS
         for record in records:
             while True:
@@ -161,6 +170,8 @@ class FanOut:
                     if time.monotonic() + exc.retry_after > give_up:
                         return _line(record)
                     await asyncio.sleep(max(exc.retry_after, 0.05))
+                    if (await self._store.fanout(batch.id)).stopped:
+                        raise _Stopped(batch.id) from None
         return None
 
     async def _store_jobs(self, records: list[JobRecord], replay_to: int) -> None:

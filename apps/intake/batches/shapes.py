@@ -7,6 +7,7 @@ plus intake's own fields (tenant, the file's chunks), never shown to a client.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from enum import StrEnum
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_BATCH_ID = re.compile(r"batch_[0-9a-f]{32}")  # new_batch_id's shape
 # One job id per (batch, line): the same line always makes the same job, so a replayed
 # fan-out step finds the jobs it made before instead of making new ones.
 _JOB_IDS = uuid.UUID("5b0c6f0e-3d1a-4f57-9a51-6a0b0d7e2c11")
@@ -29,6 +31,12 @@ def new_file_id() -> str:
 
 def new_batch_id() -> str:
     return f"batch_{uuid.uuid4().hex}"
+
+
+def is_batch_id(text: str) -> bool:
+    """Whether `text` has new_batch_id's shape. An id from a URL without it could name one of
+    a batch's other keys (`batch:{id}:fanout`, `batch:index:{tenant}`) instead of a batch."""
+    return _BATCH_ID.fullmatch(text) is not None
 
 
 def job_id_of(batch_id: str, line: int) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from apps.intake.batches.files import FILE_TTL_SECONDS
-from apps.intake.batches.shapes import StoredBatch
+from apps.intake.batches.shapes import StoredBatch, is_batch_id
 from jobrelay import keys
 from jobrelay.state import State, Write
 
@@ -46,6 +46,8 @@ class BatchStore:
         self.state = state
 
     async def get(self, batch_id: str) -> StoredBatch | None:
+        if not is_batch_id(batch_id):
+            return None
         item = await self.state.get(keys.batch(batch_id))
         return StoredBatch.model_validate_json(item.data) if item else None
 
