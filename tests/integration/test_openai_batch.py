@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from openai import NotFoundError, OpenAI
 from openai.types import Batch
+from standardwebhooks import Webhook
 
-from tests.integration.stack import API_KEYS, Stack
+from tests.integration.helpers import webhook_receiver
+from tests.integration.stack import API_KEYS, WEBHOOK_SECRET, Stack
 
 _DONE = {"completed", "failed", "expired", "cancelled"}
 
@@ -33,12 +35,12 @@ def _embedding_line(n: int, url: str = "/v1/embeddings") -> dict[str, Any]:
     return {"custom_id": f"emb-{n}", "method": "POST", "url": url, "body": body}
 
 
+def _chat_params(n: int) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": f"Say the number {n}."}], "max_tokens": 8}
+
+
 def _chat_line(n: int) -> dict[str, Any]:
-    body = {
-        "model": "gpt-4o-mini",
-        "messages": [{"role": "user", "content": f"Say the number {n}."}],
-        "max_tokens": 8,
-    }
+    body = {"model": "gpt-4o-mini", **_chat_params(n)}
     return {"custom_id": f"chat-{n}", "method": "POST", "url": "/v1/chat/completions", "body": body}
 
 
@@ -62,6 +64,18 @@ def _until_done(client: OpenAI, batch_id: str, timeout: float) -> Batch:
             return batch
         time.sleep(0.5)
     raise AssertionError(f"batch {batch_id} not done in {timeout} s: {batch.status}")
+
+
+def _until_one_completed(client: OpenAI, batch_id: str) -> None:
+    """Wait until a line of the batch has succeeded (its other lines still running)."""
+    give_up = time.monotonic() + 120
+    while time.monotonic() < give_up:
+        batch = client.batches.retrieve(batch_id)
+        assert batch.status not in _DONE, batch
+        if batch.request_counts is not None and batch.request_counts.completed >= 1:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no line of batch {batch_id} succeeded in 120 s")
 
 
 def _lines_of(client: OpenAI, file_id: str | None) -> list[dict[str, Any]]:
@@ -133,12 +147,7 @@ def test_cancel_mid_batch_ends_cancelled_with_counts_that_add_up(openai_client: 
     batch = openai_client.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
-    give_up = time.monotonic() + 120
-    while time.monotonic() < give_up:
-        current = openai_client.batches.retrieve(batch.id)
-        if current.request_counts is not None and current.request_counts.completed >= 1:
-            break
-        time.sleep(0.2)
+    _until_one_completed(openai_client, batch.id)
     cancelling = openai_client.batches.cancel(batch.id)
     assert cancelling.status in ("cancelling", "cancelled")
     ended = _until_done(openai_client, batch.id, timeout=240)
@@ -155,6 +164,40 @@ def test_cancel_mid_batch_ends_cancelled_with_counts_that_add_up(openai_client: 
     ids = {line["custom_id"] for line in output} | {line["custom_id"] for line in errors}
     assert ids == {f"chat-{n}" for n in range(300)}
     assert {"batch_cancelled", "cancelled", "job_cancelled"} & {e["error"]["code"] for e in errors}
+
+
+def test_the_jobs_a_cancel_ends_tell_their_webhooks(openai_client: OpenAI) -> None:
+    # Intake cancels a cancelled batch's queued jobs itself, so it publishes their webhook
+    # events too (its topic scopes must allow `job-webhooks`).
+    with webhook_receiver() as receiver:
+        hook = {"url": receiver.url, "events": ["failed"]}
+        lines = [
+            {
+                "custom_id": f"job-{n}",
+                "method": "POST",
+                "url": "/v1/jobs",
+                "body": {"task": "chat", "params": _chat_params(n), "webhook": hook},
+            }
+            for n in range(260)
+        ]
+        uploaded = openai_client.files.create(file=("hooks.jsonl", _jsonl(lines)), purpose="batch")
+        batch = openai_client.batches.create(
+            input_file_id=uploaded.id,
+            endpoint="/v1/jobs",  # type: ignore[arg-type]  # jobrelay's own endpoint
+            completion_window="24h",
+        )
+        _until_one_completed(openai_client, batch.id)
+        openai_client.batches.cancel(batch.id)
+        ended = _until_done(openai_client, batch.id, timeout=240)
+        assert ended.status == "cancelled", ended
+        errors = _lines_of(openai_client, ended.error_file_id)
+        cancelled = [e for e in errors if e["error"]["code"] != "batch_cancelled"]
+        assert cancelled, "no job was still queued when the batch was cancelled"
+        received = receiver.wait_for(len(cancelled), timeout=60)
+
+    bodies = [Webhook(WEBHOOK_SECRET).verify(r.body, r.headers) for r in received]
+    assert {b["status"] for b in bodies} == {"cancelled"}
+    assert len({b["id"] for b in bodies}) == len(cancelled)
 
 
 def test_another_tenants_batch_is_not_found(stack: Stack, openai_client: OpenAI) -> None:

@@ -9,7 +9,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from jobrelay.constants import BATCH_EVENTS_TOPIC, BATCHES_TOPIC, DEAD_LETTER_TOPIC
+from jobrelay.constants import (
+    BATCH_EVENTS_TOPIC,
+    BATCHES_TOPIC,
+    DEAD_LETTER_TOPIC,
+    WEBHOOK_EVENTS_TOPIC,
+)
 from jobrelay.contract import Priority
 from jobrelay.lanes import LEGACY_TOPIC, Lanes, LaneSettings, lane_topic
 
@@ -71,7 +76,9 @@ def test_every_profile_scopes_every_lane(profile: str) -> None:
     published = _scopes(meta["publishingScopes"])
     subscribed = _scopes(meta["subscriptionScopes"])
 
-    # Intake also publishes its own batch steps and batch line events (apps/intake/batches).
-    assert published["intake"] == lanes | {BATCHES_TOPIC, BATCH_EVENTS_TOPIC}
+    # Intake also publishes its own batch steps and batch line events (apps/intake/batches),
+    # and the webhook events of the batch jobs it cancels.
+    batches = {BATCHES_TOPIC, BATCH_EVENTS_TOPIC, WEBHOOK_EVENTS_TOPIC}
+    assert published["intake"] == lanes | batches
     assert subscribed["worker"] == lanes | {DEAD_LETTER_TOPIC}
     assert not lanes & (published["worker"] | published["status"] | subscribed["status"])
