@@ -53,8 +53,9 @@ def _submit_and_follow(client: httpx.Client, stack: Stack, body: dict[str, Any])
 
 
 def _job_trace(job_id: str) -> Callable[[list[ReceivedSpan]], bool]:
-    """Done when the submit, the delivery and its sidecar's span, a GenAI span and every
-    app's and sidecar's spans in the job's trace are in."""
+    """Done when the submit, the delivery and its sidecar's span, a GenAI span, a poll's
+    span and every app's and sidecar's spans in the job's trace are in. (Each process
+    exports its spans in batches of its own: one part can arrive seconds after another.)"""
 
     def done(spans: list[ReceivedSpan]) -> bool:
         mine = [s for s in spans if s.attributes.get(JOB_ID) == job_id]
@@ -68,7 +69,8 @@ def _job_trace(job_id: str) -> Callable[[list[ReceivedSpan]], bool]:
         genai = any("gen_ai.usage.input_tokens" in s.attributes for s in mine)
         ids = {s.span_id for s in spans}
         delivered = any(_is_delivery(s) and s.parent_span_id in ids for s in mine)
-        return genai and delivered and set(APPS) | set(SIDECARS) <= in_trace
+        polled = any(s.name == "GET /v1/jobs/{job_id}" for s in mine)
+        return genai and delivered and polled and set(APPS) | set(SIDECARS) <= in_trace
 
     return done
 
