@@ -1,6 +1,7 @@
-"""Reading a tenant's batches on the in-memory FAKE of the Dapr client (tests/doubles): a
-batch whose key ran out is left out of `GET /v1/batches` (the tenant's list of ids outlives
-it), and an id without a batch id's shape is a 404, never a read of a batch's other keys."""
+"""Reading and cancelling a tenant's batches on the in-memory FAKE of the Dapr client
+(tests/doubles): a batch whose key ran out is left out of `GET /v1/batches` (the tenant's
+list of ids outlives it), an id without a batch id's shape is a 404, never a read of a
+batch's other keys, and a cancel that lost a race to another answers as that one did."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import json
 import pytest
 
 from apps.intake.batches.engine import Batches
-from apps.intake.batches.shapes import BatchObject, CreateBatch, Endpoint
+from apps.intake.batches.shapes import BatchObject, CreateBatch, Endpoint, StoredBatch
 from jobrelay import keys
+from jobrelay.constants import BATCHES_TOPIC
 from jobrelay.errors import ApiError
 from tests.unit.batch_setup import WiredIntake, stored_file, wired_intake
 
@@ -50,3 +52,24 @@ async def test_an_id_without_a_batch_ids_shape_is_not_found(shape: str) -> None:
     with pytest.raises(ApiError) as caught:
         await engine.get(shape.format(id=created.id), "t")
     assert (caught.value.status, caught.value.code) == (404, "batch_not_found")
+
+
+async def test_a_cancel_that_lost_a_race_answers_as_the_winner_did(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wired, engine, [created] = await _batches(1)
+    stale = await engine.store.get(created.id)
+    assert stale is not None
+    assert (await engine.cancel(created.id, "t")).status == "cancelling"
+    # The second cancel read the batch before the first one's write landed.
+    real_get, reads = engine.store.get, 0
+
+    async def stale_first(batch_id: str) -> StoredBatch | None:
+        nonlocal reads
+        reads += 1
+        return stale if reads == 1 else await real_get(batch_id)
+
+    monkeypatch.setattr(engine.store, "get", stale_first)
+    assert (await engine.cancel(created.id, "t")).status == "cancelling"
+    steps = [json.loads(d) for _, topic, d in wired.dapr.published if topic == BATCHES_TOPIC]
+    assert [s["kind"] for s in steps].count("cancel") == 1

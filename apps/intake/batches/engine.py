@@ -158,9 +158,13 @@ class Batches:
                 return batch.model_copy(update=update)
             return None
 
-        _, written = await self.store.update(batch_id, cancelling)
-        if not written and current.status is not BatchStatus.CANCELLING:
-            shown = current.status.value
+        # Judged on the batch as the update found it, not as read above: a cancel that lost
+        # a race to another finds the batch cancelling, and answers as that one did.
+        found, written = await self.store.update(batch_id, cancelling)
+        if found is None:
+            raise ApiError(404, "batch_not_found", f"no batch {batch_id}")
+        if not written and found.status is not BatchStatus.CANCELLING:
+            shown = found.status.value
             raise ApiError(409, "batch_not_cancellable", f"the batch is {shown}")
         if written:
             await self.send(Step(batch_id=batch_id, kind="cancel"))
